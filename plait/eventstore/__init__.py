@@ -1,0 +1,1 @@
+"""Append-only event store (SQLAlchemy; SQLite by default, PostgreSQL in production)."""

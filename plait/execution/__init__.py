@@ -1,0 +1,1 @@
+"""The only layer with side effects on repositories: git, worktrees, task runners, orchestration."""

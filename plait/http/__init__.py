@@ -1,0 +1,1 @@
+"""Starlette app: command POSTs, queries, server-sent events and the dashboard."""
