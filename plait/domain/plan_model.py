@@ -1,0 +1,127 @@
+"""The plan as frozen values.
+
+Constructing these directly checks nothing; `plait.domain.plan.parse_plan` and
+`plan_from_mapping` are the checked way in, and `Plan.from_dict` uses them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+# A runner: a preset name, or a custom argv template with "{prompt}" in an argument.
+Agent = str | tuple[str, ...]
+
+SHELL: Final = "shell"
+BUILTIN_AGENTS: Final = (SHELL, "claude", "codex", "aider")
+PROMPT_PLACEHOLDER: Final = "{prompt}"
+
+DEFAULT_MAX_CONCURRENCY: Final = 3
+DEFAULT_RETRIES: Final = 1
+DEFAULT_TIMEOUT: Final = 3600
+
+
+@dataclass(frozen=True)
+class Task:
+    id: str
+    title: str = ""  # empty means "same as the id"
+    prompt: str | None = None
+    run: str | None = None  # the shell runner's command line
+    agent: Agent | None = None  # None: the plan's agent
+    depends_on: tuple[str, ...] = ()
+    files: tuple[str, ...] = ()  # hint: tasks touching the same paths never run side by side
+    timeout: float | None = None  # None: the plan's timeout
+
+    def __post_init__(self) -> None:
+        if not self.title:
+            object.__setattr__(self, "title", self.id)  # frozen, so the default is set this way
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "id": self.id,
+            "title": self.title,
+            "prompt": self.prompt,
+            "run": self.run,
+            "agent": _agent_to_json(self.agent),
+            "depends_on": list(self.depends_on),
+            "files": list(self.files),
+            "timeout": self.timeout,
+        }
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Tasks that run together; a batch starts only after every earlier batch has landed."""
+
+    batch_id: int
+    task_ids: tuple[str, ...]
+    can_parallel: bool
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "batch_id": self.batch_id,
+            "task_ids": list(self.task_ids),
+            "can_parallel": self.can_parallel,
+        }
+
+
+@dataclass(frozen=True)
+class Plan:
+    tasks: tuple[Task, ...]
+    base: str | None = None  # None: the branch checked out when the run starts
+    max_concurrency: int = DEFAULT_MAX_CONCURRENCY
+    retries: int = DEFAULT_RETRIES
+    timeout: float = DEFAULT_TIMEOUT
+    test_command: str | None = None
+    test_timeout: float | None = None
+    setup_command: str | None = None
+    copy_ignored: tuple[str, ...] = ()
+    agent: Agent = SHELL
+    allow_red_base: bool = False
+    batches: tuple[Batch, ...] | None = None  # None: derived from dependencies and files
+
+    @property
+    def task_ids(self) -> tuple[str, ...]:
+        return tuple(task.id for task in self.tasks)
+
+    def task(self, task_id: str) -> Task:
+        """The task with this id; KeyError if there is none."""
+        for task in self.tasks:
+            if task.id == task_id:
+                return task
+        raise KeyError(task_id)
+
+    def agent_for(self, task: Task) -> Agent:
+        return self.agent if task.agent is None else task.agent
+
+    def timeout_for(self, task: Task) -> float:
+        return self.timeout if task.timeout is None else task.timeout
+
+    def to_dict(self) -> dict[str, object]:
+        """A JSON-ready mapping that `from_dict` reads back into an equal plan."""
+        return {
+            "base": self.base,
+            "max_concurrency": self.max_concurrency,
+            "retries": self.retries,
+            "timeout": self.timeout,
+            "test_command": self.test_command,
+            "test_timeout": self.test_timeout,
+            "setup_command": self.setup_command,
+            "copy_ignored": list(self.copy_ignored),
+            "agent": _agent_to_json(self.agent),
+            "allow_red_base": self.allow_red_base,
+            "tasks": [task.to_dict() for task in self.tasks],
+            "batches": None if self.batches is None else [b.to_dict() for b in self.batches],
+        }
+
+    @classmethod
+    def from_dict(cls, data: object) -> Plan:
+        """Read a plan back, checking it like any other input; raises PlanError."""
+        # Deferred: the checking code builds Plans, so it imports this module.
+        from plait.domain.plan import plan_from_mapping
+
+        return plan_from_mapping(data)
+
+
+def _agent_to_json(agent: Agent | None) -> str | list[str] | None:
+    return list(agent) if isinstance(agent, tuple) else agent

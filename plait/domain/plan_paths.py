@@ -1,0 +1,42 @@
+"""Repository-relative paths in a plan: the `files` hints and `copy_ignored`.
+
+Paths are compared by components, so `src` and `src/` are the same directory,
+`src/a.py` lies inside both, and `src/a.pyc` is unrelated to `src/a.py`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+
+def path_parts(path: str) -> tuple[str, ...]:
+    """Components of a relative path; `.` and empty segments carry no meaning."""
+    return tuple(part for part in path.split("/") if part not in ("", "."))
+
+
+def relative_path_problem(path: str) -> str | None:
+    """Why `path` is not a path inside the repository, or None if it is."""
+    if path.startswith("/"):
+        return "must be a path relative to the repository, not an absolute path"
+    if ".." in path.split("/"):
+        return "must not contain '..'"
+    return None
+
+
+def copy_path_problem(path: str) -> str | None:
+    """Like `relative_path_problem`, but `.` (the whole checkout) cannot be copied."""
+    return relative_path_problem(path) or (
+        None if path_parts(path) else "must name a file or directory, not the repository root"
+    )
+
+
+def overlap(left: Iterable[str], right: Iterable[str]) -> tuple[str, str] | None:
+    """The first pair of paths that share a file (equal, or one a directory of the other)."""
+    right_parts = [(path, path_parts(path)) for path in right]
+    for path in left:
+        parts = path_parts(path)
+        for other, other_parts in right_parts:
+            shorter = min(len(parts), len(other_parts))
+            if parts[:shorter] == other_parts[:shorter]:
+                return path, other
+    return None

@@ -1,0 +1,110 @@
+"""DDL the migrations install: the PostgreSQL append function and the immutability guards.
+
+The append function does the whole append in one round trip: it takes a table lock (so global
+positions are handed out in commit order and a tailing reader never skips one), checks the
+expected version and idempotency, computes the hash chain with the same formula as
+plait.eventstore.hashing, inserts, and notifies listeners.
+"""
+
+from __future__ import annotations
+
+APPEND_FUNCTION = r"""
+CREATE OR REPLACE FUNCTION plait_append(
+    p_stream text,
+    p_expected integer,
+    p_event_ids text[],
+    p_types text[],
+    p_schema_versions integer[],
+    p_data text[],
+    p_metadata text[],
+    p_recorded_at timestamptz,
+    p_recorded_text text
+) RETURNS SETOF bigint
+LANGUAGE plpgsql AS $$
+DECLARE
+    n integer := array_length(p_event_ids, 1);
+    found_count integer;
+    current_version integer;
+    last_position bigint;
+    last_hash text;
+    v integer;
+    digest_input text;
+    new_hash text;
+    i integer;
+BEGIN
+    LOCK TABLE plait_events IN EXCLUSIVE MODE;
+
+    SELECT count(*) INTO found_count FROM plait_events
+        WHERE event_id = ANY(p_event_ids) AND stream_id = p_stream;
+    IF found_count = n THEN
+        RETURN QUERY SELECT e.position FROM plait_events e
+            WHERE e.event_id = ANY(p_event_ids) ORDER BY e.position;
+        RETURN;
+    END IF;
+    IF found_count > 0 OR EXISTS (SELECT 1 FROM plait_events WHERE event_id = ANY(p_event_ids)) THEN
+        RAISE EXCEPTION USING ERRCODE = 'PL002',
+            MESSAGE = 'some of these event ids are already stored';
+    END IF;
+
+    SELECT COALESCE(max(stream_version), 0) INTO current_version
+        FROM plait_events WHERE stream_id = p_stream;
+    IF p_expected IS NOT NULL AND p_expected <> current_version THEN
+        RAISE EXCEPTION USING ERRCODE = 'PL001',
+            MESSAGE = 'wrong expected version', DETAIL = current_version::text;
+    END IF;
+
+    SELECT e.position, e.hash INTO last_position, last_hash
+        FROM plait_events e ORDER BY e.position DESC LIMIT 1;
+    IF last_position IS NULL THEN
+        last_position := 0;
+        last_hash := repeat('0', 64);
+    END IF;
+
+    FOR i IN 1..n LOOP
+        v := current_version + i;
+        digest_input :=
+            length(p_stream) || ':' || p_stream ||
+            length(v::text) || ':' || v::text ||
+            length(p_event_ids[i]) || ':' || p_event_ids[i] ||
+            length(p_types[i]) || ':' || p_types[i] ||
+            length(p_schema_versions[i]::text) || ':' || p_schema_versions[i]::text ||
+            length(p_data[i]) || ':' || p_data[i] ||
+            length(p_metadata[i]) || ':' || p_metadata[i] ||
+            length(p_recorded_text) || ':' || p_recorded_text;
+        new_hash := encode(sha256(convert_to(
+            last_hash || encode(sha256(convert_to(digest_input, 'UTF8')), 'hex'),
+            'UTF8')), 'hex');
+        last_position := last_position + 1;
+        INSERT INTO plait_events (position, stream_id, stream_version, event_id, type,
+                                  schema_version, data, metadata, recorded_at, hash)
+        VALUES (last_position, p_stream, v, p_event_ids[i], p_types[i], p_schema_versions[i],
+                p_data[i], p_metadata[i], p_recorded_at, new_hash);
+        last_hash := new_hash;
+        RETURN NEXT last_position;
+    END LOOP;
+    PERFORM pg_notify('plait_events', last_position::text);
+    RETURN;
+END
+$$;
+"""
+
+IMMUTABILITY_GUARD = r"""
+CREATE OR REPLACE FUNCTION plait_events_are_immutable() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION USING ERRCODE = 'PL003',
+        MESSAGE = 'plait_events is append-only: ' || TG_OP || ' is refused';
+END
+$$;
+CREATE TRIGGER plait_events_no_update BEFORE UPDATE OR DELETE ON plait_events
+    FOR EACH ROW EXECUTE FUNCTION plait_events_are_immutable();
+CREATE TRIGGER plait_events_no_truncate BEFORE TRUNCATE ON plait_events
+    FOR EACH STATEMENT EXECUTE FUNCTION plait_events_are_immutable();
+"""
+
+SQLITE_IMMUTABILITY_GUARD = [
+    """CREATE TRIGGER plait_events_no_update BEFORE UPDATE ON plait_events
+       BEGIN SELECT RAISE(ABORT, 'plait_events is append-only: UPDATE is refused'); END""",
+    """CREATE TRIGGER plait_events_no_delete BEFORE DELETE ON plait_events
+       BEGIN SELECT RAISE(ABORT, 'plait_events is append-only: DELETE is refused'); END""",
+]

@@ -1,0 +1,58 @@
+"""Canonical encoding and the hash chain.
+
+Each event's hash is sha256(previous hash + content digest), where the content digest covers
+every field of the envelope except the position. The PostgreSQL append function computes the
+chain step in the database (so an append is one round trip); both sides use the same formula,
+and `verify()` recomputes it in Python.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+GENESIS_HASH = "0" * 64
+
+
+def canonical_json(value: Mapping[str, Any]) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def timestamp_text(moment: datetime) -> str:
+    """One spelling of a timestamp, whatever the driver hands back (naive values are UTC)."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def content_digest(
+    *,
+    stream_id: str,
+    stream_version: int,
+    event_id: str,
+    type: str,
+    schema_version: int,
+    data_json: str,
+    metadata_json: str,
+    recorded_at: datetime,
+) -> str:
+    parts = [
+        stream_id,
+        str(stream_version),
+        event_id,
+        type,
+        str(schema_version),
+        data_json,
+        metadata_json,
+        timestamp_text(recorded_at),
+    ]
+    # A length prefix per field keeps ("ab", "c") and ("a", "bc") apart.
+    encoded = "".join(f"{len(p)}:{p}" for p in parts)
+    return hashlib.sha256(encoded.encode("utf-8")).hexdigest()
+
+
+def chain(previous_hash: str, digest: str) -> str:
+    return hashlib.sha256((previous_hash + digest).encode("ascii")).hexdigest()

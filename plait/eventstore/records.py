@@ -1,0 +1,64 @@
+"""The records that go into and come out of the store."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import cached_property
+from typing import Any
+
+JSONDict = dict[str, Any]
+
+
+@dataclass(frozen=True, kw_only=True)
+class NewEvent:
+    """An event to append. `event_id` makes a retried append idempotent: keep it across retries."""
+
+    type: str
+    data: Mapping[str, Any]
+    schema_version: int = 1
+    event_id: uuid.UUID = field(default_factory=uuid.uuid4)
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, kw_only=True)
+class StoredEvent:
+    """An event as stored, with its full envelope.
+
+    The JSON is kept as stored text (it is what the hash covers) and decoded on first use, so
+    readers that only route or count events never pay for decoding.
+    """
+
+    position: int
+    stream_id: str
+    stream_version: int
+    event_id: str
+    type: str
+    schema_version: int
+    data_json: str
+    metadata_json: str
+    recorded_at: datetime
+    hash: str
+
+    @cached_property
+    def data(self) -> JSONDict:
+        decoded: JSONDict = json.loads(self.data_json)
+        return decoded
+
+    @cached_property
+    def metadata(self) -> JSONDict:
+        decoded: JSONDict = json.loads(self.metadata_json)
+        return decoded
+
+
+@dataclass(frozen=True)
+class IntegrityReport:
+    """What `verify()` found. `ok` is False from the first bad event on."""
+
+    ok: bool
+    checked: int
+    first_bad_position: int | None = None
+    problem: str | None = None

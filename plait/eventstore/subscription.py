@@ -1,0 +1,181 @@
+"""Live subscriptions: catch up from the store, then follow new events as they commit.
+
+One LiveFeed per store and event loop does the database reads for every subscriber: each new
+batch of events is read once and fanned out, however many subscribers there are. A subscriber
+first reads the history it missed on its own, then joins the feed; positions dedupe the seam.
+A subscriber that falls too far behind is dropped from the feed and catches up from the store
+again, so a slow consumer never holds memory for everyone else.
+
+Wake-ups: an in-process notifier for writers in this process, LISTEN/NOTIFY on PostgreSQL for
+writers in other processes, and a poll as the fallback (and SQLite's cross-process path).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import weakref
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
+
+from plait.eventstore.records import StoredEvent
+
+if TYPE_CHECKING:
+    from plait.eventstore.sql_store import SqlEventStore
+
+log = logging.getLogger(__name__)
+
+PAGE_SIZE = 1000
+MAX_QUEUED = 10_000
+POLL_SECONDS = {"sqlite": 0.25, "postgresql": 2.0}
+
+_feeds: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[int, LiveFeed]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def feed_for(store: SqlEventStore) -> LiveFeed:
+    loop = asyncio.get_running_loop()
+    per_loop = _feeds.setdefault(loop, {})
+    feed = per_loop.get(id(store))
+    if feed is None or feed.store is not store:
+        feed = per_loop[id(store)] = LiveFeed(store)
+    return feed
+
+
+class _Lagged:
+    """Queued in place of events a subscriber was too slow to take."""
+
+
+_LAGGED = _Lagged()
+
+
+class LiveFeed:
+    def __init__(self, store: SqlEventStore) -> None:
+        self.store = store
+        self.head = 0
+        self.reads = 0  # database reads done for live delivery (the fan-out benchmark counts them)
+        self._queues: set[asyncio.Queue[StoredEvent | _Lagged]] = set()
+        self._task: asyncio.Task[None] | None = None
+        self._ready = asyncio.Event()
+        self._wake = asyncio.Event()
+
+    @property
+    def subscriber_count(self) -> int:
+        return len(self._queues)
+
+    async def subscribe(self, after_position: int = 0) -> AsyncIterator[StoredEvent]:
+        queue: asyncio.Queue[StoredEvent | _Lagged] = asyncio.Queue()
+        last = after_position
+        try:
+            while True:
+                head = await self._join(queue)
+                async for event in self._catch_up(last, head):
+                    last = event.position
+                    yield event
+                while True:
+                    item = await queue.get()
+                    if isinstance(item, _Lagged):
+                        break  # dropped from the feed: catch up from the store again
+                    if item.position > last:
+                        last = item.position
+                        yield item
+        finally:
+            self._leave(queue)
+
+    async def _join(self, queue: asyncio.Queue[StoredEvent | _Lagged]) -> int:
+        self._queues.add(queue)
+        if self._task is None or self._task.done():
+            self._ready.clear()
+            self._task = asyncio.create_task(self._run(), name="plait-live-feed")
+        await self._ready.wait()
+        return self.head
+
+    def _leave(self, queue: asyncio.Queue[StoredEvent | _Lagged]) -> None:
+        self._queues.discard(queue)
+        if not self._queues and self._task is not None:
+            self._task.cancel()
+            self._task = None
+
+    async def _catch_up(self, after: int, until: int) -> AsyncIterator[StoredEvent]:
+        while after < until:
+            page = await asyncio.to_thread(
+                self.store.read_all, after, min(PAGE_SIZE, until - after)
+            )
+            if not page:
+                return
+            for event in page:
+                if event.position > until:
+                    return
+                yield event
+                after = event.position
+
+    async def _run(self) -> None:
+        notifier_wake = self.store.notifier.register()
+        listener = asyncio.create_task(self._listen()) if self.store.dialect == "postgresql" else None
+        poll = POLL_SECONDS.get(self.store.dialect, 1.0)
+        try:
+            self.head = await asyncio.to_thread(self.store.last_position)
+            self._ready.set()
+            while not self.store.notifier.closed:
+                await self._deliver_new()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(poll):
+                        await _first_of(notifier_wake, self._wake)
+                notifier_wake.clear()
+                self._wake.clear()
+        finally:
+            self.store.notifier.unregister(notifier_wake)
+            if listener is not None:
+                listener.cancel()
+
+    async def _deliver_new(self) -> None:
+        while True:
+            try:
+                page = await asyncio.to_thread(self.store.read_all, self.head, PAGE_SIZE)
+            except Exception as exc:  # the store is down: keep subscribers, retry on next wake
+                log.warning("live feed could not read new events: %s", exc)
+                return
+            self.reads += 1
+            if not page:
+                return
+            for queue in list(self._queues):
+                if queue.qsize() + len(page) > MAX_QUEUED:
+                    self._drop(queue)
+                    continue
+                for event in page:
+                    queue.put_nowait(event)
+            self.head = page[-1].position
+            if len(page) < PAGE_SIZE:
+                return
+
+    def _drop(self, queue: asyncio.Queue[StoredEvent | _Lagged]) -> None:
+        self._queues.discard(queue)
+        while not queue.empty():
+            queue.get_nowait()
+        queue.put_nowait(_LAGGED)
+
+    async def _listen(self) -> None:
+        """PostgreSQL LISTEN: wakes the feed for appends made by other processes."""
+        import psycopg
+
+        conninfo = self.store.url.set(drivername="postgresql").render_as_string(
+            hide_password=False
+        )
+        try:
+            async with await psycopg.AsyncConnection.connect(conninfo, autocommit=True) as conn:
+                await conn.execute("LISTEN plait_events")
+                async for _ in conn.notifies():
+                    self._wake.set()
+        except (OSError, psycopg.Error) as exc:
+            log.info("LISTEN unavailable, polling instead: %s", exc)
+
+
+async def _first_of(*events: asyncio.Event) -> None:
+    waiters = [asyncio.ensure_future(e.wait()) for e in events]
+    try:
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()

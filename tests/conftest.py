@@ -1,0 +1,74 @@
+"""Shared fixtures: a fresh event store on each backend.
+
+PostgreSQL tests run against the server at 127.0.0.1:5432 (database `test`), each in a schema of
+its own so runs never collide. Set PLAIT_TEST_PG_URL to point elsewhere. In CI (CI=true) an
+unreachable server is a failure, not a skip.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.exc import OperationalError
+
+from plait.eventstore import SqlEventStore
+
+PG_URL = os.environ.get("PLAIT_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
+BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+
+
+def _pg_admin_url() -> str:
+    return PG_URL.replace("postgresql://", "postgresql+psycopg://", 1)
+
+
+@pytest.fixture(scope="session")
+def postgres_available() -> bool:
+    try:
+        engine = create_engine(_pg_admin_url())
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        engine.dispose()
+        return True
+    except OperationalError:
+        if os.environ.get("CI"):
+            raise
+        return False
+
+
+@pytest.fixture
+def pg_schema_url(postgres_available: bool) -> Iterator[str]:
+    """A URL whose connections live in a fresh schema, dropped afterwards."""
+    if not postgres_available:
+        pytest.skip("PostgreSQL is not reachable at " + PG_URL)
+    schema = f"plait_test_{uuid.uuid4().hex[:12]}"
+    engine = create_engine(_pg_admin_url(), isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    sep = "&" if "?" in PG_URL else "?"
+    try:
+        yield f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
+    finally:
+        with engine.connect() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        engine.dispose()
+
+
+@pytest.fixture(params=BACKENDS)
+def store_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path_factory.mktemp('store') / 'plait.db'}"
+    url: str = request.getfixturevalue("pg_schema_url")
+    return url
+
+
+@pytest.fixture
+def store(store_url: str) -> Iterator[SqlEventStore]:
+    opened = SqlEventStore(store_url)
+    try:
+        yield opened
+    finally:
+        opened.close()

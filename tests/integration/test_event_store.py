@@ -1,0 +1,284 @@
+"""The event store's guarantees, run against SQLite and PostgreSQL alike."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import uuid
+
+import pytest
+from sqlalchemy import text
+
+from plait.eventstore import (
+    ConcurrencyError,
+    DuplicateEventError,
+    NewEvent,
+    SqlEventStore,
+    StoredEvent,
+)
+
+
+def event(kind: str = "Happened", **data: object) -> NewEvent:
+    return NewEvent(type=kind, data=data, metadata={"actor": "test"})
+
+
+def stream() -> str:
+    return f"run-{uuid.uuid4().hex[:10]}"
+
+
+def test_appended_events_come_back_with_their_envelope(store: SqlEventStore) -> None:
+    s = stream()
+    new = event("TaskStarted", task_id="a", attempt=1)
+    [position] = store.append(s, [new], expected_version=0)
+    [stored] = store.read_stream(s)
+    assert stored.position == position
+    assert (stored.stream_id, stored.stream_version) == (s, 1)
+    assert stored.event_id == str(new.event_id)
+    assert stored.type == "TaskStarted"
+    assert stored.schema_version == 1
+    assert stored.data == {"task_id": "a", "attempt": 1}
+    assert stored.metadata == {"actor": "test"}
+    assert stored.recorded_at.tzinfo is not None
+    assert len(stored.hash) == 64
+
+
+def test_several_events_in_one_append_get_consecutive_positions(store: SqlEventStore) -> None:
+    s = stream()
+    positions = store.append(s, [event(n=i) for i in range(5)], expected_version=0)
+    assert positions == list(range(positions[0], positions[0] + 5))
+    assert [e.stream_version for e in store.read_stream(s)] == [1, 2, 3, 4, 5]
+
+
+def test_a_wrong_expected_version_is_refused_and_appends_nothing(store: SqlEventStore) -> None:
+    s = stream()
+    store.append(s, [event()], expected_version=0)
+    with pytest.raises(ConcurrencyError) as refused:
+        store.append(s, [event(), event()], expected_version=0)
+    assert refused.value.actual == 1
+    with pytest.raises(ConcurrencyError):
+        store.append(s, [event()], expected_version=5)
+    assert store.stream_version(s) == 1
+
+
+def test_no_expected_version_appends_at_the_end(store: SqlEventStore) -> None:
+    s = stream()
+    store.append(s, [event()], expected_version=None)
+    store.append(s, [event()], expected_version=None)
+    assert store.stream_version(s) == 2
+
+
+def test_a_retried_append_with_the_same_event_ids_appends_nothing_twice(
+    store: SqlEventStore,
+) -> None:
+    s = stream()
+    batch = [event(n=1), event(n=2)]
+    first = store.append(s, batch, expected_version=0)
+    retried = store.append(s, batch, expected_version=0)
+    assert retried == first
+    assert len(store.read_stream(s)) == 2
+
+
+def test_a_batch_that_repeats_only_some_stored_ids_is_refused(store: SqlEventStore) -> None:
+    s = stream()
+    stored = event()
+    store.append(s, [stored], expected_version=0)
+    with pytest.raises(DuplicateEventError):
+        store.append(s, [stored, event()], expected_version=1)
+    assert store.stream_version(s) == 1
+
+
+def test_racing_writers_win_each_version_exactly_once(store: SqlEventStore) -> None:
+    s = stream()
+    writers, rounds = 6, 5
+    wins: list[tuple[int, int]] = []
+    losses: list[int] = []
+    lock = threading.Lock()
+
+    def race(writer: int, version: int, gate: threading.Barrier) -> None:
+        gate.wait()
+        try:
+            store.append(s, [event(writer=writer)], expected_version=version)
+            with lock:
+                wins.append((version, writer))
+        except ConcurrencyError:
+            with lock:
+                losses.append(version)
+
+    for version in range(rounds):
+        gate = threading.Barrier(writers)
+        threads = [
+            threading.Thread(target=race, args=(w, version, gate)) for w in range(writers)
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert sorted(v for v, _ in wins) == list(range(rounds))
+    assert len(losses) == rounds * (writers - 1)
+    assert [e.data["writer"] for e in store.read_stream(s)] == [w for _, w in sorted(wins)]
+
+
+def test_stored_events_cannot_be_updated_or_deleted(store: SqlEventStore) -> None:
+    store.append(stream(), [event()], expected_version=0)
+    for statement in ("UPDATE plait_events SET data = '{}'", "DELETE FROM plait_events"):
+        with store.engine.connect() as conn, pytest.raises(Exception, match="append-only"):
+            conn.execute(text(statement))
+            conn.commit()
+    assert store.verify().ok
+
+
+def test_verify_accepts_an_intact_store(store: SqlEventStore) -> None:
+    for _ in range(3):
+        store.append(stream(), [event(n=i) for i in range(4)], expected_version=0)
+    report = store.verify()
+    assert report.ok
+    assert report.checked == 12
+
+
+def _tamper(store: SqlEventStore, statement: str) -> None:
+    """Change rows behind the store's back, as someone with database access could."""
+    with store.engine.connect() as conn:
+        if store.dialect == "postgresql":
+            conn.execute(text("ALTER TABLE plait_events DISABLE TRIGGER USER"))
+            conn.exec_driver_sql(statement)
+            conn.execute(text("ALTER TABLE plait_events ENABLE TRIGGER USER"))
+        else:
+            conn.execute(text("DROP TRIGGER plait_events_no_update"))
+            conn.execute(text("DROP TRIGGER plait_events_no_delete"))
+            conn.exec_driver_sql(statement)
+        conn.commit()
+
+
+def test_verify_names_the_first_event_altered_behind_the_stores_back(
+    store: SqlEventStore,
+) -> None:
+    s = stream()
+    positions = store.append(s, [event(n=i) for i in range(5)], expected_version=0)
+    _tamper(store, f"UPDATE plait_events SET data = '{{\"n\":99}}' WHERE position = {positions[2]}")
+    report = store.verify()
+    assert not report.ok
+    assert report.first_bad_position == positions[2]
+    assert "altered" in (report.problem or "")
+
+
+def test_verify_notices_a_deleted_event(store: SqlEventStore) -> None:
+    positions = store.append(stream(), [event(n=i) for i in range(4)], expected_version=0)
+    _tamper(store, f"DELETE FROM plait_events WHERE position = {positions[1]}")
+    report = store.verify()
+    assert not report.ok
+    assert report.first_bad_position == positions[2]
+    assert "missing" in (report.problem or "")
+
+
+def test_verify_notices_two_events_swapped(store: SqlEventStore) -> None:
+    positions = store.append(stream(), [event(n=i) for i in range(4)], expected_version=0)
+    a, b = positions[1], positions[2]
+    _tamper(
+        store,
+        "UPDATE plait_events SET data = CASE position "
+        f"WHEN {a} THEN (SELECT data FROM plait_events WHERE position = {b}) "
+        f"ELSE (SELECT data FROM plait_events WHERE position = {a}) END "
+        f"WHERE position IN ({a}, {b})",
+    )
+    report = store.verify()
+    assert not report.ok
+    assert report.first_bad_position == a
+
+
+def test_the_schema_upgrade_is_idempotent(store_url: str) -> None:
+    for _ in range(2):
+        opened = SqlEventStore(store_url)
+        opened.append(stream(), [event()], expected_version=0)
+        opened.close()
+
+
+async def _collect(store: SqlEventStore, after: int, count: int) -> list[StoredEvent]:
+    seen: list[StoredEvent] = []
+    async for stored in store.subscribe(after):
+        seen.append(stored)
+        if len(seen) == count:
+            break
+    return seen
+
+
+async def test_a_subscriber_sees_every_position_once_and_in_order_while_writers_race(
+    store: SqlEventStore,
+) -> None:
+    start = store.last_position()
+    writers, per_writer = 4, 25
+    total = writers * per_writer
+    subscriber = asyncio.create_task(_collect(store, start, total))
+
+    def write(writer: int) -> None:
+        s = stream()
+        for i in range(per_writer):
+            store.append(s, [event(writer=writer, i=i)], expected_version=i)
+
+    await asyncio.gather(*(asyncio.to_thread(write, w) for w in range(writers)))
+    seen = await asyncio.wait_for(subscriber, timeout=60)
+    assert [e.position for e in seen] == list(range(start + 1, start + total + 1))
+
+
+async def test_a_subscription_resumes_from_any_position(store: SqlEventStore) -> None:
+    positions = store.append(stream(), [event(n=i) for i in range(6)], expected_version=0)
+    for resume_after in (positions[0] - 1, positions[2], positions[4]):
+        expected = [p for p in positions if p > resume_after]
+        seen = await asyncio.wait_for(_collect(store, resume_after, len(expected)), timeout=30)
+        assert [e.position for e in seen] == expected
+
+
+async def test_a_subscriber_catches_up_then_follows_live_appends(store: SqlEventStore) -> None:
+    s = stream()
+    store.append(s, [event(n=0)], expected_version=0)
+    start = store.last_position() - 1
+    subscriber = asyncio.create_task(_collect(store, start, 3))
+    await asyncio.to_thread(store.append, s, [event(n=1)], 1)
+    await asyncio.to_thread(store.append, s, [event(n=2)], 2)
+    seen = await asyncio.wait_for(subscriber, timeout=30)
+    assert [e.data["n"] for e in seen] == [0, 1, 2]
+
+
+async def test_many_subscribers_share_one_database_read_per_new_batch(
+    store: SqlEventStore,
+) -> None:
+    from plait.eventstore.subscription import feed_for
+
+    start = store.last_position()
+    subscribers = [asyncio.create_task(_collect(store, start, 2)) for _ in range(20)]
+    feed = feed_for(store)
+    while feed.subscriber_count < 20:
+        await asyncio.sleep(0)
+    reads_before = feed.reads
+    await asyncio.to_thread(store.append, stream(), [event(), event()], 0)
+    results = await asyncio.wait_for(asyncio.gather(*subscribers), timeout=30)
+    assert all(len(r) == 2 for r in results)
+    # One read fetches the batch; at most one more finds nothing new.
+    assert feed.reads - reads_before <= 2
+
+
+def _append_many(url: str, writer: int, count: int) -> int:
+    store = SqlEventStore(url)
+    try:
+        s = f"proc-{writer}-{uuid.uuid4().hex[:8]}"
+        for i in range(count):
+            store.append(s, [event(writer=writer, i=i)], expected_version=i)
+        return count
+    finally:
+        store.close()
+
+
+def test_writers_in_separate_processes_never_see_a_locked_database(store_url: str) -> None:
+    import concurrent.futures
+    import multiprocessing
+
+    SqlEventStore(store_url).close()  # schema first, so the writers race only on appends
+    context = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(4, mp_context=context) as pool:
+        done = list(pool.map(_append_many, [store_url] * 4, range(4), [40] * 4))
+    assert done == [40] * 4
+    opened = SqlEventStore(store_url)
+    try:
+        assert opened.verify().ok
+        assert opened.verify().checked == 160
+    finally:
+        opened.close()
