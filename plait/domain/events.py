@@ -1,0 +1,471 @@
+"""Domain events: what happened, in the past tense, as frozen dataclasses.
+
+Two streams carry them (see ARCHITECTURE.md, "Streams and events"):
+
+- the project stream (`project-<id>`): ProjectRegistered, PlanAccepted, RunStarted, RunEnded;
+- the run stream (`run-<id>`): everything else. Every run-stream event carries `run_id`
+  and, where it applies, `batch_id`, `task_id`, `worktree_id` and `attempt`.
+
+Storage sees an event as `(TYPE, SCHEMA_VERSION, data)`; `to_data` and `from_stored`
+convert. Stored types are never tied to Python class paths: `TYPE` is a plain name and
+the registry maps it back. When a payload changes shape, bump the class's
+`SCHEMA_VERSION` and register an upcaster for `(TYPE, old_version)` in `UPCASTERS`;
+old rows are upcast on load, never rewritten.
+
+Sequence fields accept any sequence and are stored as tuples, so events stay immutable;
+`to_data` turns them back into JSON lists.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
+
+from plait.domain.errors import DomainError
+
+Data = dict[str, Any]
+Upcaster = Callable[[Data], Data]
+
+
+class UnknownEventType(DomainError):
+    """A stored event type that no event class is registered for."""
+
+    def __init__(self, type_name: str) -> None:
+        self.type_name = type_name
+        super().__init__(f"unknown event type {type_name!r}")
+
+
+class EventSchemaError(DomainError):
+    """A stored payload that cannot be loaded: no upcaster, a newer schema, a missing field."""
+
+
+# --- base classes -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class DomainEvent:
+    """Base of every event. Subclasses get `TYPE` = their class name automatically."""
+
+    TYPE: ClassVar[str] = "DomainEvent"
+    SCHEMA_VERSION: ClassVar[int] = 1
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.TYPE = cls.__name__
+
+    def __post_init__(self) -> None:
+        # Frozen events must not share mutable sequences with their caller; a bare str is
+        # refused because it is a Sequence[str] and would silently become a tuple of letters.
+        for spec in dataclasses.fields(self):
+            value = getattr(self, spec.name)
+            if isinstance(value, list):
+                object.__setattr__(self, spec.name, tuple(value))
+            elif isinstance(value, str) and "Sequence[" in str(spec.type):
+                raise TypeError(f"{type(self).__name__}.{spec.name} needs a sequence, not a str")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProjectEvent(DomainEvent):
+    """An event of a project stream."""
+
+    project_id: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunEvent(DomainEvent):
+    """An event of a run stream."""
+
+    run_id: str
+
+
+# --- project stream -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProjectRegistered(ProjectEvent):
+    name: str
+    repo_path: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class PlanAccepted(ProjectEvent):
+    plan: dict[str, Any]
+    batches: Sequence[Mapping[str, Any]]
+    mode: str
+    reason: str = ""
+    source: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunStarted(ProjectEvent):
+    run_id: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunEnded(ProjectEvent):
+    run_id: str
+    outcome: str
+
+
+# --- run stream: the run as a whole -------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunCreated(RunEvent):
+    """The run's plan, fixed at creation. Each batch is {batch_id, task_ids, can_parallel}."""
+
+    project_id: str
+    plan: dict[str, Any]
+    batches: Sequence[Mapping[str, Any]]
+    base_branch: str
+    base_commit: str
+    repo_path: str
+    max_concurrency: int = 3
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExecutionModeSelected(RunEvent):
+    mode: str
+    reason: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class BaselineTested(RunEvent):
+    """The test command on the base commit, before any task ran."""
+
+    command: str
+    passed: bool
+    exit_code: int | None
+    output_tail: str = ""
+    allowed: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class StopRequested(RunEvent):
+    reason: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunCompleted(RunEvent):
+    landed_commit: str
+    landed_on: str
+    land_command: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunFailed(RunEvent):
+    error: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunStopped(RunEvent):
+    reason: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunResumed(RunEvent):
+    reason: str = ""
+
+
+# --- run stream: batches ------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class BatchStarted(RunEvent):
+    batch_id: int
+    task_ids: Sequence[str]
+    can_parallel: bool
+
+
+@dataclass(frozen=True, kw_only=True)
+class MergeStarted(RunEvent):
+    batch_id: int
+    onto: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class TestsPassed(RunEvent):
+    batch_id: int
+    commit: str
+    command: str
+    exit_code: int | None
+    duration: float
+    output_tail: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class TestsFailed(RunEvent):
+    batch_id: int
+    commit: str
+    command: str
+    exit_code: int | None
+    duration: float
+    output_tail: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class TestsFlaky(RunEvent):
+    """Tests failed once on `commit` and passed on a re-run: reported, nobody blamed."""
+
+    batch_id: int
+    commit: str
+    command: str
+    output_tail: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class BatchLanded(RunEvent):
+    """The integration ref moved from `before` to `after` (compare-and-swap)."""
+
+    batch_id: int
+    before: str
+    after: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class BatchCompleted(RunEvent):
+    batch_id: int
+    merge_status: str
+    duration: float = 0.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class BatchFailed(RunEvent):
+    batch_id: int
+    merge_status: str
+    errors: Sequence[str] = ()
+    duration: float = 0.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class FellBackToSequential(RunEvent):
+    """`batch_id` None: the whole run falls back; otherwise the listed tasks of one batch."""
+
+    batch_id: int | None = None
+    reason: str = ""
+    task_ids: Sequence[str] = ()
+
+
+# --- run stream: tasks and their worktrees ------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class WorktreeCreated(RunEvent):
+    batch_id: int
+    task_id: str
+    worktree_id: str
+    attempt: int
+    path: str
+    branch: str
+    base_commit: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class TaskStarted(RunEvent):
+    batch_id: int
+    task_id: str
+    worktree_id: str
+    attempt: int
+    command: Sequence[str]
+
+
+@dataclass(frozen=True, kw_only=True)
+class TaskOutput(RunEvent):
+    """One bounded chunk of a task's output."""
+
+    batch_id: int
+    task_id: str
+    worktree_id: str
+    attempt: int
+    stream: Literal["stdout", "stderr"]
+    text: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class TaskSucceeded(RunEvent):
+    batch_id: int
+    task_id: str
+    worktree_id: str
+    attempt: int
+    commit: str | None
+    changed_files: Sequence[str] = ()
+    duration: float = 0.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class TaskFailed(RunEvent):
+    batch_id: int
+    task_id: str
+    worktree_id: str
+    attempt: int
+    exit_code: int | None
+    error: str
+    will_retry: bool = False
+    duration: float = 0.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class TaskInterrupted(RunEvent):
+    """The task's process was stopped (stop or crash); it is re-run on resume."""
+
+    batch_id: int
+    task_id: str
+    worktree_id: str
+    attempt: int
+    reason: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class BranchMerged(RunEvent):
+    batch_id: int
+    task_id: str
+    worktree_id: str
+    merge_commit: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class MergeConflicted(RunEvent):
+    batch_id: int
+    task_id: str
+    worktree_id: str
+    files: Sequence[str] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class CulpritFound(RunEvent):
+    """Bisecting the merge chain blamed this task's branch; it is ejected from the batch."""
+
+    batch_id: int
+    task_id: str
+    output_tail: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class TaskRequeued(RunEvent):
+    """A conflicted task queued to re-run on the new integration tip."""
+
+    batch_id: int
+    task_id: str
+    reason: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class WorktreeRemoved(RunEvent):
+    task_id: str
+    worktree_id: str
+    batch_id: int | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class WorkKept(RunEvent):
+    """Unlanded work left on `branch` for the user instead of being deleted."""
+
+    task_id: str
+    branch: str
+    reason: str = ""
+    worktree_id: str | None = None
+    batch_id: int | None = None
+
+
+# --- registry and serialisation -----------------------------------------------------------
+
+PROJECT_EVENTS: tuple[type[ProjectEvent], ...] = (
+    ProjectRegistered,
+    PlanAccepted,
+    RunStarted,
+    RunEnded,
+)
+
+RUN_EVENTS: tuple[type[RunEvent], ...] = (
+    RunCreated,
+    ExecutionModeSelected,
+    BaselineTested,
+    BatchStarted,
+    WorktreeCreated,
+    TaskStarted,
+    TaskOutput,
+    TaskSucceeded,
+    TaskFailed,
+    TaskInterrupted,
+    MergeStarted,
+    BranchMerged,
+    MergeConflicted,
+    TestsPassed,
+    TestsFailed,
+    TestsFlaky,
+    CulpritFound,
+    BatchLanded,
+    BatchCompleted,
+    BatchFailed,
+    FellBackToSequential,
+    TaskRequeued,
+    WorktreeRemoved,
+    WorkKept,
+    StopRequested,
+    RunCompleted,
+    RunFailed,
+    RunStopped,
+    RunResumed,
+)
+
+
+def _registry(classes: Iterable[type[DomainEvent]]) -> dict[str, type[DomainEvent]]:
+    registry: dict[str, type[DomainEvent]] = {}
+    for cls in classes:
+        if cls.TYPE in registry:
+            raise RuntimeError(f"event type {cls.TYPE!r} registered twice")
+        registry[cls.TYPE] = cls
+    return registry
+
+
+EVENT_TYPES: Mapping[str, type[DomainEvent]] = _registry((*PROJECT_EVENTS, *RUN_EVENTS))
+
+# (TYPE, from_version) -> function turning a `from_version` payload into `from_version + 1`.
+UPCASTERS: dict[tuple[str, int], Upcaster] = {}
+
+
+def to_data(event: DomainEvent) -> Data:
+    """The event's payload as JSON-safe data (tuples become lists); TYPE is not included."""
+    return {spec.name: _jsonable(getattr(event, spec.name)) for spec in dataclasses.fields(event)}
+
+
+def from_stored(type: str, schema_version: int, data: Mapping[str, Any]) -> DomainEvent:
+    """Rebuild an event from its stored type, schema version and payload.
+
+    Older payloads are upcast first. Keys the class does not know are ignored (a newer
+    writer may add fields); missing fields that have defaults take them.
+    """
+    cls = EVENT_TYPES.get(type)
+    if cls is None:
+        raise UnknownEventType(type)
+    payload = upcast(type, schema_version, data, cls.SCHEMA_VERSION)
+    known = {spec.name for spec in dataclasses.fields(cls)}
+    try:
+        return cls(**{key: value for key, value in payload.items() if key in known})
+    except TypeError as error:
+        raise EventSchemaError(f"cannot load {type} v{schema_version}: {error}") from error
+
+
+def upcast(type_name: str, from_version: int, data: Mapping[str, Any], to_version: int) -> Data:
+    """Apply the registered upcasters one version at a time up to `to_version`."""
+    if from_version > to_version:
+        raise EventSchemaError(
+            f"{type_name} v{from_version} is newer than this code's v{to_version}"
+        )
+    payload = dict(data)
+    for version in range(from_version, to_version):
+        upcaster = UPCASTERS.get((type_name, version))
+        if upcaster is None:
+            raise EventSchemaError(f"no upcaster for {type_name} v{version} -> v{version + 1}")
+        payload = upcaster(payload)
+    return payload
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, list | tuple):
+        return [_jsonable(item) for item in value]
+    if isinstance(value, Mapping):
+        return {str(key): _jsonable(item) for key, item in value.items()}
+    return value
