@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import os
 import re
+import signal
 import time
 import weakref
 from collections.abc import Mapping
@@ -44,6 +45,7 @@ LOCK_STALE_AFTER = 5.0
 # How long a cancelled caller lets git finish before killing it: finishing
 # releases index.lock cleanly, killing midway leaves it behind.
 CANCEL_GRACE = 10.0
+FALLBACK_IDENTITY = {"user.name": "plait", "user.email": "plait@localhost"}
 
 # Variables that would point git at another repository than the one we chose.
 _REPO_LOCATION_VARS = (
@@ -146,7 +148,7 @@ async def _communicate(proc: asyncio.subprocess.Process, data: bytes | None) -> 
             await asyncio.wait_for(task, CANCEL_GRACE)
         except (TimeoutError, asyncio.CancelledError):
             with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, 9)
+                os.killpg(proc.pid, signal.SIGKILL)
         raise
 
 
@@ -178,10 +180,10 @@ class Git:
             raise GitError(argv, result.returncode, result.stderr, _stale_lock_hint(result.stderr))
         return result
 
-    async def run_admin(self, *args: str, cwd: Path | None = None) -> GitResult:
+    async def run_admin(self, *args: str, cwd: Path | None = None, check: bool = True) -> GitResult:
         """Run a worktree administration command, serialised per repository."""
         async with _admin_lock(await self.common_dir()):
-            return await self.run(*args, cwd=cwd)
+            return await self.run(*args, cwd=cwd, check=check)
 
     async def _run_once(
         self,
@@ -204,13 +206,17 @@ class Git:
         data = None if input is None else input.encode()
         out, err = await _communicate(proc, data)
         assert proc.returncode is not None
-        return GitResult(proc.returncode, out.decode(errors="replace"), err.decode(errors="replace"))
+        return GitResult(
+            proc.returncode, out.decode(errors="replace"), err.decode(errors="replace")
+        )
 
     async def rev_parse(self, rev: str, *, cwd: Path | None = None) -> str:
         """The full sha of the commit `rev` names; UnknownRevisionError if it names none."""
         if not rev or rev.startswith("-"):
             raise UnknownRevisionError([self.executable, "rev-parse"], rev)
-        argv = ("rev-parse", "--verify", "--quiet", "--end-of-options", f"{rev}^{{commit}}")
+        # rev-parse in git 2.39 has no reliable --end-of-options: refusing a
+        # leading '-' above is what keeps `rev` from being read as an option.
+        argv = ("rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}")
         result = await self.run(*argv, cwd=cwd, check=False)
         if result.returncode != 0:
             raise UnknownRevisionError([self.executable, *argv], rev)
@@ -233,8 +239,22 @@ class Git:
         a, d = await self.rev_parse(ancestor), await self.rev_parse(descendant)
         result = await self.run("merge-base", "--is-ancestor", a, d, check=False)
         if result.returncode not in (0, 1):
-            raise GitError(["git", "merge-base", "--is-ancestor", a, d], result.returncode, result.stderr)
+            argv = [self.executable, "merge-base", "--is-ancestor", a, d]
+            raise GitError(argv, result.returncode, result.stderr)
         return result.returncode == 0
+
+    async def identity_options(self, *, cwd: Path | None = None) -> list[str]:
+        """`-c user.name=... -c user.email=...` for whichever of the two is not configured.
+
+        Commits plait makes itself must not fail on a machine with no identity;
+        GIT_AUTHOR_*/GIT_COMMITTER_* in the environment still win over -c.
+        """
+        options: list[str] = []
+        for key, fallback in FALLBACK_IDENTITY.items():
+            configured = await self.run("config", "--get", key, cwd=cwd, check=False)
+            if configured.returncode != 0:
+                options += ["-c", f"{key}={fallback}"]
+        return options
 
     async def common_dir(self) -> Path:
         """The repository's common git dir (shared by all its worktrees), absolute."""
