@@ -23,25 +23,21 @@ CREATE OR REPLACE FUNCTION plait_append(
 LANGUAGE plpgsql AS $$
 DECLARE
     n integer := array_length(p_event_ids, 1);
-    found_count integer;
     current_version integer;
     last_position bigint;
     last_hash text;
-    v integer;
-    digest_input text;
-    new_hash text;
+    hashes text[] := '{}';
     i integer;
 BEGIN
     LOCK TABLE plait_events IN EXCLUSIVE MODE;
 
-    SELECT count(*) INTO found_count FROM plait_events
-        WHERE event_id = ANY(p_event_ids) AND stream_id = p_stream;
-    IF found_count = n THEN
-        RETURN QUERY SELECT e.position FROM plait_events e
-            WHERE e.event_id = ANY(p_event_ids) ORDER BY e.position;
-        RETURN;
-    END IF;
-    IF found_count > 0 OR EXISTS (SELECT 1 FROM plait_events WHERE event_id = ANY(p_event_ids)) THEN
+    IF EXISTS (SELECT 1 FROM plait_events WHERE event_id = ANY(p_event_ids)) THEN
+        IF (SELECT count(*) FROM plait_events
+            WHERE event_id = ANY(p_event_ids) AND stream_id = p_stream) = n THEN
+            RETURN QUERY SELECT e.position FROM plait_events e
+                WHERE e.event_id = ANY(p_event_ids) ORDER BY e.position;
+            RETURN;
+        END IF;
         RAISE EXCEPTION USING ERRCODE = 'PL002',
             MESSAGE = 'some of these event ids are already stored';
     END IF;
@@ -55,35 +51,34 @@ BEGIN
 
     SELECT e.position, e.hash INTO last_position, last_hash
         FROM plait_events e ORDER BY e.position DESC LIMIT 1;
-    IF last_position IS NULL THEN
+    IF NOT FOUND THEN
         last_position := 0;
         last_hash := repeat('0', 64);
     END IF;
 
+    -- The chain step of plait.eventstore.hashing: sha256(previous + sha256(fields)).
     FOR i IN 1..n LOOP
-        v := current_version + i;
-        digest_input :=
+        last_hash := encode(sha256(convert_to(last_hash || encode(sha256(convert_to(
             length(p_stream) || ':' || p_stream ||
-            length(v::text) || ':' || v::text ||
+            length((current_version + i)::text) || ':' || (current_version + i)::text ||
             length(p_event_ids[i]) || ':' || p_event_ids[i] ||
             length(p_types[i]) || ':' || p_types[i] ||
             length(p_schema_versions[i]::text) || ':' || p_schema_versions[i]::text ||
             length(p_data[i]) || ':' || p_data[i] ||
             length(p_metadata[i]) || ':' || p_metadata[i] ||
-            length(p_recorded_text) || ':' || p_recorded_text;
-        new_hash := encode(sha256(convert_to(
-            last_hash || encode(sha256(convert_to(digest_input, 'UTF8')), 'hex'),
-            'UTF8')), 'hex');
-        last_position := last_position + 1;
-        INSERT INTO plait_events (position, stream_id, stream_version, event_id, type,
-                                  schema_version, data, metadata, recorded_at, hash)
-        VALUES (last_position, p_stream, v, p_event_ids[i], p_types[i], p_schema_versions[i],
-                p_data[i], p_metadata[i], p_recorded_at, new_hash);
-        last_hash := new_hash;
-        RETURN NEXT last_position;
+            length(p_recorded_text) || ':' || p_recorded_text,
+            'UTF8')), 'hex'), 'UTF8')), 'hex');
+        hashes := hashes || last_hash;
     END LOOP;
-    PERFORM pg_notify('plait_events', last_position::text);
-    RETURN;
+
+    INSERT INTO plait_events (position, stream_id, stream_version, event_id, type,
+                              schema_version, data, metadata, recorded_at, hash)
+    SELECT last_position + g, p_stream, current_version + g, p_event_ids[g], p_types[g],
+           p_schema_versions[g], p_data[g], p_metadata[g], p_recorded_at, hashes[g]
+    FROM generate_series(1, n) AS g;
+
+    PERFORM pg_notify('plait_events', (last_position + n)::text);
+    RETURN QUERY SELECT last_position + g FROM generate_series(1, n) AS g;
 END
 $$;
 """

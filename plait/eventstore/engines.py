@@ -18,9 +18,11 @@ SQLITE_BUSY_TIMEOUT_MS = 60_000
 WRITE_OPTION = "plait_write"
 
 
-def build_engine(url: URL) -> Engine:
+def build_engine(url: URL, *, autocommit: bool = False) -> Engine:
     if url.get_backend_name() == "sqlite":
         return _sqlite_engine(url)
+    if autocommit:
+        return create_engine(url, isolation_level="AUTOCOMMIT", pool_size=5, max_overflow=20)
     return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
 
 

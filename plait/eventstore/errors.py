@@ -1,10 +1,10 @@
 """Errors raised by the event store. Driver exceptions never cross this boundary.
 
-    StoreError
-     ├── ConcurrencyError     the stream's version was not the expected one (someone else appended)
-     ├── DuplicateEventError  some, but not all, of a batch's event ids are already stored
-     ├── ImmutableEventError  an update or delete of a stored event was attempted
-     └── StoreUnavailable     the database cannot be reached or opened
+StoreError
+ ├── ConcurrencyError     the stream's version was not the expected one (someone else appended)
+ ├── DuplicateEventError  some, but not all, of a batch's event ids are already stored
+ ├── ImmutableEventError  an update or delete of a stored event was attempted
+ └── StoreUnavailable     the database cannot be reached or opened
 """
 
 from __future__ import annotations

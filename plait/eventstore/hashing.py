@@ -17,8 +17,11 @@ from typing import Any
 GENESIS_HASH = "0" * 64
 
 
+_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
 def canonical_json(value: Mapping[str, Any]) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return _ENCODER.encode(value)
 
 
 def timestamp_text(moment: datetime) -> str:
@@ -37,8 +40,9 @@ def content_digest(
     schema_version: int,
     data_json: str,
     metadata_json: str,
-    recorded_at: datetime,
+    recorded_at: datetime | str,
 ) -> str:
+    """Digest of one event's fields; `recorded_at` may be given as timestamp_text already."""
     parts = [
         stream_id,
         str(stream_version),
@@ -47,7 +51,7 @@ def content_digest(
         str(schema_version),
         data_json,
         metadata_json,
-        timestamp_text(recorded_at),
+        recorded_at if isinstance(recorded_at, str) else timestamp_text(recorded_at),
     ]
     # A length prefix per field keeps ("ab", "c") and ("a", "bc") apart.
     encoded = "".join(f"{len(p)}:{p}" for p in parts)

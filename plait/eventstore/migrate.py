@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, text
+
+from alembic import command
 
 # An arbitrary constant: the PostgreSQL advisory lock that serialises concurrent upgrades.
 _UPGRADE_LOCK_KEY = 0x706C6169
@@ -44,9 +45,7 @@ def upgrade(engine: Engine) -> tuple[str | None, str | None]:
             connection.rollback()
         finally:
             if engine.dialect.name == "postgresql":
-                connection.execute(
-                    text("SELECT pg_advisory_unlock(:k)"), {"k": _UPGRADE_LOCK_KEY}
-                )
+                connection.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _UPGRADE_LOCK_KEY})
                 connection.commit()
     return before, after
 

@@ -7,8 +7,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import cached_property
-from typing import Any
+from typing import Any, NamedTuple
 
 JSONDict = dict[str, Any]
 
@@ -24,12 +23,12 @@ class NewEvent:
     metadata: Mapping[str, Any] = field(default_factory=dict)
 
 
-@dataclass(frozen=True, kw_only=True)
-class StoredEvent:
-    """An event as stored, with its full envelope.
+class StoredEvent(NamedTuple):
+    """An event as stored, with its full envelope; fields in the table's column order.
 
-    The JSON is kept as stored text (it is what the hash covers) and decoded on first use, so
-    readers that only route or count events never pay for decoding.
+    A named tuple, because reading history builds millions of these. The JSON is kept as the
+    stored text (it is what the hash covers); `data` and `metadata` decode it on each access,
+    so readers that only route or count events never pay for decoding.
     """
 
     position: int
@@ -43,12 +42,12 @@ class StoredEvent:
     recorded_at: datetime
     hash: str
 
-    @cached_property
+    @property
     def data(self) -> JSONDict:
         decoded: JSONDict = json.loads(self.data_json)
         return decoded
 
-    @cached_property
+    @property
     def metadata(self) -> JSONDict:
         decoded: JSONDict = json.loads(self.metadata_json)
         return decoded

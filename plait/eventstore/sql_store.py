@@ -7,14 +7,17 @@ BEGIN IMMEDIATE transaction, which already serialises writers.
 
 from __future__ import annotations
 
+import sqlite3
 import threading
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine, bindparam, text
+import psycopg
+from sqlalchemy import Connection, Engine
 from sqlalchemy.engine import URL
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from plait.eventstore import hashing, migrate
 from plait.eventstore.engines import WRITE_OPTION, build_engine
@@ -35,30 +38,49 @@ _COLUMNS = (
     "position, stream_id, stream_version, event_id, type, schema_version, "
     "data, metadata, recorded_at, hash"
 )
-_SELECT_ALL = text(
-    f"SELECT {_COLUMNS} FROM plait_events WHERE position > :after ORDER BY position LIMIT :limit"
-)
-_SELECT_STREAM = text(
-    f"SELECT {_COLUMNS} FROM plait_events WHERE stream_id = :stream "
-    "AND stream_version >= :from_version ORDER BY stream_version"
-)
-_STREAM_VERSION = text(
-    "SELECT COALESCE(MAX(stream_version), 0) FROM plait_events WHERE stream_id = :stream"
-)
-_LAST_EVENT = text("SELECT position, hash FROM plait_events ORDER BY position DESC LIMIT 1")
-_LAST_POSITION = text("SELECT COALESCE(MAX(position), 0) FROM plait_events")
-_FIND_IDS = text(
-    "SELECT position, stream_id FROM plait_events WHERE event_id IN :ids ORDER BY position"
-).bindparams(bindparam("ids", expanding=True))
-_INSERT = text(
-    f"INSERT INTO plait_events ({_COLUMNS}) VALUES (:position, :stream_id, :stream_version, "
-    ":event_id, :type, :schema_version, :data, :metadata, :recorded_at, :hash)"
-)
-_PG_APPEND = text(
-    "SELECT * FROM plait_append(:stream, :expected, :ids, :types, :versions, :data, :metadata, "
-    ":recorded_at, :recorded_text)"
-)
 MAX_STREAM_ID_LENGTH = 200
+
+
+class _Sql:
+    """The hot-path statements in the driver's own parameter style (qmark or format).
+
+    Appends and reads go straight to the DBAPI cursor: SQLAlchemy's statement machinery
+    costs more than the SQLite work itself. Everything else uses SQLAlchemy.
+    """
+
+    def __init__(self, mark: str) -> None:
+        m = mark
+        self.select_all = (
+            f"SELECT {_COLUMNS} FROM plait_events WHERE position > {m} ORDER BY position LIMIT {m}"
+        )
+        self.select_stream = (
+            f"SELECT {_COLUMNS} FROM plait_events WHERE stream_id = {m} "
+            f"AND stream_version >= {m} ORDER BY stream_version"
+        )
+        self.stream_version = (
+            f"SELECT COALESCE(MAX(stream_version), 0) FROM plait_events WHERE stream_id = {m}"
+        )
+        self.last_position = "SELECT COALESCE(MAX(position), 0) FROM plait_events"
+        self.last_event = "SELECT position, hash FROM plait_events ORDER BY position DESC LIMIT 1"
+        # Everything an SQLite append must know, in one statement.
+        self.sqlite_append_state = (
+            f"SELECT (SELECT COALESCE(MAX(stream_version), 0) FROM plait_events "
+            f"WHERE stream_id = {m}), last.position, last.hash FROM (SELECT 1) "
+            f"LEFT JOIN ({self.last_event}) AS last"
+        )
+        self.insert = f"INSERT INTO plait_events ({_COLUMNS}) VALUES ({', '.join([m] * 10)})"
+        self.pg_append = f"SELECT * FROM plait_append({', '.join([m] * 9)})"
+
+    def find_ids(self, count: int) -> str:
+        marks = ", ".join([self.mark] * count)
+        return (
+            f"SELECT position, stream_id FROM plait_events WHERE event_id IN ({marks}) "
+            "ORDER BY position"
+        )
+
+    @property
+    def mark(self) -> str:
+        return "?" if self.insert.endswith("?)") else "%s"
 
 
 class SqlEventStore:
@@ -68,12 +90,12 @@ class SqlEventStore:
         self.url = url if isinstance(url, URL) else normalise_url(url)
         self.dialect = self.url.get_backend_name()
         self.engine: Engine = build_engine(self.url)
-        # Single statements need no transaction; autocommit saves PostgreSQL round trips.
-        self._autocommit: Engine = (
-            self.engine.execution_options(isolation_level="AUTOCOMMIT")
-            if self.dialect == "postgresql"
-            else self.engine
+        # Hot paths run single statements: on PostgreSQL they need no transaction around them,
+        # and autocommit saves the BEGIN and COMMIT round trips.
+        self._hot: Engine = (
+            build_engine(self.url, autocommit=True) if self.dialect == "postgresql" else self.engine
         )
+        self._sql = _Sql("%s" if self.dialect == "postgresql" else "?")
         self.notifier = Notifier()
         self._closed = False
         self._lock = threading.Lock()
@@ -113,24 +135,25 @@ class SqlEventStore:
         expected_version: int | None,
         recorded_at: datetime,
     ) -> list[int]:
-        params = {
-            "stream": stream_id,
-            "expected": expected_version,
-            "ids": [r["event_id"] for r in rows],
-            "types": [r["type"] for r in rows],
-            "versions": [r["schema_version"] for r in rows],
-            "data": [r["data"] for r in rows],
-            "metadata": [r["metadata"] for r in rows],
-            "recorded_at": recorded_at,
-            "recorded_text": hashing.timestamp_text(recorded_at),
-        }
+        params = (
+            stream_id,
+            expected_version,
+            [r["event_id"] for r in rows],
+            [r["type"] for r in rows],
+            [r["schema_version"] for r in rows],
+            [r["data"] for r in rows],
+            [r["metadata"] for r in rows],
+            recorded_at,
+            hashing.timestamp_text(recorded_at),
+        )
         try:
-            with self._autocommit.connect() as conn:
-                return [int(p) for (p,) in conn.execute(_PG_APPEND, params)]
-        except DBAPIError as exc:
-            sqlstate = getattr(exc.orig, "sqlstate", None)
+            with self._cursor() as cursor:
+                cursor.execute(self._sql.pg_append, params, prepare=True)
+                return [int(p) for (p,) in cursor.fetchall()]
+        except psycopg.Error as exc:
+            sqlstate = getattr(exc, "sqlstate", None)
             if sqlstate == "PL001":
-                actual = getattr(getattr(exc.orig, "diag", None), "message_detail", None)
+                actual = getattr(getattr(exc, "diag", None), "message_detail", None)
                 raise ConcurrencyError(
                     stream_id, expected_version, int(actual) if actual else None
                 ) from None
@@ -149,59 +172,86 @@ class SqlEventStore:
         expected_version: int | None,
         recorded_at: datetime,
     ) -> list[int]:
-        ids = [r["event_id"] for r in rows]
-        with self.engine.connect().execution_options(**{WRITE_OPTION: True}) as conn:
-            with conn.begin():
-                existing = conn.execute(_FIND_IDS, {"ids": ids}).all()
-                if existing:
-                    return _idempotent_positions(stream_id, existing, len(rows))
-                current = int(conn.execute(_STREAM_VERSION, {"stream": stream_id}).scalar_one())
-                if expected_version is not None and expected_version != current:
-                    raise ConcurrencyError(stream_id, expected_version, current)
-                last = conn.execute(_LAST_EVENT).first()
-                position, previous = (int(last[0]), str(last[1])) if last else (0, None)
-                params = _chain_rows(
-                    stream_id, rows, current, position, previous, recorded_at, sqlite=True
+        raw = self.engine.raw_connection()
+        try:
+            connection: sqlite3.Connection = raw.driver_connection  # type: ignore[assignment]
+            connection.execute("BEGIN IMMEDIATE")
+            try:
+                positions = self._insert_sqlite(
+                    connection, stream_id, rows, expected_version, recorded_at
                 )
-                try:
-                    conn.execute(_INSERT, params)
-                except IntegrityError:
-                    raise ConcurrencyError(stream_id, expected_version) from None
-            return [p["position"] for p in params]
+            except BaseException:
+                connection.execute("ROLLBACK")
+                raise
+            connection.execute("COMMIT")
+            return positions
+        finally:
+            raw.close()
+
+    def _insert_sqlite(
+        self,
+        connection: sqlite3.Connection,
+        stream_id: str,
+        rows: list[dict[str, Any]],
+        expected_version: int | None,
+        recorded_at: datetime,
+    ) -> list[int]:
+        ids = [r["event_id"] for r in rows]
+        existing = connection.execute(self._sql.find_ids(len(ids)), ids).fetchall()
+        if existing:  # a retried append: answer from what is stored
+            return _idempotent_positions(stream_id, existing, len(rows))
+        current, position, previous = connection.execute(
+            self._sql.sqlite_append_state, (stream_id,)
+        ).fetchone()
+        if expected_version is not None and expected_version != current:
+            raise ConcurrencyError(stream_id, expected_version, current)
+        params = _chain_rows(
+            stream_id, rows, current, position or 0, previous, recorded_at, sqlite=True
+        )
+        try:
+            connection.executemany(self._sql.insert, params)
+        except sqlite3.IntegrityError:
+            raise ConcurrencyError(stream_id, expected_version) from None
+        return [p[0] for p in params]
 
     # -- reading -----------------------------------------------------------------------------
 
     def read_all(self, after_position: int = 0, limit: int = 1000) -> list[StoredEvent]:
-        def read() -> list[StoredEvent]:
-            with self._autocommit.connect() as conn:
-                result = conn.execute(_SELECT_ALL, {"after": after_position, "limit": limit})
-                return [_decode(row) for row in result]
-
-        return self._guard(read)
+        return self._guard(lambda: self._fetch(self._sql.select_all, (after_position, limit)))
 
     def read_stream(self, stream_id: str, from_version: int = 1) -> list[StoredEvent]:
-        def read() -> list[StoredEvent]:
-            with self._autocommit.connect() as conn:
-                result = conn.execute(
-                    _SELECT_STREAM, {"stream": stream_id, "from_version": from_version}
-                )
-                return [_decode(row) for row in result]
-
-        return self._guard(read)
+        return self._guard(lambda: self._fetch(self._sql.select_stream, (stream_id, from_version)))
 
     def stream_version(self, stream_id: str) -> int:
-        def read() -> int:
-            with self._autocommit.connect() as conn:
-                return int(conn.execute(_STREAM_VERSION, {"stream": stream_id}).scalar_one())
-
-        return self._guard(read)
+        return self._guard(lambda: self._scalar(self._sql.stream_version, (stream_id,)))
 
     def last_position(self) -> int:
-        def read() -> int:
-            with self._autocommit.connect() as conn:
-                return int(conn.execute(_LAST_POSITION).scalar_one())
+        return self._guard(lambda: self._scalar(self._sql.last_position, ()))
 
-        return self._guard(read)
+    @contextmanager
+    def _cursor(self) -> Iterator[Any]:
+        raw = self._hot.raw_connection()
+        try:
+            cursor = raw.driver_connection.cursor()  # type: ignore[union-attr]
+            try:
+                yield cursor
+            finally:
+                cursor.close()
+        finally:
+            raw.close()
+
+    def _fetch(self, sql: str, params: tuple[Any, ...]) -> list[StoredEvent]:
+        with self._cursor() as cursor:
+            cursor.execute(sql, params)
+            rows = cursor.fetchall()
+        if self.dialect == "postgresql":
+            return [StoredEvent._make(row) for row in rows]
+        return [_from_sqlite(row) for row in rows]
+
+    def _scalar(self, sql: str, params: tuple[Any, ...]) -> int:
+        with self._cursor() as cursor:
+            cursor.execute(sql, params)
+            return int(cursor.fetchone()[0])
 
     def verify(self, page_size: int = 5000) -> IntegrityReport:
         checked = 0
@@ -217,7 +267,9 @@ class SqlEventStore:
                 problem = _check_event(event, expected_position, previous, versions)
                 if problem is not None:
                     return IntegrityReport(
-                        ok=False, checked=checked, first_bad_position=event.position,
+                        ok=False,
+                        checked=checked,
+                        first_bad_position=event.position,
                         problem=problem,
                     )
                 checked += 1
@@ -250,6 +302,8 @@ class SqlEventStore:
             self._closed = True
         self.notifier.close()
         self.engine.dispose()
+        if self._hot is not self.engine:
+            self._hot.dispose()
 
     def _guard(self, operation: Callable[[], T]) -> T:
         """Run a database operation, turning driver errors into store errors."""
@@ -261,8 +315,12 @@ class SqlEventStore:
             raise StoreUnavailable(
                 f"database {display_url(self.url)} is unavailable: {_first_line(exc.orig)}"
             ) from None
-        except DBAPIError as exc:
-            message = _first_line(exc.orig)
+        except (sqlite3.OperationalError, psycopg.OperationalError) as exc:
+            raise StoreUnavailable(
+                f"database {display_url(self.url)} is unavailable: {_first_line(exc)}"
+            ) from None
+        except (DBAPIError, sqlite3.Error, psycopg.Error) as exc:
+            message = _first_line(getattr(exc, "orig", None) or exc)
             if "append-only" in message:
                 raise ImmutableEventError(message) from None
             raise StoreError(f"database error: {message}") from None
@@ -296,10 +354,12 @@ def _chain_rows(
     recorded_at: datetime,
     *,
     sqlite: bool,
-) -> list[dict[str, Any]]:
+) -> list[tuple[Any, ...]]:
+    """The rows to insert, in column order, each hash chained to the one before."""
     previous = previous_hash or hashing.GENESIS_HASH
-    # SQLite keeps SQLAlchemy's naive-UTC text spelling, so any reader parses it the same way.
-    stored_at: Any = recorded_at.replace(tzinfo=None).isoformat(sep=" ") if sqlite else recorded_at
+    stamp = hashing.timestamp_text(recorded_at)
+    # SQLite keeps an ISO text with its offset, which datetime.fromisoformat reads back as is.
+    stored_at: Any = recorded_at.isoformat(sep=" ") if sqlite else recorded_at
     out = []
     for offset, row in enumerate(rows, start=1):
         version = current_version + offset
@@ -311,18 +371,22 @@ def _chain_rows(
             schema_version=row["schema_version"],
             data_json=row["data"],
             metadata_json=row["metadata"],
-            recorded_at=recorded_at,
+            recorded_at=stamp,
         )
         previous = hashing.chain(previous, digest)
         out.append(
-            {
-                **row,
-                "position": last_position + offset,
-                "stream_id": stream_id,
-                "stream_version": version,
-                "recorded_at": stored_at,
-                "hash": previous,
-            }
+            (
+                last_position + offset,
+                stream_id,
+                version,
+                row["event_id"],
+                row["type"],
+                row["schema_version"],
+                row["data"],
+                row["metadata"],
+                stored_at,
+                previous,
+            )
         )
     return out
 
@@ -333,24 +397,8 @@ def _idempotent_positions(stream_id: str, existing: Sequence[Any], wanted: int) 
     raise DuplicateEventError(f"stream {stream_id!r}: some of these event ids are already stored")
 
 
-def _decode(row: Any) -> StoredEvent:
-    recorded_at = row[8]
-    if isinstance(recorded_at, str):
-        recorded_at = datetime.fromisoformat(recorded_at)
-    if recorded_at.tzinfo is None:
-        recorded_at = recorded_at.replace(tzinfo=UTC)
-    return StoredEvent(
-        position=int(row[0]),
-        stream_id=row[1],
-        stream_version=int(row[2]),
-        event_id=row[3],
-        type=row[4],
-        schema_version=int(row[5]),
-        data_json=row[6],
-        metadata_json=row[7],
-        recorded_at=recorded_at,
-        hash=row[9],
-    )
+def _from_sqlite(row: tuple[Any, ...]) -> StoredEvent:
+    return StoredEvent._make((*row[:8], datetime.fromisoformat(row[8]), row[9]))
 
 
 def _check_event(

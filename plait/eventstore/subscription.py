@@ -113,7 +113,9 @@ class LiveFeed:
 
     async def _run(self) -> None:
         notifier_wake = self.store.notifier.register()
-        listener = asyncio.create_task(self._listen()) if self.store.dialect == "postgresql" else None
+        listener = (
+            asyncio.create_task(self._listen()) if self.store.dialect == "postgresql" else None
+        )
         poll = POLL_SECONDS.get(self.store.dialect, 1.0)
         try:
             self.head = await asyncio.to_thread(self.store.last_position)
@@ -160,9 +162,7 @@ class LiveFeed:
         """PostgreSQL LISTEN: wakes the feed for appends made by other processes."""
         import psycopg
 
-        conninfo = self.store.url.set(drivername="postgresql").render_as_string(
-            hide_password=False
-        )
+        conninfo = self.store.url.set(drivername="postgresql").render_as_string(hide_password=False)
         try:
             async with await psycopg.AsyncConnection.connect(conninfo, autocommit=True) as conn:
                 await conn.execute("LISTEN plait_events")

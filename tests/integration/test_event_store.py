@@ -106,9 +106,7 @@ def test_racing_writers_win_each_version_exactly_once(store: SqlEventStore) -> N
 
     for version in range(rounds):
         gate = threading.Barrier(writers)
-        threads = [
-            threading.Thread(target=race, args=(w, version, gate)) for w in range(writers)
-        ]
+        threads = [threading.Thread(target=race, args=(w, version, gate)) for w in range(writers)]
         for t in threads:
             t.start()
         for t in threads:
@@ -121,9 +119,10 @@ def test_racing_writers_win_each_version_exactly_once(store: SqlEventStore) -> N
 def test_stored_events_cannot_be_updated_or_deleted(store: SqlEventStore) -> None:
     store.append(stream(), [event()], expected_version=0)
     for statement in ("UPDATE plait_events SET data = '{}'", "DELETE FROM plait_events"):
-        with store.engine.connect() as conn, pytest.raises(Exception, match="append-only"):
-            conn.execute(text(statement))
-            conn.commit()
+        with store.engine.connect() as conn:
+            with pytest.raises(Exception, match="append-only"):
+                conn.execute(text(statement))
+            conn.rollback()
     assert store.verify().ok
 
 

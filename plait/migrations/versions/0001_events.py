@@ -8,8 +8,8 @@ Create Date: 2026-11-27
 from __future__ import annotations
 
 import sqlalchemy as sa
-from alembic import op
 
+from alembic import op
 from plait.eventstore.ddl import APPEND_FUNCTION, IMMUTABILITY_GUARD, SQLITE_IMMUTABILITY_GUARD
 
 revision = "0001_events"
@@ -39,7 +39,6 @@ def upgrade() -> None:
         sa.UniqueConstraint("stream_id", "stream_version", name="uq_plait_events_stream_version"),
         sa.UniqueConstraint("event_id", name="uq_plait_events_event_id"),
     )
-    op.create_index("ix_plait_events_recorded_at", "plait_events", ["recorded_at"])
     if op.get_bind().dialect.name == "postgresql":
         op.execute(APPEND_FUNCTION)
         op.execute(IMMUTABILITY_GUARD)
@@ -54,5 +53,4 @@ def downgrade() -> None:
         op.execute("DROP TRIGGER IF EXISTS plait_events_no_truncate ON plait_events")
         op.execute("DROP FUNCTION IF EXISTS plait_events_are_immutable()")
         op.execute("DROP FUNCTION IF EXISTS plait_append")
-    op.drop_index("ix_plait_events_recorded_at", table_name="plait_events")
     op.drop_table("plait_events")
