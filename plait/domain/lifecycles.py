@@ -4,9 +4,10 @@ Each lifecycle TYPE has exactly one `transitions.Machine(model=None, ...)`, buil
 import (pure: no I/O). Entities never get a machine of their own and are never added to
 one: `Lifecycle.next_state` looks the transition up (`machine.get_transitions`); the run
 fold uses it. `Lifecycle.fire` runs a trigger on any live object with a `status` attribute
-through the shared machine's event. Nothing is registered per entity, so nothing has to be removed and a
-long-lived process cannot leak models. An illegal trigger raises `InvalidTransition`,
-never transitions' `MachineError`. No callbacks are attached: replay must not re-run effects.
+through the shared machine's event. Nothing is registered per entity, so nothing has to
+be removed and a long-lived process cannot leak models. An illegal trigger raises
+`InvalidTransition`, never transitions' `MachineError`. No callbacks are attached: replay
+must not re-run effects.
 
 Run (the event that fires each trigger, from plait.domain.run):
 

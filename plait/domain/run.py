@@ -322,20 +322,24 @@ def _last_line(text: str) -> str | None:
 def _run_created(state: RunState, event: RunCreated, at: str | None) -> None:
     if state.status is not None:
         raise InvalidTransition(state._name, state.status, event.TYPE)
+    batches = [_planned_batch(raw) for raw in event.batches]  # may raise: before any change
     state.run_id, state.project_id = event.run_id, event.project_id
     state.status = RUN.initial
     state.base_branch, state.base_commit = event.base_branch, event.base_commit
     state.repo_path, state.max_concurrency = event.repo_path, event.max_concurrency
     state.created_at = at
-    for raw in event.batches:
-        batch = BatchState(
-            batch_id=int(raw["batch_id"]),
-            task_ids=[str(task_id) for task_id in raw.get("task_ids", ())],
-            can_parallel=bool(raw.get("can_parallel", False)),
-        )
+    for batch in batches:
         state.batches[batch.batch_id] = batch
         for task_id in batch.task_ids:
             state.tasks[task_id] = TaskState(task_id=task_id, batch_id=batch.batch_id)
+
+
+def _planned_batch(raw: Mapping[str, Any]) -> BatchState:
+    return BatchState(
+        batch_id=int(raw["batch_id"]),
+        task_ids=[str(task_id) for task_id in raw.get("task_ids", ())],
+        can_parallel=bool(raw.get("can_parallel", False)),
+    )
 
 
 def _mode_selected(state: RunState, event: ExecutionModeSelected, at: str | None) -> None:
