@@ -1,0 +1,219 @@
+"""Task and integration worktrees, kept outside the user's working tree.
+
+Layout: `<root>/<run_id>/<task_id>.<attempt>` for task worktrees and
+`<root>/<run_id>/_integration` for the detached integration worktree, with
+`root` defaulting to `<git common dir>/plait-worktrees`. Ids are checked
+against ID_PATTERN before any path is built, so `_integration` can never be a
+task's directory and no id can climb out of the root.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from plait.execution.git import Git, GitError
+from plait.execution.git_copy import CopyReport, checked_relative, copy_paths
+from plait.execution.git_porcelain import WorktreeEntry, parse_worktree_list
+from plait.execution.git_refs import validate_ref_name
+
+__all__ = [
+    "ID_PATTERN",
+    "CopyReport",
+    "InvalidIdError",
+    "Worktree",
+    "WorktreeEntry",
+    "WorktreeError",
+    "WorktreeManager",
+    "validate_id",
+]
+
+ID_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
+INTEGRATION_DIR = "_integration"
+
+
+class InvalidIdError(ValueError):
+    def __init__(self, kind: str, value: str) -> None:
+        self.kind = kind
+        self.value = value
+        super().__init__(f"invalid {kind} {value!r}: must match {ID_PATTERN.pattern}")
+
+
+class WorktreeError(Exception):
+    """A worktree operation refused for a reason git itself would not have reported clearly."""
+
+
+def validate_id(kind: str, value: str) -> str:
+    if not isinstance(value, str) or not ID_PATTERN.fullmatch(value):
+        raise InvalidIdError(kind, value)
+    return value
+
+
+@dataclass(frozen=True)
+class Worktree:
+    path: Path
+    branch: str | None  # short branch name (plait/<run>/<task>), None when detached
+    worktree_id: str
+    base_commit: str
+
+
+class WorktreeManager:
+    """Creates, lists, commits in and removes worktrees of one repository."""
+
+    def __init__(self, git: Git, root: Path | None = None) -> None:
+        self.git = git
+        self._root = root
+
+    async def root(self) -> Path:
+        if self._root is None:
+            self._root = await self.git.common_dir() / "plait-worktrees"
+        return self._root.resolve()
+
+    @staticmethod
+    def task_branch(run_id: str, task_id: str) -> str:
+        return f"plait/{validate_id('run id', run_id)}/{validate_id('task id', task_id)}"
+
+    async def task_path(self, run_id: str, task_id: str, attempt: int) -> Path:
+        if attempt < 1:
+            raise ValueError(f"attempt must be >= 1, got {attempt}")
+        name = f"{validate_id('task id', task_id)}.{attempt}"
+        return await self._inside_root(validate_id("run id", run_id), name)
+
+    async def integration_path(self, run_id: str) -> Path:
+        return await self._inside_root(validate_id("run id", run_id), INTEGRATION_DIR)
+
+    async def _inside_root(self, *parts: str) -> Path:
+        root = await self.root()
+        path = root.joinpath(*parts).resolve()
+        if not path.is_relative_to(root) or path == root:
+            raise WorktreeError(f"{path} is not inside the worktree root {root}")
+        return path
+
+    async def create(
+        self,
+        run_id: str,
+        task_id: str,
+        attempt: int,
+        base_commit: str,
+        branch: str | None = None,
+    ) -> Worktree:
+        """Check out a new branch at `base_commit` in a fresh task worktree.
+
+        Attempt 1 refuses an existing branch (it may hold someone's work);
+        a later attempt resets the task branch to `base_commit`. The branch
+        must not be checked out elsewhere (remove the previous attempt first).
+        """
+        branch = branch or self.task_branch(run_id, task_id)
+        if validate_ref_name(branch).startswith("refs/"):
+            raise WorktreeError(f"branch {branch!r}: give a short branch name, not a full ref")
+        path = await self.task_path(run_id, task_id, attempt)
+        sha = await self.git.rev_parse(base_commit)
+        if attempt == 1 and await self._branch_exists(branch):
+            raise WorktreeError(f"branch {branch!r} already exists; refusing to reset it")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # Always -B: a `worktree add -b` that loses the commondir race has
+        # already created the branch, so only -B makes the retry idempotent.
+        await self.git.run_admin("worktree", "add", "-B", branch, "--", str(path), sha)
+        return Worktree(path, branch, f"{run_id}/{path.name}", sha)
+
+    async def create_detached(self, path: Path, commit: str) -> Worktree:
+        """A worktree with a detached HEAD at `commit` (the integration worktree)."""
+        sha = await self.git.rev_parse(commit)
+        path = Path(path).resolve()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        await self.git.run_admin("worktree", "add", "--detach", "--", str(path), sha)
+        return Worktree(path, None, path.name, sha)
+
+    async def checkout_detached(self, worktree: Worktree, commit: str) -> Worktree:
+        """Move a detached worktree to `commit`, dropping tracked and untracked changes.
+
+        Ignored files (copied .env, build caches) are kept on purpose.
+        """
+        if worktree.branch is not None:
+            raise WorktreeError(f"{worktree.path} has branch {worktree.branch}; refusing to reset")
+        sha = await self.git.rev_parse(commit)
+        await self.git.run("checkout", "--quiet", "--force", "--detach", sha, cwd=worktree.path)
+        await self.git.run("clean", "-ffdq", cwd=worktree.path)
+        return Worktree(worktree.path, None, worktree.worktree_id, sha)
+
+    async def _branch_exists(self, branch: str) -> bool:
+        ref = f"refs/heads/{branch}"
+        result = await self.git.run("rev-parse", "--verify", "--quiet", ref, check=False)
+        return result.returncode == 0
+
+    async def copy_ignored(
+        self, worktree: Worktree, repo_root: Path, paths: Sequence[str]
+    ) -> CopyReport:
+        """Copy git-ignored files (e.g. `.env`) from the user's checkout into `worktree`.
+
+        Paths are relative to `repo_root`; one that escapes it raises ValueError.
+        Missing and not-ignored (tracked or plain untracked) paths are skipped and reported.
+        """
+        for path in paths:
+            checked_relative(path)  # before git sees it: check-ignore would fail less clearly
+        ignored = await self._ignored(repo_root, paths)
+        return await asyncio.to_thread(copy_paths, repo_root, worktree.path, paths, ignored)
+
+    async def _ignored(self, repo_root: Path, paths: Sequence[str]) -> set[str]:
+        if not paths:
+            return set()
+        result = await self.git.run(
+            "check-ignore", "-z", "--stdin", cwd=repo_root, check=False, input="\0".join(paths)
+        )
+        if result.returncode not in (0, 1):
+            raise GitError(["git", "check-ignore"], result.returncode, result.stderr)
+        return set(filter(None, result.stdout.split("\0")))
+
+    async def remove(self, worktree: Worktree, delete_branch: bool = False) -> None:
+        """Remove the worktree (even dirty or locked, e.g. by an interrupted add), then prune."""
+        result = await self.git.run_admin(
+            "worktree", "remove", "--force", "--force", "--", str(worktree.path), check=False
+        )
+        if result.returncode != 0 and worktree.path.exists():
+            raise GitError(["git", "worktree", "remove"], result.returncode, result.stderr)
+        await self.git.run_admin("worktree", "prune")
+        if delete_branch and worktree.branch:
+            ref = f"refs/heads/{validate_ref_name(worktree.branch)}"
+            if await self._branch_exists(worktree.branch):
+                await self.git.run("update-ref", "-d", ref)
+
+    async def list_porcelain(self) -> list[WorktreeEntry]:
+        """Every worktree git knows of, main one first, for crash recovery."""
+        result = await self.git.run("worktree", "list", "--porcelain", "-z")
+        return parse_worktree_list(result.stdout)
+
+    async def commit_all(self, worktree: Worktree, message: str) -> str | None:
+        """Commit everything the task changed; return HEAD, or None if nothing changed at all.
+
+        If the task made its own commits and left nothing else, its HEAD is returned.
+        Hooks and signing are skipped: the user's hooks must not block or alter a task's result.
+        """
+        cwd = worktree.path
+        await self.git.run("add", "-A", cwd=cwd)
+        staged = await self.git.run("diff", "--cached", "--quiet", cwd=cwd, check=False)
+        if staged.returncode == 1:
+            identity = await self.git.identity_options(cwd=cwd)
+            await self.git.run(
+                *identity,
+                "-c",
+                "commit.gpgsign=false",
+                "commit",
+                "--quiet",
+                "--no-verify",
+                "--message",
+                message,
+                cwd=cwd,
+            )
+        elif staged.returncode != 0:
+            raise GitError(["git", "diff", "--cached"], staged.returncode, staged.stderr)
+        head = await self.git.rev_parse("HEAD", cwd=cwd)
+        return None if head == worktree.base_commit else head
+
+    async def changed_files(self, base: str, head: str) -> list[str]:
+        """Paths that differ between two commits (renames as delete + add)."""
+        a, b = await self.git.rev_parse(base), await self.git.rev_parse(head)
+        out = await self.git.run("diff", "--name-only", "--no-renames", "-z", a, b, "--")
+        return [name for name in out.stdout.split("\0") if name]
