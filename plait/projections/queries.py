@@ -1,0 +1,96 @@
+"""Read models for the CLI and the HTTP service. Reads only; nothing here writes.
+
+Status reads are one row each, however long the history. History reads replay a run's own
+stream up to a position, which is what an audit asks for: the state exactly as it was then.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+
+from plait.domain.run import RunState
+from plait.eventstore import SqlEventStore
+from plait.eventstore.hashing import timestamp_text
+from plait.projections.codec import decode, run_stream
+from plait.projections.tables import projects, run_status, timeline
+
+
+class ReadModels:
+    def __init__(self, store: SqlEventStore) -> None:
+        self.store = store
+
+    def run_status(self, run_id: str) -> dict[str, Any] | None:
+        with self.store.connect() as conn:
+            row = conn.execute(
+                select(run_status.c.state).where(run_status.c.run_id == run_id)
+            ).scalar_one_or_none()
+        if row is None:
+            return None
+        return RunState.from_json_dict(json.loads(row)).status_view()
+
+    def runs(self, project_id: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
+        query = select(
+            run_status.c.run_id, run_status.c.project_id, run_status.c.status,
+            run_status.c.created_position,
+        ).order_by(run_status.c.created_position.desc()).limit(limit)  # fmt: skip
+        if project_id is not None:
+            query = query.where(run_status.c.project_id == project_id)
+        with self.store.connect() as conn:
+            return [dict(row._mapping) for row in conn.execute(query)]
+
+    def project(self, project_id: str) -> dict[str, Any] | None:
+        with self.store.connect() as conn:
+            row = conn.execute(select(projects).where(projects.c.project_id == project_id)).first()
+        return None if row is None else _project(dict(row._mapping))
+
+    def projects(self) -> list[dict[str, Any]]:
+        with self.store.connect() as conn:
+            rows = conn.execute(select(projects).order_by(projects.c.position)).all()
+        return [_project(dict(row._mapping)) for row in rows]
+
+    def position_at(self, moment: datetime) -> int:
+        """The last position recorded at or before `moment`."""
+        with self.store.connect() as conn:
+            value = conn.execute(
+                select(func.max(timeline.c.position)).where(
+                    timeline.c.recorded_at <= timestamp_text(moment)
+                )
+            ).scalar_one_or_none()
+        return int(value or 0)
+
+    def timeline(
+        self,
+        *,
+        project_id: str | None = None,
+        run_id: str | None = None,
+        until: int | None = None,
+        limit: int = 1000,
+    ) -> list[dict[str, Any]]:
+        query = select(timeline).order_by(timeline.c.position).limit(limit)
+        if project_id is not None:
+            query = query.where(timeline.c.project_id == project_id)
+        if run_id is not None:
+            query = query.where(timeline.c.run_id == run_id)
+        if until is not None:
+            query = query.where(timeline.c.position <= until)
+        with self.store.connect() as conn:
+            return [dict(row._mapping) for row in conn.execute(query)]
+
+    def run_state_at(self, run_id: str, until: int | None = None) -> dict[str, Any] | None:
+        """The run's status as it was once every event up to `until` had happened."""
+        state: RunState | None = None
+        for stored in self.store.read_stream(run_stream(run_id)):
+            if until is not None and stored.position > until:
+                break
+            state = (state or RunState()).apply(decode(stored), timestamp_text(stored.recorded_at))
+        return None if state is None else state.status_view()
+
+
+def _project(row: dict[str, Any]) -> dict[str, Any]:
+    plan = row.pop("plan")
+    row["plan"] = json.loads(plan) if plan else None
+    return row

@@ -1,0 +1,157 @@
+"""Projections over SQLite and PostgreSQL: status, projects and the audit timeline."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import uuid
+from collections.abc import Sequence
+
+from plait.domain.events import DomainEvent
+from plait.domain.run import RunState
+from plait.eventstore import SqlEventStore
+from plait.eventstore.hashing import timestamp_text
+from plait.projections import Projector, ReadModels, all_projections
+from plait.projections.codec import decode, encode, run_stream, stream_of
+from tests.histories import project_run_end, project_run_start, registered, run_events
+
+
+def uid(prefix: str) -> str:
+    return f"{prefix}{uuid.uuid4().hex[:8]}"
+
+
+def store_events(store: SqlEventStore, events: Sequence[DomainEvent]) -> int:
+    last = 0
+    for event in events:
+        [last] = store.append(stream_of(event), [encode(event)], expected_version=None)
+    return last
+
+
+def a_project_with_a_run(store: SqlEventStore, outputs: int = 2) -> tuple[str, str]:
+    project, run = uid("p"), uid("r")
+    batches = [["a", "b", "c"], ["d"]]
+    store_events(store, registered(project, batches))
+    store_events(store, [project_run_start(project, run)])
+    store_events(store, run_events(project, run, batches, outputs))
+    store_events(store, [project_run_end(project, run)])
+    return project, run
+
+
+def replayed(store: SqlEventStore, run_id: str) -> dict[str, object]:
+    state = RunState()
+    for stored in store.read_stream(run_stream(run_id)):
+        state.apply(decode(stored), timestamp_text(stored.recorded_at))
+    return state.status_view()
+
+
+def test_the_run_status_equals_a_replay_of_the_runs_stream(store: SqlEventStore) -> None:
+    project, run = a_project_with_a_run(store)
+    Projector(store, all_projections()).catch_up()
+    status = ReadModels(store).run_status(run)
+    assert status == replayed(store, run)
+    assert status is not None
+    assert (status["status"], status["batches_total"], status["completed_batches"]) == (
+        "completed",
+        2,
+        2,
+    )
+    assert status["execution_mode"] == "parallel"
+
+
+def test_a_project_shows_its_plan_and_its_active_run_until_the_run_ends(
+    store: SqlEventStore,
+) -> None:
+    project, run = uid("p"), uid("r")
+    store_events(store, registered(project, [["a", "b"]]))
+    store_events(store, [project_run_start(project, run)])
+    projector = Projector(store, all_projections())
+    projector.catch_up()
+    shown = ReadModels(store).project(project)
+    assert shown is not None
+    assert shown["active_run_id"] == run
+    assert shown["plan"]["mode"] == "parallel"
+    assert shown["plan"]["batches"][0]["task_ids"] == ["a", "b"]
+    store_events(store, [project_run_end(project, run)])
+    projector.catch_up()
+    ended = ReadModels(store).project(project)
+    assert ended is not None
+    assert (ended["active_run_id"], ended["last_run_id"]) == (None, run)
+
+
+def test_the_timeline_lists_a_projects_events_and_stops_at_until(store: SqlEventStore) -> None:
+    project, run = a_project_with_a_run(store)
+    a_project_with_a_run(store)  # another project's history must not leak in
+    Projector(store, all_projections()).catch_up()
+    models = ReadModels(store)
+    everything = models.timeline(project_id=project)
+    assert everything[0]["type"] == "ProjectRegistered"
+    assert everything[-1]["type"] == "RunEnded"
+    assert {row["project_id"] for row in everything} == {project}
+    middle = everything[len(everything) // 2]["position"]
+    assert all(row["position"] <= middle for row in models.timeline(project_id=project, until=middle))
+    assert [r["run_id"] for r in models.timeline(run_id=run)] == [run] * len(
+        store.read_stream(run_stream(run))
+    )
+
+
+def test_the_status_at_a_past_position_is_the_status_as_it_was_then(
+    store: SqlEventStore,
+) -> None:
+    project, run = a_project_with_a_run(store)
+    Projector(store, all_projections()).catch_up()
+    stream = store.read_stream(run_stream(run))
+    first_batch_landed = next(e.position for e in stream if e.type == "BatchLanded")
+    then = ReadModels(store).run_state_at(run, until=first_batch_landed)
+    assert then is not None
+    assert then["status"] == "running"
+    assert [b["status"] for b in then["batches"]] == ["landed", "pending"]
+    assert ReadModels(store).run_state_at(run) == ReadModels(store).run_status(run)
+
+
+def test_a_rebuilt_projection_equals_the_incrementally_built_one(store: SqlEventStore) -> None:
+    runs = [a_project_with_a_run(store, outputs=5)[1] for _ in range(8)]
+    incremental = Projector(store, all_projections())
+    # Apply the history in pages of random sizes, as a live projector would see it.
+    rng = random.Random(7)
+    after = 0
+    while page := store.read_all(after, rng.randint(1, 40)):
+        incremental.apply(page)
+        after = page[-1].position
+    models = ReadModels(store)
+    before = {run: models.run_status(run) for run in runs}
+    timeline_before = models.timeline(limit=100_000)
+    projects_before = models.projects()
+
+    Projector(store, all_projections()).rebuild()
+    assert {run: models.run_status(run) for run in runs} == before
+    assert models.timeline(limit=100_000) == timeline_before
+    assert models.projects() == projects_before
+
+
+def test_a_projector_stopped_mid_stream_catches_up_without_applying_anything_twice(
+    store: SqlEventStore,
+) -> None:
+    project, run = a_project_with_a_run(store)
+    history = store.read_all(0, 100_000)
+    Projector(store, all_projections()).apply(history[: len(history) // 3])
+    # A new process starts from the checkpoints, and a second one races it.
+    Projector(store, all_projections()).catch_up()
+    Projector(store, all_projections()).catch_up()
+    models = ReadModels(store)
+    assert models.run_status(run) == replayed(store, run)
+    assert len(models.timeline(limit=100_000)) == len(history)
+
+
+async def test_a_following_projector_applies_events_as_they_are_stored(
+    store: SqlEventStore,
+) -> None:
+    projector = Projector(store, all_projections())
+    follower = asyncio.create_task(projector.follow())
+    try:
+        project, run = await asyncio.to_thread(a_project_with_a_run, store)
+        await asyncio.wait_for(projector.wait_for(store.last_position()), timeout=30)
+        status = ReadModels(store).run_status(run)
+        assert status is not None
+        assert status["status"] == "completed"
+    finally:
+        follower.cancel()
