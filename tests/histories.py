@@ -88,15 +88,17 @@ def run_events(
         after = f"m-{run_id}-{tasks[-1]}"
         events += [
             TestsPassed(
-                run_id=run_id, batch_id=batch_id, commit=after, command="pytest",
-                exit_code=0, duration=0.5,
-            ),  # fmt: skip
+                run_id=run_id,
+                batch_id=batch_id,
+                commit=after,
+                command="pytest",
+                exit_code=0,
+                duration=0.5,
+            ),
             BatchLanded(run_id=run_id, batch_id=batch_id, before=tip, after=after),
             BatchCompleted(run_id=run_id, batch_id=batch_id, merge_status="success", duration=1),
         ]
-        events += [
-            WorktreeRemoved(run_id=run_id, task_id=t, worktree_id=f"wt-{t}") for t in tasks
-        ]
+        events += [WorktreeRemoved(run_id=run_id, task_id=t, worktree_id=f"wt-{t}") for t in tasks]
         tip = after
     events.append(RunCompleted(run_id=run_id, landed_commit=tip, landed_on="main"))
     return events
@@ -106,9 +108,12 @@ def _task(run_id: str, batch_id: int, task: str, outputs: int) -> list[DomainEve
     common = {"run_id": run_id, "batch_id": batch_id, "task_id": task, "worktree_id": f"wt-{task}"}
     return [
         WorktreeCreated(
-            **common, attempt=1, path=f"/wt/{task}", branch=f"plait/{run_id}/{task}",
+            **common,
+            attempt=1,
+            path=f"/wt/{task}",
+            branch=f"plait/{run_id}/{task}",
             base_commit="c0",
-        ),  # fmt: skip
+        ),
         TaskStarted(**common, attempt=1, command=["sh", "-c", f"make {task}"]),
         *(
             TaskOutput(**common, attempt=1, stream="stdout", text=f"{task} line {i}\n")

@@ -45,7 +45,7 @@ def replayed(store: SqlEventStore, run_id: str) -> dict[str, object]:
 
 
 def test_the_run_status_equals_a_replay_of_the_runs_stream(store: SqlEventStore) -> None:
-    project, run = a_project_with_a_run(store)
+    _project, run = a_project_with_a_run(store)
     Projector(store, all_projections()).catch_up()
     status = ReadModels(store).run_status(run)
     assert status == replayed(store, run)
@@ -88,7 +88,9 @@ def test_the_timeline_lists_a_projects_events_and_stops_at_until(store: SqlEvent
     assert everything[-1]["type"] == "RunEnded"
     assert {row["project_id"] for row in everything} == {project}
     middle = everything[len(everything) // 2]["position"]
-    assert all(row["position"] <= middle for row in models.timeline(project_id=project, until=middle))
+    assert all(
+        row["position"] <= middle for row in models.timeline(project_id=project, until=middle)
+    )
     assert [r["run_id"] for r in models.timeline(run_id=run)] == [run] * len(
         store.read_stream(run_stream(run))
     )
@@ -97,7 +99,7 @@ def test_the_timeline_lists_a_projects_events_and_stops_at_until(store: SqlEvent
 def test_the_status_at_a_past_position_is_the_status_as_it_was_then(
     store: SqlEventStore,
 ) -> None:
-    project, run = a_project_with_a_run(store)
+    _project, run = a_project_with_a_run(store)
     Projector(store, all_projections()).catch_up()
     stream = store.read_stream(run_stream(run))
     first_batch_landed = next(e.position for e in stream if e.type == "BatchLanded")
@@ -131,7 +133,7 @@ def test_a_rebuilt_projection_equals_the_incrementally_built_one(store: SqlEvent
 def test_a_projector_stopped_mid_stream_catches_up_without_applying_anything_twice(
     store: SqlEventStore,
 ) -> None:
-    project, run = a_project_with_a_run(store)
+    _project, run = a_project_with_a_run(store)
     history = store.read_all(0, 100_000)
     Projector(store, all_projections()).apply(history[: len(history) // 3])
     # A new process starts from the checkpoints, and a second one races it.
@@ -148,7 +150,7 @@ async def test_a_following_projector_applies_events_as_they_are_stored(
     projector = Projector(store, all_projections())
     follower = asyncio.create_task(projector.follow())
     try:
-        project, run = await asyncio.to_thread(a_project_with_a_run, store)
+        _project, run = await asyncio.to_thread(a_project_with_a_run, store)
         await asyncio.wait_for(projector.wait_for(store.last_position()), timeout=30)
         status = ReadModels(store).run_status(run)
         assert status is not None
