@@ -105,21 +105,47 @@ def run_events(
 
 
 def _task(run_id: str, batch_id: int, task: str, outputs: int) -> list[DomainEvent]:
-    common = {"run_id": run_id, "batch_id": batch_id, "task_id": task, "worktree_id": f"wt-{task}"}
+    wt = f"wt-{task}"
     return [
         WorktreeCreated(
-            **common,
+            run_id=run_id,
+            batch_id=batch_id,
+            task_id=task,
+            worktree_id=wt,
             attempt=1,
             path=f"/wt/{task}",
             branch=f"plait/{run_id}/{task}",
             base_commit="c0",
         ),
-        TaskStarted(**common, attempt=1, command=["sh", "-c", f"make {task}"]),
+        TaskStarted(
+            run_id=run_id,
+            batch_id=batch_id,
+            task_id=task,
+            worktree_id=wt,
+            attempt=1,
+            command=["sh", "-c", f"make {task}"],
+        ),
         *(
-            TaskOutput(**common, attempt=1, stream="stdout", text=f"{task} line {i}\n")
+            TaskOutput(
+                run_id=run_id,
+                batch_id=batch_id,
+                task_id=task,
+                worktree_id=wt,
+                attempt=1,
+                stream="stdout",
+                text=f"{task} line {i}\n",
+            )
             for i in range(outputs)
         ),
-        TaskSucceeded(**common, attempt=1, commit=f"c-{task}", changed_files=[f"{task}.py"]),
+        TaskSucceeded(
+            run_id=run_id,
+            batch_id=batch_id,
+            task_id=task,
+            worktree_id=wt,
+            attempt=1,
+            commit=f"c-{task}",
+            changed_files=[f"{task}.py"],
+        ),
     ]
 
 
