@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from plait.domain.batching import plan_batches
 from plait.domain.errors import PlanError
 from plait.domain.plan import Batch, Plan, Task, parse_plan, plan_from_mapping
 
@@ -153,6 +156,20 @@ def test_a_batch_without_can_parallel_may_run_its_tasks_together() -> None:
     )
 
     assert plan.batches == (Batch(1, ("a", "b"), True),)
+
+
+def test_the_documented_example_plan_is_valid_and_batches_as_described() -> None:
+    doc = (Path(__file__).parents[2] / "docs" / "plan-format.md").read_text(encoding="utf-8")
+    example, explicit = re.findall(r"```yaml\n(.*?)```", doc, re.DOTALL)[:2]
+
+    derived = plan_batches(parse_plan(example))
+
+    assert [batch.task_ids for batch in derived] == [
+        ("parser", "parser-tests"),
+        ("cli",),
+        ("format",),
+    ]
+    assert plan_batches(parse_plan(example + explicit)) == derived
 
 
 # --- text-level errors ------------------------------------------------------------
