@@ -1,0 +1,62 @@
+"""Signal and observe a whole process group (a task and every descendant that stayed in it)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+from pathlib import Path
+
+_PROC = Path("/proc")
+
+
+def signal_group(pgid: int, sig: signal.Signals) -> None:
+    """Send `sig` to every process in the group; a group that is already gone is fine."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, sig)
+
+
+def _live_member(stat_path: Path, pgid: int) -> bool:
+    try:
+        stat = stat_path.read_text()
+    except OSError:
+        return False
+    # The command name may contain spaces and ')': fields start after the last ')'.
+    state, _ppid, pgrp, *_ = stat[stat.rindex(")") + 2 :].split()
+    return int(pgrp) == pgid and state not in ("Z", "X")
+
+
+def group_alive(pgid: int) -> bool:
+    """Whether any process of the group is still running.
+
+    On Linux /proc is read so that zombies do not count: in a container whose
+    pid 1 never reaps, a killed grandchild stays a zombie forever and kill(0)
+    would keep reporting the group alive.
+    """
+    if not _PROC.is_dir():
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+    return any(
+        _live_member(entry / "stat", pgid) for entry in _PROC.iterdir() if entry.name.isdigit()
+    )
+
+
+def process_running(pid: int) -> bool:
+    """Whether `pid` exists and is not a zombie (Linux /proc, else kill(0))."""
+    stat = _PROC / str(pid) / "stat"
+    if _PROC.is_dir():
+        try:
+            text = stat.read_text()
+        except OSError:
+            return False
+        return text[text.rindex(")") + 2 :].split()[0] not in ("Z", "X")
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
