@@ -1,0 +1,42 @@
+"""Everything one run's execution needs, passed around as one object."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from plait.domain.plan_model import Plan
+from plait.execution.git import Git
+from plait.execution.recorder import RunRecorder
+from plait.execution.settings import Settings
+from plait.execution.worktrees import Worktree, WorktreeManager
+
+
+@dataclass
+class RunContext:
+    run_id: str
+    plan: Plan
+    repo: Path
+    git: Git
+    worktrees: WorktreeManager
+    recorder: RunRecorder
+    settings: Settings
+    result_ref: str  # refs/heads/plait/<run>/_result: the run's integration tip
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+    # Every worktree this run created and has not removed, by worktree id.
+    live_worktrees: dict[str, Worktree] = field(default_factory=dict)
+
+    @property
+    def log_dir(self) -> Path:
+        return self.settings.log_root / self.run_id
+
+    @property
+    def stopping(self) -> bool:
+        return self.stop.is_set()
+
+
+def result_branch(run_id: str) -> str:
+    """The run's integration branch. Not `plait/<run>`: git cannot hold a ref and refs below
+    it, and the task branches are `plait/<run>/<task>`."""
+    return f"plait/{run_id}/_result"

@@ -1,0 +1,225 @@
+"""Drives one run from its RunCreated to its end: mode selection, the baseline test, every
+batch in order, the final landing on the base branch, and cleanup.
+
+Stop: no new task starts, running task process groups get SIGTERM then SIGKILL after the
+grace period, and the run ends `stopped`, resumable. A resumed run replays its history,
+skips what is done, and re-runs what was interrupted.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from plait.domain.batching import select_mode
+from plait.domain.errors import DomainError
+from plait.domain.events import (
+    BaselineTested,
+    ExecutionModeSelected,
+    RunCompleted,
+    RunEnded,
+    RunFailed,
+    RunStopped,
+    TaskInterrupted,
+)
+from plait.domain.plan_model import Batch
+from plait.eventstore import StoreError
+from plait.execution.batch_executor import BatchExecutor
+from plait.execution.context import RunContext, result_branch
+from plait.execution.git import GitError
+from plait.execution.integration_tests import IntegrationTester
+from plait.execution.merge_validator import LandingRaced, MergeValidator
+from plait.execution.merging import LandOutcome, land
+from plait.execution.worktrees import WorktreeError
+from plait.projections.codec import encode, project_stream
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RunResult:
+    run_id: str
+    status: str  # completed | failed | stopped
+    landed_commit: str | None
+    landed_on: str | None
+    land_command: str | None
+    error: str | None
+
+
+class RunDriver:
+    def __init__(self, ctx: RunContext, project_id: str) -> None:
+        self.ctx = ctx
+        self.project_id = project_id
+        self.tester = IntegrationTester(ctx)
+        self.batches = BatchExecutor(ctx, MergeValidator(ctx, self.tester))
+
+    @property
+    def state(self) -> object:
+        return self.ctx.recorder.state
+
+    async def drive(self) -> RunResult:
+        ctx = self.ctx
+        try:
+            return await self._drive()
+        except (GitError, WorktreeError, LandingRaced, OSError, DomainError, StoreError) as exc:
+            log.exception("run %s failed", ctx.run_id)
+            return await self._fail(f"{type(exc).__name__}: {exc}")
+        finally:
+            await self._end_on_project_stream()
+
+    async def _drive(self) -> RunResult:
+        ctx = self.ctx
+        state = ctx.recorder.state
+        if state.status == "created":
+            decision = select_mode(self._batches())
+            await ctx.recorder.record(
+                ExecutionModeSelected(run_id=ctx.run_id, mode=decision.mode, reason=decision.reason)
+            )
+        await self._ensure_result_ref()
+        if state.baseline_passed is None and ctx.plan.test_command:
+            verdict = await self._baseline()
+            if verdict is not None:
+                return verdict
+        tip = await ctx.git.rev_parse(ctx.result_ref)
+        left_out: dict[str, str] = {}
+        for batch in self._batches():
+            if state.batches[batch.batch_id].status == "completed":
+                continue
+            blocked = self._blocked(batch, left_out)
+            if blocked:
+                return await self._fail(blocked)
+            outcome = await self.batches.execute(batch, tip)
+            tip = outcome.tip
+            left_out.update(outcome.left_out)
+            if outcome.status == "stopped":
+                return await self._stopped()
+            if outcome.status == "failed":
+                return await self._fail("; ".join(outcome.errors) or "a task failed")
+        return await self._finish(tip)
+
+    def _batches(self) -> list[Batch]:
+        state = self.ctx.recorder.state
+        return [
+            Batch(b.batch_id, tuple(b.task_ids), b.can_parallel)
+            for b in (state.batches[k] for k in sorted(state.batches))
+        ]
+
+    def _blocked(self, batch: Batch, left_out: dict[str, str]) -> str | None:
+        """A task whose dependency did not land cannot run on a tip without it."""
+        for task_id in batch.task_ids:
+            missing = [d for d in self.ctx.plan.task(task_id).depends_on if d in left_out]
+            if missing:
+                return (
+                    f"task {task_id!r} depends on {', '.join(repr(m) for m in missing)}, "
+                    "which did not land; stopping before batch "
+                    f"{batch.batch_id} (the landed work is on {result_branch(self.ctx.run_id)})"
+                )
+        return None
+
+    async def _ensure_result_ref(self) -> None:
+        ctx = self.ctx
+        existing = await ctx.git.run(
+            "rev-parse", "--verify", "--quiet", ctx.result_ref, check=False
+        )
+        if existing.returncode != 0:
+            base = ctx.recorder.state.base_commit or ""
+            # Create-only: the all-zero old value refuses to overwrite an existing ref.
+            await ctx.git.run("update-ref", ctx.result_ref, base, "0" * 40)
+
+    async def _baseline(self) -> RunResult | None:
+        ctx = self.ctx
+        base = ctx.recorder.state.base_commit or ""
+        verdict = await self.tester.run(base)
+        if verdict is None:
+            return await self._stopped()
+        allowed = verdict.passed or ctx.plan.allow_red_base
+        await ctx.recorder.record(
+            BaselineTested(
+                run_id=ctx.run_id,
+                command=ctx.plan.test_command or "",
+                passed=verdict.passed,
+                exit_code=verdict.exit_code,
+                output_tail=verdict.output_tail,
+                allowed=allowed,
+            )
+        )
+        if allowed:
+            return None
+        return await self._fail(
+            "the tests already fail on the base commit "
+            f"{base[:12]} before any task ran; fix them first or set allow_red_base: true"
+        )
+
+    async def _finish(self, tip: str) -> RunResult:
+        ctx = self.ctx
+        state = ctx.recorder.state
+        base_branch, base = state.base_branch or "", state.base_commit or ""
+        branch = result_branch(ctx.run_id)
+        land_command: str | None = None
+        if tip == base:
+            landed_on = base_branch
+        else:
+            landing = await land(ctx.git, base_branch, tip, base)
+            if landing.landed:
+                landed_on = base_branch
+            else:
+                landed_on = branch
+                land_command = _land_command(landing.outcome, base_branch, branch)
+        await self.tester.close()
+        if landed_on == base_branch:
+            await ctx.git.run("update-ref", "-d", ctx.result_ref, tip, check=False)
+        await ctx.recorder.record(
+            RunCompleted(
+                run_id=ctx.run_id, landed_commit=tip, landed_on=landed_on, land_command=land_command
+            )
+        )
+        return RunResult(ctx.run_id, "completed", tip, landed_on, land_command, None)
+
+    async def _stopped(self) -> RunResult:
+        ctx = self.ctx
+        state = ctx.recorder.state
+        for task in state.tasks.values():
+            if task.status in ("created", "running") and task.worktree_id:
+                await ctx.recorder.record(
+                    TaskInterrupted(
+                        run_id=ctx.run_id,
+                        batch_id=task.batch_id or 0,
+                        task_id=task.task_id,
+                        worktree_id=task.worktree_id,
+                        attempt=task.attempt or 1,
+                        reason="run stopped",
+                    )
+                )
+        await ctx.recorder.record(RunStopped(run_id=ctx.run_id, reason=state.stop_reason or ""))
+        return RunResult(ctx.run_id, "stopped", None, None, None, None)
+
+    async def _fail(self, error: str) -> RunResult:
+        ctx = self.ctx
+        if ctx.recorder.state.status in ("running", "stopping", "created"):
+            try:
+                await ctx.recorder.record(RunFailed(run_id=ctx.run_id, error=error[:4000]))
+            except (DomainError, StoreError):
+                log.exception("could not record the failure of run %s", ctx.run_id)
+        return RunResult(ctx.run_id, "failed", None, None, None, error)
+
+    async def _end_on_project_stream(self) -> None:
+        status = self.ctx.recorder.state.status or "failed"
+        if status not in ("completed", "failed", "stopped"):
+            return
+        event = RunEnded(project_id=self.project_id, run_id=self.ctx.run_id, outcome=status)
+        try:
+            await _append(self.ctx, project_stream(self.project_id), event)
+        except StoreError:
+            log.exception("could not record the end of run %s", self.ctx.run_id)
+
+
+async def _append(ctx: RunContext, stream: str, event: RunEnded) -> None:
+    import asyncio
+
+    await asyncio.to_thread(ctx.recorder.store.append, stream, [encode(event)], None)
+
+
+def _land_command(outcome: LandOutcome, base_branch: str, branch: str) -> str:
+    if outcome is LandOutcome.CHECKOUT_DIRTY:
+        return f"git merge --ff-only {branch}   # in your {base_branch} checkout, once it is clean"
+    return f"git checkout {base_branch} && git merge {branch}   # {base_branch} moved meanwhile"

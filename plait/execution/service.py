@@ -1,0 +1,441 @@
+"""The application service: the use cases the CLI and the HTTP app call.
+
+    ServiceError
+     ├── UnknownProject      no such project                          (HTTP 404)
+     ├── UnknownRun          no such run                              (HTTP 404)
+     ├── InvalidId           an id that could reach git or a path     (HTTP 400)
+     ├── NotARepository      a project path that is not a git repo    (HTTP 400)
+     ├── NoPlan              start before any plan was accepted       (HTTP 400)
+     ├── NoBaseBranch        no base branch given and HEAD detached   (HTTP 400)
+     ├── RunAlreadyActive    a second start while a run is active     (HTTP 409)
+     └── NotResumable        resume of a run that cannot continue     (HTTP 409)
+
+Starting a run appends RunStarted to the project stream with the version the start read, so
+of two concurrent starts exactly one wins: the store decides, not a read-then-check.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from plait.domain.batching import plan_batches, select_mode
+from plait.domain.events import (
+    PlanAccepted,
+    ProjectRegistered,
+    RunCreated,
+    RunEnded,
+    RunResumed,
+    RunStarted,
+    RunStopped,
+    StopRequested,
+    TaskInterrupted,
+)
+from plait.domain.plan_model import Plan
+from plait.domain.run import RunState
+from plait.eventstore import ConcurrencyError, SqlEventStore, StoredEvent
+from plait.eventstore.hashing import timestamp_text
+from plait.execution.context import RunContext, result_branch
+from plait.execution.git import Git, GitError
+from plait.execution.orchestrator import RunDriver, RunResult
+from plait.execution.recorder import RunRecorder
+from plait.execution.settings import Settings
+from plait.execution.worktrees import InvalidIdError, Worktree, WorktreeManager, validate_id
+from plait.projections import Projector, ReadModels, all_projections
+from plait.projections.codec import decode, encode, project_stream, run_stream
+
+log = logging.getLogger(__name__)
+
+
+class ServiceError(Exception):
+    """Base of the errors a caller of the service can act on."""
+
+
+class UnknownProject(ServiceError):
+    pass
+
+
+class UnknownRun(ServiceError):
+    pass
+
+
+class InvalidId(ServiceError):
+    pass
+
+
+class NotARepository(ServiceError):
+    pass
+
+
+class NoPlan(ServiceError):
+    pass
+
+
+class NoBaseBranch(ServiceError):
+    pass
+
+
+class RunAlreadyActive(ServiceError):
+    def __init__(self, message: str, run_id: str | None = None) -> None:
+        super().__init__(message)
+        self.run_id = run_id
+
+
+class NotResumable(ServiceError):
+    pass
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex[:12]
+
+
+def checked_id(kind: str, value: str) -> str:
+    try:
+        return validate_id(kind, value)
+    except InvalidIdError as exc:
+        raise InvalidId(str(exc)) from None
+
+
+@dataclass
+class ProjectFacts:
+    """What the project stream says, folded."""
+
+    project_id: str
+    version: int
+    repo_path: str
+    plan: dict[str, Any] | None
+    active_run: str | None
+    last_run: str | None
+
+
+@dataclass
+class _ActiveRun:
+    ctx: RunContext
+    task: asyncio.Task[RunResult]
+
+
+class Plait:
+    def __init__(self, store: SqlEventStore, settings: Settings | None = None) -> None:
+        self.store = store
+        self.settings = settings or Settings()
+        self.read = ReadModels(store)
+        self.projector = Projector(store, all_projections())
+        self._runs: dict[str, _ActiveRun] = {}
+        self._projector_task: asyncio.Task[None] | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Bring the read models up to date and keep them following the store."""
+        if self._projector_task is None:
+            await asyncio.to_thread(self.projector.catch_up)
+            self._projector_task = asyncio.create_task(self.projector.follow())
+
+    async def close(self) -> None:
+        """Stop every run this process drives (they stay resumable) and the projector."""
+        for run_id in list(self._runs):
+            active = self._runs.get(run_id)
+            if active is not None and not active.task.done():
+                await self._request_stop(active, "the service is shutting down")
+        if self._runs:
+            await asyncio.gather(*(a.task for a in self._runs.values()), return_exceptions=True)
+        if self._projector_task is not None:
+            self._projector_task.cancel()
+            await asyncio.gather(self._projector_task, return_exceptions=True)
+            self._projector_task = None
+
+    async def wait_until_projected(self, position: int | None = None) -> None:
+        target = (
+            position if position is not None else await asyncio.to_thread(self.store.last_position)
+        )
+        if self._projector_task is None:
+            await asyncio.to_thread(self.projector.catch_up)
+            return
+        await self.projector.wait_for(target)
+
+    # -- projects and plans ----------------------------------------------------------------
+
+    async def register_project(self, path: str, name: str | None = None) -> str:
+        repo = await _repository_root(path)
+        project_id = new_id()
+        event = ProjectRegistered(
+            project_id=project_id, name=(name or repo.name)[:200], repo_path=str(repo)
+        )
+        await self._append(project_stream(project_id), [event], expected=0)
+        return project_id
+
+    async def find_project(self, path: str) -> str | None:
+        """The project registered for this repository, if any (CLI convenience)."""
+        repo = await _repository_root(path)
+        await self.wait_until_projected()
+        for project in self.read.projects():
+            if project["repo_path"] == str(repo):
+                return str(project["project_id"])
+        return None
+
+    async def submit_plan(self, project_id: str, plan: Plan, source: str = "api") -> dict[str, Any]:
+        facts = await self.project(project_id)
+        batches = plan_batches(plan)
+        decision = select_mode(batches)
+        described = [b.to_dict() for b in batches]
+        event = PlanAccepted(
+            project_id=facts.project_id,
+            plan=plan.to_dict(),
+            batches=described,
+            mode=decision.mode,
+            reason=decision.reason,
+            source=source,
+        )
+        await self._append(project_stream(project_id), [event], expected=None)
+        return {"mode": decision.mode, "reason": decision.reason, "batches": described}
+
+    async def project(self, project_id: str) -> ProjectFacts:
+        checked_id("project id", project_id)
+        events = await asyncio.to_thread(self.store.read_stream, project_stream(project_id))
+        if not events:
+            raise UnknownProject(f"no project {project_id!r}")
+        return _fold_project(project_id, events)
+
+    def project_of_run(self, run_id: str) -> str | None:
+        active = self._runs.get(run_id)
+        if active is not None:
+            return active.ctx.recorder.state.project_id
+        status = self.read.run_status(run_id)
+        return None if status is None else str(status["project_id"])
+
+    # -- runs ------------------------------------------------------------------------------
+
+    async def start_run(self, project_id: str, *, max_concurrency: int | None = None) -> str:
+        facts = await self.project(project_id)
+        if facts.active_run is not None:
+            raise RunAlreadyActive(
+                f"run {facts.active_run} of project {project_id} is still active",
+                facts.active_run,
+            )
+        if facts.plan is None:
+            raise NoPlan(f"project {project_id} has no plan: submit one first")
+        plan = Plan.from_dict(facts.plan["plan"])
+        if max_concurrency is not None:
+            plan = _with_concurrency(plan, max_concurrency)
+        git = Git(Path(facts.repo_path))
+        base_branch = plan.base or await git.current_branch()
+        if not base_branch:
+            raise NoBaseBranch(
+                f"{facts.repo_path} has a detached HEAD: give the plan a `base` branch"
+            )
+        try:
+            base_commit = await git.rev_parse(f"refs/heads/{base_branch}")
+        except GitError as exc:
+            raise NoBaseBranch(f"base branch {base_branch!r}: {exc}") from None
+        run_id = new_id()
+        try:
+            await self._append(
+                project_stream(project_id),
+                [RunStarted(project_id=project_id, run_id=run_id)],
+                expected=facts.version,
+            )
+        except ConcurrencyError:
+            raise RunAlreadyActive(f"another run of project {project_id} just started") from None
+        created = RunCreated(
+            run_id=run_id,
+            project_id=project_id,
+            plan=plan.to_dict(),
+            batches=[b.to_dict() for b in plan_batches(plan)],
+            base_branch=base_branch,
+            base_commit=base_commit,
+            repo_path=facts.repo_path,
+            max_concurrency=plan.max_concurrency,
+        )
+        await self._append(run_stream(run_id), [created], expected=0)
+        await self._launch(project_id, run_id)
+        return run_id
+
+    async def stop_run(self, project_id: str, reason: str = "stop requested") -> str:
+        facts = await self.project(project_id)
+        run_id = facts.active_run
+        if run_id is None:
+            raise NotResumable(f"project {project_id} has no active run to stop")
+        active = self._runs.get(run_id)
+        if active is not None and not active.task.done():
+            await self._request_stop(active, reason)
+            return run_id
+        # Nobody drives it (a crashed process): stop it here so it can be resumed.
+        recorder = await self._recorder(run_id)
+        await _stop_orphan(recorder, reason)
+        await self._append(
+            project_stream(project_id),
+            [RunEnded(project_id=project_id, run_id=run_id, outcome="stopped")],
+            expected=None,
+        )
+        return run_id
+
+    async def resume_run(self, project_id: str, run_id: str | None = None) -> str:
+        facts = await self.project(project_id)
+        run_id = checked_id("run id", run_id) if run_id else facts.last_run
+        if run_id is None:
+            raise UnknownRun(f"project {project_id} has no run to resume")
+        if run_id in self._runs and not self._runs[run_id].task.done():
+            raise RunAlreadyActive(f"run {run_id} is running in this process", run_id)
+        if facts.active_run not in (None, run_id):
+            raise RunAlreadyActive(f"run {facts.active_run} is active", facts.active_run)
+        recorder = await self._recorder(run_id)
+        status = recorder.state.status
+        if status not in ("stopped", "failed", "running", "stopping"):
+            raise NotResumable(
+                f"run {run_id} is {status}: only a stopped, failed or "
+                "interrupted run can be resumed"
+            )
+        if facts.active_run is None:
+            try:
+                await self._append(
+                    project_stream(project_id),
+                    [RunStarted(project_id=project_id, run_id=run_id)],
+                    expected=facts.version,
+                )
+            except ConcurrencyError:
+                raise RunAlreadyActive(f"project {project_id} changed; try again") from None
+        if status in ("running", "stopping"):
+            await _interrupt_tasks(recorder, "the process driving the run ended")
+        await recorder.record(RunResumed(run_id=run_id, reason="resumed"))
+        await self._launch(project_id, run_id, recorder)
+        return run_id
+
+    async def wait_run(self, run_id: str) -> RunResult:
+        active = self._runs.get(run_id)
+        if active is None:
+            raise UnknownRun(f"run {run_id} is not running in this process")
+        return await asyncio.shield(active.task)
+
+    def run_state(self, run_id: str) -> RunState | None:
+        active = self._runs.get(run_id)
+        return None if active is None else active.ctx.recorder.state
+
+    # -- internals -------------------------------------------------------------------------
+
+    async def _launch(
+        self, project_id: str, run_id: str, recorder: RunRecorder | None = None
+    ) -> None:
+        recorder = recorder or await self._recorder(run_id)
+        state = recorder.state
+        plan = Plan.from_dict(recorder.plan)
+        repo = Path(state.repo_path or ".")
+        git = Git(repo)
+        ctx = RunContext(
+            run_id=run_id,
+            plan=plan,
+            repo=repo,
+            git=git,
+            worktrees=WorktreeManager(git, self.settings.worktree_root),
+            recorder=recorder,
+            settings=self.settings,
+            result_ref=f"refs/heads/{result_branch(run_id)}",
+        )
+        await _adopt_worktrees(ctx)
+        driver = RunDriver(ctx, project_id)
+        task = asyncio.create_task(driver.drive(), name=f"plait-run-{run_id}")
+        self._runs[run_id] = _ActiveRun(ctx, task)
+
+    async def _recorder(self, run_id: str) -> RunRecorder:
+        checked_id("run id", run_id)
+        events = await asyncio.to_thread(self.store.read_stream, run_stream(run_id))
+        if not events:
+            raise UnknownRun(f"no run {run_id!r}")
+        state = RunState()
+        plan: dict[str, Any] | None = None
+        for stored in events:
+            event = decode(stored)
+            if isinstance(event, RunCreated):
+                plan = event.plan
+            state.apply(event, timestamp_text(stored.recorded_at))
+        if plan is None:
+            raise NotResumable(f"run {run_id} has no RunCreated event")
+        recorder = RunRecorder(self.store, state, events[-1].stream_version, self.settings.actor)
+        recorder.plan = plan
+        return recorder
+
+    async def _request_stop(self, active: _ActiveRun, reason: str) -> None:
+        if active.ctx.recorder.state.status in ("running", "created"):
+            await active.ctx.recorder.record(StopRequested(run_id=active.ctx.run_id, reason=reason))
+        active.ctx.stop.set()
+
+    async def _append(self, stream: str, events: list[Any], *, expected: int | None) -> None:
+        encoded = [encode(e, {"actor": self.settings.actor}) for e in events]
+        await asyncio.to_thread(self.store.append, stream, encoded, expected)
+
+
+def _fold_project(project_id: str, events: list[StoredEvent]) -> ProjectFacts:
+    facts = ProjectFacts(project_id, events[-1].stream_version, "", None, None, None)
+    for stored in events:
+        event = decode(stored)
+        if isinstance(event, ProjectRegistered):
+            facts.repo_path = event.repo_path
+        elif isinstance(event, PlanAccepted):
+            facts.plan = {"plan": event.plan, "mode": event.mode, "reason": event.reason}
+        elif isinstance(event, RunStarted):
+            facts.active_run = facts.last_run = event.run_id
+        elif isinstance(event, RunEnded) and facts.active_run == event.run_id:
+            facts.active_run = None
+    return facts
+
+
+def _with_concurrency(plan: Plan, max_concurrency: int) -> Plan:
+    data = plan.to_dict()
+    data["max_concurrency"] = max_concurrency
+    return Plan.from_dict(data)
+
+
+async def _repository_root(path: str) -> Path:
+    if not path or "\x00" in path or len(path) > 4096:
+        raise NotARepository(f"not a usable path: {path!r}")
+    try:
+        candidate = Path(path).expanduser().resolve(strict=True)
+    except (OSError, RuntimeError) as exc:  # missing, or a symlink loop
+        raise NotARepository(f"{path}: {exc}") from None
+    if not candidate.is_dir():
+        raise NotARepository(f"{path} is not a directory")
+    git = Git(candidate)
+    try:
+        top = await git.toplevel()
+    except GitError:
+        raise NotARepository(f"{path} is not inside a git repository") from None
+    return top.resolve()
+
+
+async def _adopt_worktrees(ctx: RunContext) -> None:
+    """Worktrees an earlier process of this run left: known again, so cleanup finds them."""
+    root = (await ctx.worktrees.root()) / ctx.run_id
+    for entry in await ctx.worktrees.list_porcelain():
+        path = Path(entry.path).resolve()
+        if path.parent == root and path.name != "_integration":
+            worktree_id = f"{ctx.run_id}/{path.name}"
+            ctx.live_worktrees[worktree_id] = Worktree(
+                path, entry.branch_name, worktree_id, entry.head or ""
+            )
+
+
+async def _interrupt_tasks(recorder: RunRecorder, reason: str) -> None:
+    state = recorder.state
+    for task in list(state.tasks.values()):
+        if task.status in ("created", "running") and task.worktree_id:
+            await recorder.record(
+                TaskInterrupted(
+                    run_id=state.run_id,
+                    batch_id=task.batch_id or 0,
+                    task_id=task.task_id,
+                    worktree_id=task.worktree_id,
+                    attempt=task.attempt or 1,
+                    reason=reason,
+                )
+            )
+
+
+async def _stop_orphan(recorder: RunRecorder, reason: str) -> None:
+    state = recorder.state
+    if state.status in ("running", "created"):
+        await recorder.record(StopRequested(run_id=state.run_id, reason=reason))
+    await _interrupt_tasks(recorder, "the process driving the run ended")
+    await recorder.record(RunStopped(run_id=state.run_id, reason=reason))

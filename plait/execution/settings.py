@@ -1,0 +1,29 @@
+"""Where plait keeps its files, and the knobs a deployment may turn."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import platformdirs
+
+
+def _default_log_root() -> Path:
+    return Path(platformdirs.user_data_dir("plait", appauthor=False)) / "logs"
+
+
+@dataclass(frozen=True)
+class Settings:
+    # Task worktrees; None: inside each repository's git dir (<common dir>/plait-worktrees).
+    worktree_root: Path | None = None
+    # Full task and test output, whatever the events keep.
+    log_root: Path = field(default_factory=_default_log_root)
+    # SIGTERM -> SIGKILL grace when a task is stopped or times out.
+    stop_grace: float = 5.0
+    # Output events per task attempt are capped; the full log stays on disk.
+    max_output_event_bytes: int = 256 * 1024
+    output_flush_seconds: float = 0.25
+    output_chunk_bytes: int = 8192
+    # Tests on a merged commit: default timeout when the plan gives none.
+    test_timeout: float = 1800.0
+    actor: str = "plait"
