@@ -181,6 +181,8 @@ async def land(git: Git, branch: str, new: str, old: str) -> LandResult:
     worktree is clean and at `old`, by `merge --ff-only` there (an update-ref
     would leave that checkout's index and files stale).
     """
+    if validate_ref_name(branch).startswith("refs/"):
+        raise ValueError(f"{branch!r}: give the short branch name, e.g. main")
     new_sha, old_sha = await git.rev_parse(new), await git.rev_parse(old)
     entry = await find_checkout(git, branch)
     if entry is None:

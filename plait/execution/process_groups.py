@@ -44,19 +44,3 @@ def group_alive(pgid: int) -> bool:
     return any(
         _live_member(entry / "stat", pgid) for entry in _PROC.iterdir() if entry.name.isdigit()
     )
-
-
-def process_running(pid: int) -> bool:
-    """Whether `pid` exists and is not a zombie (Linux /proc, else kill(0))."""
-    stat = _PROC / str(pid) / "stat"
-    if _PROC.is_dir():
-        try:
-            text = stat.read_text()
-        except OSError:
-            return False
-        return text[text.rindex(")") + 2 :].split()[0] not in ("Z", "X")
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True

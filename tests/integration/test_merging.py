@@ -188,3 +188,9 @@ async def test_landing_a_branch_checked_out_in_a_linked_worktree_fast_forwards_t
     )
     assert (linked / "a.txt").read_text() == "a\n"
     assert git(linked, "status", "--porcelain") == ""
+
+
+async def test_landing_wants_a_short_branch_name(repo: Path) -> None:
+    head = git(repo, "rev-parse", "HEAD")
+    with pytest.raises(ValueError, match="short branch name"):
+        await land(Git(repo), "refs/heads/main", head, head)
