@@ -35,6 +35,7 @@ __all__ = [
     "InvalidRefName",
     "UnknownRevisionError",
     "git_environment",
+    "transient_failure",
     "validate_ref_component",
     "validate_ref_name",
 ]
@@ -118,7 +119,8 @@ def transient_failure(stderr: str) -> bool:
 
 def _stale_lock_hint(stderr: str) -> str:
     match = _LOCK_EXISTS.search(stderr)
-    if match is None:
+    age = _lock_age(match.group(1)) if match else None
+    if match is None or age is None or age < LOCK_STALE_AFTER:
         return ""
     return (
         f"{match.group(1)} is older than {LOCK_STALE_AFTER:g}s: probably left by a git that was"
