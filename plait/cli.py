@@ -7,23 +7,34 @@ Exit status: 0 success, 1 the work did not fully succeed (or an integrity check 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
+import signal
 import sys
+import tempfile
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
 from rich.console import Console
+from rich.live import Live
 from rich.table import Table
 
 from plait.domain.batching import plan_batches, select_mode
 from plait.domain.errors import PlanError
 from plait.domain.plan import parse_plan
 from plait.domain.plan_model import Plan
+from plait.domain.run import RunState
 from plait.eventstore import SqlEventStore, StoreError, configured_url
 from plait.eventstore import migrate as store_migrate
 from plait.eventstore.engines import build_engine
 from plait.eventstore.urls import display_url, normalise_url
-from plait.projections import Projector, all_projections
+from plait.execution.demo import create_demo
+from plait.execution.service import Plait, ServiceError
+from plait.execution.settings import Settings
+from plait.projections import Projector, ReadModels, all_projections
+from plait.projections.codec import run_stream
+from plait.terminal import badge, landed_all, progress_view, summary_table
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -120,6 +131,218 @@ def cmd_projections_rebuild(args: argparse.Namespace) -> int:
     return 0
 
 
+def _open_store(db: str | None) -> SqlEventStore:
+    return SqlEventStore(configured_url(db))
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    plan = _read_plan(args.plan)
+    return asyncio.run(_execute(args, plan, args.repo, source=args.plan))
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    directory = Path(args.dir) if args.dir else Path(tempfile.mkdtemp(prefix="plait-demo-"))
+    repo, plan_path = create_demo(directory)
+    console = Console(stderr=args.json)
+    console.print(f"[bold]plait demo[/bold]: a sample repository in {repo}")
+    console.print(f"plan: {plan_path} (8 tasks, 3 batches; see it with `plait plan {plan_path}`)")
+    if args.db is None:
+        args.db = f"sqlite:///{directory / 'plait.db'}"
+    plan = _read_plan(str(plan_path))
+    return asyncio.run(_execute(args, plan, str(repo), source=str(plan_path)))
+
+
+async def _execute(args: argparse.Namespace, plan: Plan, repo: str, *, source: str) -> int:
+    store = _open_store(args.db)
+    service = Plait(store, Settings())
+    await service.start()
+    try:
+        project_id = await service.find_project(repo) or await service.register_project(repo)
+        await service.submit_plan(project_id, plan, source=source)
+        after = store.last_position()
+        run_id = await service.start_run(project_id, max_concurrency=args.max_concurrency)
+        return await _follow(service, project_id, run_id, after, as_json=args.json)
+    finally:
+        await service.close()
+        store.close()
+
+
+async def _follow(
+    service: Plait, project_id: str, run_id: str, after: int, *, as_json: bool
+) -> int:
+    """Show a run's progress until it ends; Ctrl-C stops it gracefully (twice: at once)."""
+    loop = asyncio.get_running_loop()
+    interrupts = 0
+    stopping: set[asyncio.Task[str]] = set()
+
+    def on_interrupt() -> None:
+        nonlocal interrupts
+        interrupts += 1
+        if interrupts == 1:
+            print("\nplait: stopping (Ctrl-C again to abort)...", file=sys.stderr)
+            stopper = loop.create_task(
+                service.stop_run(project_id, "interrupted from the terminal")
+            )
+            stopping.add(stopper)
+            stopper.add_done_callback(stopping.discard)
+        else:
+            for task in asyncio.all_tasks(loop):
+                task.cancel()
+
+    loop.add_signal_handler(signal.SIGINT, on_interrupt)
+    try:
+        state = service.run_state(run_id)
+        assert state is not None
+        if as_json:
+            printer = asyncio.create_task(_print_events(service, run_id, after))
+            result = await service.wait_run(run_id)
+            await asyncio.wait_for(printer, timeout=30)
+        else:
+            console = Console()
+            with Live(
+                console=console, refresh_per_second=8, get_renderable=lambda: progress_view(state)
+            ):
+                result = await service.wait_run(run_id)
+            console.print(summary_table(state))
+            _print_outcome(console, result.status, state)
+        return 0 if landed_all(state) else 1
+    finally:
+        loop.remove_signal_handler(signal.SIGINT)
+
+
+async def _print_events(service: Plait, run_id: str, after: int) -> None:
+    stream = run_stream(run_id)
+    async for stored in service.store.subscribe(after):
+        if stored.stream_id != stream:
+            continue
+        line = {
+            "position": stored.position,
+            "type": stored.type,
+            "recorded_at": stored.recorded_at.isoformat(),
+            **stored.data,
+        }
+        print(json.dumps(line), flush=True)
+        if stored.type in ("RunCompleted", "RunFailed", "RunStopped"):
+            return
+
+
+def _print_outcome(console: Console, status: str, state: RunState) -> None:
+    if state.status == "completed":
+        console.print(
+            f"[bold green]landed[/bold green] {(state.landed_commit or '')[:12]} "
+            f"on {state.landed_on}"
+        )
+        if state.land_command:
+            console.print(f"to land it yourself: [bold]{state.land_command}[/bold]")
+    elif state.status == "stopped":
+        console.print(f"[yellow]stopped[/yellow]; resume with: plait resume {state.run_id}")
+    else:
+        console.print(f"[bold red]{status}[/bold red]: {state.error or ''}")
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    return asyncio.run(_resume(args))
+
+
+async def _resume(args: argparse.Namespace) -> int:
+    store = _open_store(args.db)
+    service = Plait(store, Settings())
+    await service.start()
+    try:
+        await service.wait_until_projected()
+        status = service.read.run_status(args.run)
+        if status is None:
+            print(f"plait: no run {args.run!r} in {store}", file=sys.stderr)
+            return 2
+        after = store.last_position()
+        project_id = str(status["project_id"])
+        run_id = await service.resume_run(project_id, args.run)
+        return await _follow(service, project_id, run_id, after, as_json=args.json)
+    finally:
+        await service.close()
+        store.close()
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    store = _open_store(args.db)
+    try:
+        Projector(store, all_projections()).catch_up()
+        models = ReadModels(store)
+        if args.run:
+            view = models.run_status(args.run)
+            if view is None:
+                print(f"plait: no run {args.run!r}", file=sys.stderr)
+                return 2
+            print(json.dumps(view, indent=2) if args.json else _status_text(view))
+            return 0
+        runs = models.runs()
+        if args.json:
+            print(json.dumps(runs, indent=2))
+            return 0
+        table = Table(title="recent runs")
+        for column in ("run", "project", "status"):
+            table.add_column(column)
+        for run in runs:
+            table.add_row(run["run_id"], run["project_id"], badge(run["status"]))
+        Console().print(table)
+        return 0
+    finally:
+        store.close()
+
+
+def _status_text(view: dict[str, object]) -> str:
+    lines = [
+        f"run {view['run_id']}: {view['status']} ({view['execution_mode']} mode)",
+        f"batches: {view['completed_batches']}/{view['batches_total']} completed",
+    ]
+    for task in view["tasks"]:  # type: ignore[attr-defined]
+        lines.append(f"  {task['task_id']:<20} {task['status']:<11} attempt {task['attempt']}")
+    return "\n".join(lines)
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    store = _open_store(args.db)
+    try:
+        Projector(store, all_projections()).catch_up()
+        models = ReadModels(store)
+        until = _until_position(models, args.until)
+        rows = models.timeline(run_id=args.run, until=until, limit=100_000)
+        if not rows:
+            print(f"plait: no history for run {args.run!r}", file=sys.stderr)
+            return 2
+        state = models.run_state_at(args.run, until)
+        if args.json:
+            print(json.dumps({"timeline": rows, "status_at": state}, indent=2))
+            return 0
+        for row in rows:
+            print(f"{row['position']:>8}  {row['recorded_at']}  {row['type']}")
+        if state is not None:
+            print(_status_text(state))
+        return 0
+    finally:
+        store.close()
+
+
+def _until_position(models: ReadModels, until: str | None) -> int | None:
+    if until is None:
+        return None
+    if until.isdigit():
+        return int(until)
+    try:
+        moment = datetime.fromisoformat(until)
+    except ValueError:
+        raise PlanError([f"--until {until!r}: give a position or an ISO 8601 time"]) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return models.position_at(moment)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from plait.http.serve import serve
+
+    return serve(args.host, args.port, args.db, args.token)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="plait",
@@ -143,6 +366,52 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("--json", action="store_true", help="print one JSON object")
     plan.set_defaults(handler=cmd_plan)
 
+    run = commands.add_parser("run", help="run a plan against a repository")
+    run.add_argument("plan", metavar="PLAN", help="plan file (YAML or JSON)")
+    run.add_argument("--repo", default=".", help="the git repository (default: .)")
+    run.add_argument("--max-concurrency", type=_positive, default=None, metavar="N")
+    run.add_argument("--json", action="store_true", help="print one JSON event per line")
+    _add_db(run)
+    run.set_defaults(handler=cmd_run)
+
+    demo = commands.add_parser("demo", help="run a sample plan on a sample repository")
+    demo.add_argument("--dir", help="where to create it (default: a new temporary directory)")
+    demo.add_argument("--max-concurrency", type=_positive, default=None, metavar="N")
+    demo.add_argument("--json", action="store_true", help="print one JSON event per line")
+    _add_db(demo)
+    demo.set_defaults(handler=cmd_demo)
+
+    resume = commands.add_parser("resume", help="continue a stopped or interrupted run")
+    resume.add_argument("run", metavar="RUN")
+    resume.add_argument("--json", action="store_true", help="print one JSON event per line")
+    _add_db(resume)
+    resume.set_defaults(handler=cmd_resume)
+
+    status = commands.add_parser("status", help="a run's status, or the recent runs")
+    status.add_argument("run", metavar="RUN", nargs="?")
+    status.add_argument("--json", action="store_true")
+    _add_db(status)
+    status.set_defaults(handler=cmd_status)
+
+    history = commands.add_parser("history", help="a run's audit history")
+    history.add_argument("run", metavar="RUN")
+    history.add_argument("--until", metavar="T", help="a position or an ISO 8601 time")
+    history.add_argument("--json", action="store_true")
+    _add_db(history)
+    history.set_defaults(handler=cmd_history)
+
+    serve = commands.add_parser("serve", help="the HTTP service and dashboard")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument(
+        "--token",
+        default=None,
+        help="bearer token (default: $PLAIT_TOKEN "
+        "or one generated and kept in your data directory)",
+    )
+    _add_db(serve)
+    serve.set_defaults(handler=cmd_serve)
+
     projections = commands.add_parser("projections", help="read model maintenance")
     projection_commands = projections.add_subparsers(
         dest="projections_command", required=True, metavar="ACTION"
@@ -151,6 +420,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_db(rebuild)
     rebuild.set_defaults(handler=cmd_projections_rebuild)
     return parser
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be 1 or more")
+    return value
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -162,6 +438,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"plait: {exc}", file=sys.stderr)
         return 2
     except PlanError as exc:
+        print(f"plait: {exc}", file=sys.stderr)
+        return 2
+    except ServiceError as exc:
         print(f"plait: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

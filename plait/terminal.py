@@ -1,0 +1,108 @@
+"""Terminal views of a run: live progress while it runs, a summary table when it ends."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Group, RenderableType
+from rich.progress_bar import ProgressBar
+from rich.table import Table
+from rich.text import Text
+
+from plait.domain.run import RunState
+
+STYLES = {
+    "pending": "dim",
+    "requested": "dim",
+    "created": "cyan",
+    "running": "bold cyan",
+    "merging": "bold blue",
+    "testing": "bold blue",
+    "succeeded": "green",
+    "merged": "bold green",
+    "landed": "bold green",
+    "completed": "bold green",
+    "removed": "bold green",
+    "failed": "bold red",
+    "test_failed": "bold red",
+    "conflicted": "bold yellow",
+    "ejected": "bold magenta",
+    "cancelled": "yellow",
+    "stopped": "yellow",
+    "stopping": "yellow",
+}
+DONE_TASK = {"merged", "removed"}
+SETTLED_TASK = DONE_TASK | {"failed", "ejected", "conflicted"}
+
+
+def badge(status: str | None) -> Text:
+    label = {"removed": "landed"}.get(status or "", status or "-")
+    return Text(label, style=STYLES.get(status or "", ""))
+
+
+def progress_view(state: RunState) -> RenderableType:
+    header = Text.assemble(
+        ("run ", "bold"), (state.run_id, "bold"), "  ", badge(state.status),
+        f"  {state.mode or ''} mode", f"  base {state.base_branch or '?'}",
+    )  # fmt: skip
+    table = Table(box=None, pad_edge=False, show_header=True, header_style="dim")
+    table.add_column("batch / task")
+    table.add_column("progress", width=24)
+    table.add_column("status")
+    table.add_column("attempt", justify="right")
+    table.add_column("last output", overflow="ellipsis", no_wrap=True, max_width=60)
+    for batch_id in sorted(state.batches):
+        batch = state.batches[batch_id]
+        tasks = [state.tasks[t] for t in batch.task_ids if t in state.tasks]
+        done = sum(1 for t in tasks if t.status in SETTLED_TASK)
+        table.add_row(
+            Text(f"batch {batch_id}" + (" (parallel)" if batch.can_parallel else ""), "bold"),
+            ProgressBar(total=max(len(tasks), 1), completed=done, width=22),
+            badge(batch.status), "", "",
+        )  # fmt: skip
+        for task in tasks:
+            finished = 1 if task.status in SETTLED_TASK else 0
+            table.add_row(
+                f"  {task.task_id}",
+                ProgressBar(total=1, completed=finished, width=22, pulse=task.status == "running"),
+                badge(task.status),
+                str(task.attempt or ""),
+                Text(task.last_output_line or task.error or "", style="dim"),
+            )
+    return Group(header, table)
+
+
+def summary_table(state: RunState) -> Table:
+    table = Table(title=f"run {state.run_id}: {state.status}")
+    table.add_column("task")
+    table.add_column("status")
+    table.add_column("attempts", justify="right")
+    table.add_column("duration", justify="right")
+    table.add_column("landed commit")
+    table.add_column("note", max_width=60)
+    for task in state.tasks.values():
+        landed = task.status in DONE_TASK
+        note = ""
+        if task.conflict_files and not landed:
+            note = "conflict in " + ", ".join(task.conflict_files)
+        elif task.error and not landed:
+            note = task.error.splitlines()[0] if task.error else ""
+        if task.kept_branch and not landed:
+            note += f" (work kept on {task.kept_branch})"
+        table.add_row(
+            task.task_id,
+            badge(task.status),
+            str(task.attempt or 0),
+            f"{task.duration:.1f}s" if task.duration else "",
+            (task.merge_commit or "")[:12] if landed else "",
+            note.strip(),
+        )
+    return table
+
+
+def landed_all(state: RunState) -> bool:
+    return state.status == "completed" and all(t.status in DONE_TASK for t in state.tasks.values())
+
+
+def event_line(stored_type: str, data: dict[str, Any], position: int) -> dict[str, Any]:
+    return {"position": position, "type": stored_type, **data}
