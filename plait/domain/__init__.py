@@ -1,1 +1,4 @@
-"""Pure domain: plans, batching, lifecycles and events. Imports nothing from outer layers; no I/O."""
+"""Pure domain: plans, batching, lifecycles and events.
+
+Imports nothing from outer layers; does no I/O.
+"""

@@ -1,8 +1,8 @@
 """Domain errors.
 
-    DomainError
-     ├── PlanError            a plan was refused; `problems` lists every reason
-     └── InvalidTransition    a lifecycle trigger that the entity's state does not allow
+DomainError
+ ├── PlanError            a plan was refused; `problems` lists every reason
+ └── InvalidTransition    a lifecycle trigger that the entity's state does not allow
 """
 
 from __future__ import annotations
