@@ -99,6 +99,10 @@ class SqlEventStore:
         self.notifier = Notifier()
         self._closed = False
         self._lock = threading.Lock()
+        # Operations in flight: close() waits for them, so no thread is left holding a
+        # connection of a disposed pool.
+        self._busy = 0
+        self._idle = threading.Condition(self._lock)
         if upgrade:
             self._guard(lambda: migrate.upgrade(self.engine))
 
@@ -287,19 +291,39 @@ class SqlEventStore:
 
     # -- housekeeping ------------------------------------------------------------------------
 
-    def connect(self) -> Connection:
+    @contextmanager
+    def connect(self) -> Iterator[Connection]:
         """A connection for projections that keep their own tables in the same database."""
-        return self.engine.connect()
+        with self._in_flight(), self.engine.connect() as connection:
+            yield connection
 
-    def write_connection(self) -> Connection:
+    @contextmanager
+    def write_connection(self) -> Iterator[Connection]:
         """A connection whose transactions take SQLite's write lock up front."""
-        return self.engine.connect().execution_options(**{WRITE_OPTION: True})
+        with self._in_flight(), self.engine.connect() as connection:
+            yield connection.execution_options(**{WRITE_OPTION: True})
 
-    def close(self) -> None:
+    @contextmanager
+    def _in_flight(self) -> Iterator[None]:
+        with self._lock:
+            if self._closed:
+                raise StoreUnavailable(f"{self!r} is closed")
+            self._busy += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._busy -= 1
+                if self._busy == 0:
+                    self._idle.notify_all()
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Refuse new work, wait for what is in flight, then release every connection."""
         with self._lock:
             if self._closed:
                 return
             self._closed = True
+            self._idle.wait_for(lambda: self._busy == 0, timeout=timeout)
         self.notifier.close()
         self.engine.dispose()
         if self._hot is not self.engine:
@@ -308,7 +332,8 @@ class SqlEventStore:
     def _guard(self, operation: Callable[[], T]) -> T:
         """Run a database operation, turning driver errors into store errors."""
         try:
-            return operation()
+            with self._in_flight():
+                return operation()
         except StoreError:
             raise
         except OperationalError as exc:

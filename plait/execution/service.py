@@ -37,11 +37,13 @@ from plait.domain.events import (
 )
 from plait.domain.plan_model import Plan
 from plait.domain.run import RunState
-from plait.eventstore import ConcurrencyError, SqlEventStore, StoredEvent
+from plait.eventstore import ConcurrencyError, SqlEventStore, StoredEvent, StoreError
 from plait.eventstore.hashing import timestamp_text
+from plait.eventstore.leases import DEFAULT_TTL, LeaseStore
 from plait.execution.context import RunContext, result_branch
 from plait.execution.git import Git, GitError
 from plait.execution.orchestrator import RunDriver, RunResult
+from plait.execution.orphans import kill_process_groups, processes_inside
 from plait.execution.recorder import RunRecorder
 from plait.execution.settings import Settings
 from plait.execution.worktrees import InvalidIdError, Worktree, WorktreeManager, validate_id
@@ -126,14 +128,79 @@ class Plait:
         self.projector = Projector(store, all_projections())
         self._runs: dict[str, _ActiveRun] = {}
         self._projector_task: asyncio.Task[None] | None = None
+        self.leases = LeaseStore(store)
 
     # -- lifecycle -------------------------------------------------------------------------
 
-    async def start(self) -> None:
-        """Bring the read models up to date and keep them following the store."""
+    async def start(self, *, recover: bool = True) -> list[str]:
+        """Bring the read models up to date, keep them following the store, and resume
+        every run a dead process left unfinished. Returns the ids of the resumed runs."""
         if self._projector_task is None:
             await asyncio.to_thread(self.projector.catch_up)
             self._projector_task = asyncio.create_task(self.projector.follow())
+        return await self.recover() if recover else []
+
+    async def recover(self) -> list[str]:
+        """Resume (or finish stopping) the unfinished runs nobody drives any more."""
+        await self.wait_until_projected()
+        resumed = []
+        for project in self.read.projects():
+            run_id = project["active_run_id"]
+            if not run_id or run_id in self._runs:
+                continue
+            try:
+                if await self._recover_run(str(project["project_id"]), str(run_id)):
+                    resumed.append(str(run_id))
+            except (ServiceError, GitError, StoreError, OSError) as exc:
+                log.error("could not recover run %s: %s", run_id, exc)
+        return resumed
+
+    async def _recover_run(self, project_id: str, run_id: str) -> bool:
+        if await asyncio.to_thread(self.store.stream_version, run_stream(run_id)) == 0:
+            # RunStarted was stored but the process died before RunCreated: nothing ran.
+            await self._append(
+                project_stream(project_id),
+                [RunEnded(project_id=project_id, run_id=run_id, outcome="failed")],
+                expected=None,
+            )
+            return False
+        if not await asyncio.to_thread(self.leases.acquire, run_id):
+            return False  # a live process drives it
+        recorder = await self._recorder(run_id)
+        status = recorder.state.status
+        if status not in ("created", "running", "stopping"):
+            await asyncio.to_thread(self.leases.release, run_id)
+            return False
+        await self._reap_orphans(recorder)
+        if status == "stopping":  # the stop was asked for: finish it, do not resume
+            await _stop_orphan(recorder, recorder.state.stop_reason or "stop requested")
+            await self._append(
+                project_stream(project_id),
+                [RunEnded(project_id=project_id, run_id=run_id, outcome="stopped")],
+                expected=None,
+            )
+            await asyncio.to_thread(self.leases.release, run_id)
+            return False
+        if status == "running":
+            await _interrupt_tasks(recorder, "the process driving the run ended")
+            await recorder.record(RunResumed(run_id=run_id, reason="recovered after a crash"))
+        await self._launch(project_id, run_id, recorder, leased=True)
+        return True
+
+    async def _reap_orphans(self, recorder: RunRecorder) -> None:
+        """Kill what the dead driver's tasks left running; clear half-made worktrees."""
+        git = Git(Path(recorder.state.repo_path or "."))
+        worktrees = WorktreeManager(git, self.settings.worktree_root)
+        run_root = (await worktrees.root()) / recorder.run_id
+        killed = kill_process_groups(await asyncio.to_thread(processes_inside, run_root))
+        if killed:
+            log.warning("run %s: killed %d orphaned task process group(s)", recorder.run_id, killed)
+        for entry in await worktrees.list_porcelain():
+            path = Path(entry.path)
+            if path.parent == run_root and entry.locked is not None:
+                # A `worktree add` killed midway: locked "initializing", never used.
+                await worktrees.remove(Worktree(path, None, path.name, entry.head or ""))
+        await git.run_admin("worktree", "prune")
 
     async def close(self) -> None:
         """Stop every run this process drives (they stay resumable) and the projector."""
@@ -211,6 +278,16 @@ class Plait:
 
     async def start_run(self, project_id: str, *, max_concurrency: int | None = None) -> str:
         facts = await self.project(project_id)
+        if facts.active_run is not None and not await asyncio.to_thread(
+            self.store.stream_version, run_stream(facts.active_run)
+        ):
+            # A start that died between RunStarted and RunCreated: nothing ran; close it.
+            await self._append(
+                project_stream(project_id),
+                [RunEnded(project_id=project_id, run_id=facts.active_run, outcome="failed")],
+                expected=facts.version,
+            )
+            facts = await self.project(project_id)
         if facts.active_run is not None:
             raise RunAlreadyActive(
                 f"run {facts.active_run} of project {project_id} is still active",
@@ -282,6 +359,16 @@ class Plait:
             raise RunAlreadyActive(f"run {run_id} is running in this process", run_id)
         if facts.active_run not in (None, run_id):
             raise RunAlreadyActive(f"run {facts.active_run} is active", facts.active_run)
+        if not await asyncio.to_thread(self.leases.acquire, run_id):
+            holder = await asyncio.to_thread(self.leases.holder, run_id)
+            raise RunAlreadyActive(f"run {run_id} is driven by another process ({holder})", run_id)
+        try:
+            return await self._resume_leased(facts, project_id, run_id)
+        except BaseException:
+            await asyncio.to_thread(self.leases.release, run_id)
+            raise
+
+    async def _resume_leased(self, facts: ProjectFacts, project_id: str, run_id: str) -> str:
         recorder = await self._recorder(run_id)
         status = recorder.state.status
         if status not in ("stopped", "failed", "running", "stopping"):
@@ -299,9 +386,10 @@ class Plait:
             except ConcurrencyError:
                 raise RunAlreadyActive(f"project {project_id} changed; try again") from None
         if status in ("running", "stopping"):
+            await self._reap_orphans(recorder)
             await _interrupt_tasks(recorder, "the process driving the run ended")
         await recorder.record(RunResumed(run_id=run_id, reason="resumed"))
-        await self._launch(project_id, run_id, recorder)
+        await self._launch(project_id, run_id, recorder, leased=True)
         return run_id
 
     async def wait_run(self, run_id: str) -> RunResult:
@@ -317,8 +405,16 @@ class Plait:
     # -- internals -------------------------------------------------------------------------
 
     async def _launch(
-        self, project_id: str, run_id: str, recorder: RunRecorder | None = None
+        self,
+        project_id: str,
+        run_id: str,
+        recorder: RunRecorder | None = None,
+        *,
+        leased: bool = False,
     ) -> None:
+        if not leased and not await asyncio.to_thread(self.leases.acquire, run_id):
+            holder = await asyncio.to_thread(self.leases.holder, run_id)
+            raise RunAlreadyActive(f"run {run_id} is driven by another process ({holder})", run_id)
         recorder = recorder or await self._recorder(run_id)
         state = recorder.state
         plan = Plan.from_dict(recorder.plan)
@@ -336,8 +432,30 @@ class Plait:
         )
         await _adopt_worktrees(ctx)
         driver = RunDriver(ctx, project_id)
-        task = asyncio.create_task(driver.drive(), name=f"plait-run-{run_id}")
+        task = asyncio.create_task(self._drive_leased(driver), name=f"plait-run-{run_id}")
         self._runs[run_id] = _ActiveRun(ctx, task)
+
+    async def _drive_leased(self, driver: RunDriver) -> RunResult:
+        """Drive the run while renewing its lease; release the lease when it ends."""
+        run_id = driver.ctx.run_id
+
+        async def renew() -> None:
+            while True:
+                await asyncio.sleep(DEFAULT_TTL / 3)
+                if not await asyncio.to_thread(self.leases.acquire, run_id):
+                    log.error("run %s: lost its lease to another process; stopping", run_id)
+                    driver.ctx.stop.set()
+                    return
+
+        renewer = asyncio.create_task(renew())
+        try:
+            return await driver.drive()
+        finally:
+            renewer.cancel()
+            try:
+                await asyncio.to_thread(self.leases.release, run_id)
+            except StoreError:
+                log.warning("run %s: could not release its lease (it will expire)", run_id)
 
     async def _recorder(self, run_id: str) -> RunRecorder:
         checked_id("run id", run_id)

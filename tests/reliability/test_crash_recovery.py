@@ -1,0 +1,165 @@
+"""A plait process killed with SIGKILL mid-batch loses nothing: the next start resumes the run.
+
+These tests run the real `plait run` in a subprocess, kill it while its tasks are running,
+and then start a new service on the same database.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from plait.eventstore import SqlEventStore
+from plait.execution.service import Plait
+from plait.execution.settings import Settings
+from plait.projections.codec import run_stream
+
+PLAIT = str(Path(sys.executable).with_name("plait"))
+
+# Each task records its pid, then waits until the test releases it (bounded, never forever).
+TASK = textwrap.dedent(
+    """\
+    import os, sys, time
+    from pathlib import Path
+    task, gate = sys.argv[1], Path(sys.argv[2])
+    (gate / f"{task}.{os.getpid()}.started").write_text("")
+    deadline = time.monotonic() + 120
+    while not (gate / "release").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    Path(f"{task}.txt").write_text(task + "\\n")
+    """
+)
+
+
+def git(repo: Path, *args: str) -> str:
+    return subprocess.run(
+        ["git", *args], cwd=repo, check=True, capture_output=True, text=True
+    ).stdout
+
+
+@pytest.fixture
+def repo_and_plan(tmp_path: Path) -> tuple[Path, Path, Path]:
+    repo, gate = tmp_path / "repo", tmp_path / "gate"
+    repo.mkdir()
+    gate.mkdir()
+    (repo / "task.py").write_text(TASK)
+    git(repo, "init", "-q", "-b", "main")
+    git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "add", "-A")
+    git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "base")
+    python = sys.executable
+
+    def task(task_id: str, depends_on: list[str] | None = None) -> dict[str, object]:
+        run = f"{python} task.py {task_id} {gate}"
+        return {"id": task_id, "run": run, "depends_on": depends_on or []}
+
+    plan = {
+        "max_concurrency": 3,
+        "tasks": [task("a"), task("b"), task("c"), task("d", ["a", "b", "c"])],
+    }
+    plan_path = tmp_path / "plan.yaml"
+    plan_path.write_text(yaml.safe_dump(plan))
+    return repo, plan_path, gate
+
+
+def started_pids(gate: Path) -> dict[str, int]:
+    return {p.name.split(".")[0]: int(p.name.split(".")[1]) for p in gate.glob("*.started")}
+
+
+def alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.fixture
+def killed_mid_batch(
+    repo_and_plan: tuple[Path, Path, Path], store_url: str, tmp_path: Path
+) -> Iterator[tuple[str, Path, Path, dict[str, int]]]:
+    """`plait run` started, all of batch 1 running, then the plait process SIGKILLed."""
+    repo, plan, gate = repo_and_plan
+    env = {**os.environ, "XDG_DATA_HOME": str(tmp_path / "data")}
+    proc = subprocess.Popen(
+        [PLAIT, "run", str(plan), "--repo", str(repo), "--db", store_url, "--json"],
+        stdout=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        env=env,
+        text=True,
+        start_new_session=True,
+    )
+    assert proc.stdout is not None
+    run_id, running = None, set()
+    for line in proc.stdout:  # event-driven: wait until every task of batch 1 started
+        event = json.loads(line)
+        run_id = event.get("run_id", run_id)
+        if event["type"] == "TaskStarted":
+            running.add(event["task_id"])
+        if running == {"a", "b", "c"}:
+            break
+    assert run_id is not None
+    while len(started_pids(gate)) < 3:  # the task processes themselves are up
+        pass
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    proc.stdout.close()
+    try:
+        yield run_id, repo, gate, started_pids(gate)
+    finally:
+        (gate / "release").write_text("")
+
+
+async def test_a_run_killed_mid_batch_is_resumed_and_every_task_lands_exactly_once(
+    killed_mid_batch: tuple[str, Path, Path, dict[str, int]], store_url: str, tmp_path: Path
+) -> None:
+    run_id, repo, gate, orphans = killed_mid_batch
+    assert all(alive(pid) for pid in orphans.values()), "tasks outlive a SIGKILLed plait"
+    store = SqlEventStore(store_url)
+    service = Plait(store, Settings(log_root=tmp_path / "logs"))
+    try:
+        (gate / "release").write_text("")  # re-run tasks may finish at once
+        resumed = await service.start()
+        assert resumed == [run_id]
+        assert not any(alive(pid) for pid in orphans.values()), "orphans were killed"
+        result = await service.wait_run(run_id)
+        assert result.status == "completed"
+        types = [e.type for e in store.read_stream(run_stream(run_id))]
+        assert types.count("TaskInterrupted") == 3
+        assert types.count("RunResumed") == 1
+    finally:
+        await service.close()
+        store.close()
+    merges = git(repo, "log", "--format=%s", "main").splitlines()
+    for task in "abcd":
+        assert merges.count(f"plait: merge task {task}") == 1
+        assert (repo / f"{task}.txt").read_text() == f"{task}\n"
+    assert git(repo, "worktree", "list", "--porcelain").count("worktree ") == 1
+    assert git(repo, "branch", "--list", "plait/*") == ""
+    assert git(repo, "status", "--porcelain") == ""
+
+
+async def test_a_second_service_does_not_drive_a_run_another_live_process_holds(
+    killed_mid_batch: tuple[str, Path, Path, dict[str, int]], store_url: str, tmp_path: Path
+) -> None:
+    run_id, _repo, gate, _orphans = killed_mid_batch
+    store = SqlEventStore(store_url)
+    first = Plait(store, Settings(log_root=tmp_path / "logs1"))
+    second = Plait(store, Settings(log_root=tmp_path / "logs2"))
+    try:
+        assert await first.start() == [run_id]
+        assert await second.start() == []
+        (gate / "release").write_text("")
+        assert (await first.wait_run(run_id)).status == "completed"
+    finally:
+        await first.close()
+        await second.close()
+        store.close()
