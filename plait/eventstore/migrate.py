@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
+from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, text
-
-from alembic import command
 
 # An arbitrary constant: the PostgreSQL advisory lock that serialises concurrent upgrades.
 _UPGRADE_LOCK_KEY = 0x706C6169

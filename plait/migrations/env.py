@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from alembic import context
 from sqlalchemy import Connection
 
-from alembic import context
 from plait.eventstore.engines import build_engine
 from plait.eventstore.schema import metadata
 from plait.eventstore.urls import configured_url, normalise_url

@@ -8,8 +8,8 @@ Create Date: 2026-11-27
 from __future__ import annotations
 
 import sqlalchemy as sa
-
 from alembic import op
+
 from plait.eventstore.ddl import APPEND_FUNCTION, IMMUTABILITY_GUARD, SQLITE_IMMUTABILITY_GUARD
 
 revision = "0001_events"
