@@ -33,6 +33,7 @@ from plait.execution.demo import create_demo
 from plait.execution.service import Plait, ServiceError
 from plait.execution.settings import Settings
 from plait.projections import Projector, ReadModels, all_projections
+from plait.projections.audit import verify_lifecycles
 from plait.projections.codec import run_stream
 from plait.terminal import badge, landed_all, progress_view, summary_table
 
@@ -64,17 +65,25 @@ def cmd_verify(args: argparse.Namespace) -> int:
     store = SqlEventStore(configured_url(args.db))
     try:
         report = store.verify()
+        replay = verify_lifecycles(store) if report.ok else None
     finally:
         store.close()
-    if report.ok:
-        print(f"ok: {report.checked} events, hash chain intact")
-        return 0
-    print(
-        f"TAMPERED: event at position {report.first_bad_position}: {report.problem} "
-        f"({report.checked} events before it are intact)",
-        file=sys.stderr,
-    )
-    return 1
+    if not report.ok:
+        print(
+            f"TAMPERED: event at position {report.first_bad_position}: {report.problem} "
+            f"({report.checked} events before it are intact)",
+            file=sys.stderr,
+        )
+        return 1
+    assert replay is not None
+    if not replay.ok:
+        print(
+            f"INVALID HISTORY: event at position {replay.first_bad_position}: {replay.problem}",
+            file=sys.stderr,
+        )
+        return 1
+    print(f"ok: {report.checked} events, hash chain intact, {replay.runs} runs replay cleanly")
+    return 0
 
 
 def _read_plan(path: str) -> Plan:

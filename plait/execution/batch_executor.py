@@ -129,7 +129,11 @@ class BatchExecutor:
             async with gate:
                 return await self._attempts(batch.batch_id, task, worktree, tip)
 
-        results = carried + list(await asyncio.gather(*(one(t, w) for t, w in ready)))
+        # A TaskGroup, not gather: if recording fails (the store is gone for good), the
+        # sibling tasks are cancelled, which kills their process groups.
+        async with asyncio.TaskGroup() as group:
+            running = [group.create_task(one(t, w)) for t, w in ready]
+        results = carried + [r.result() for r in running]
         if failed_to_prepare and not ctx.stopping:
             results += await self._fall_back(batch, failed_to_prepare, tip, outcome)
         return results

@@ -35,6 +35,19 @@ from plait.projections.codec import encode, project_stream
 
 log = logging.getLogger(__name__)
 
+# Failures of the environment (git, the filesystem, the store) end the run, resumable.
+# Anything else is a bug and propagates.
+EXPECTED_FAILURES = (GitError, WorktreeError, LandingRaced, OSError, DomainError, StoreError)
+
+
+def _first_expected(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    for exc in group.exceptions:
+        if isinstance(exc, BaseExceptionGroup):
+            return _first_expected(exc)
+        if isinstance(exc, EXPECTED_FAILURES):
+            return exc
+    raise group
+
 
 @dataclass(frozen=True)
 class RunResult:
@@ -60,10 +73,15 @@ class RunDriver:
     async def drive(self) -> RunResult:
         ctx = self.ctx
         try:
-            return await self._drive()
-        except (GitError, WorktreeError, LandingRaced, OSError, DomainError, StoreError) as exc:
-            log.exception("run %s failed", ctx.run_id)
-            return await self._fail(f"{type(exc).__name__}: {exc}")
+            try:
+                return await self._drive()
+            except ExceptionGroup as group:  # from a batch's TaskGroup
+                failure = _first_expected(group)
+            except EXPECTED_FAILURES as exc:
+                failure = exc
+            ctx.stop.set()  # whatever still runs must stop: nobody would record it
+            log.error("run %s failed: %s", ctx.run_id, failure, exc_info=failure)
+            return await self._fail(f"{type(failure).__name__}: {failure}")
         finally:
             await self._end_on_project_stream()
 
