@@ -1,0 +1,257 @@
+"""Runs one attempt of one task in its own worktree and records what happened."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+from typing import Literal, TypedDict
+
+from plait.domain.events import (
+    TaskFailed,
+    TaskInterrupted,
+    TaskOutput,
+    TaskStarted,
+    TaskSucceeded,
+    WorktreeCreated,
+)
+from plait.domain.plan_model import Task
+from plait.execution.agents import build_command
+from plait.execution.context import RunContext
+from plait.execution.git import GitError
+from plait.execution.output_buffer import OutputBuffer
+from plait.execution.processes import ProcessHandle, ProcessResult, start_process, task_env
+from plait.execution.worktrees import Worktree, WorktreeError
+
+
+class TaskIds(TypedDict):
+    run_id: str
+    batch_id: int
+    task_id: str
+    worktree_id: str
+    attempt: int
+
+
+class Outcome(Enum):
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    INTERRUPTED = "interrupted"
+
+
+@dataclass(frozen=True)
+class AttemptResult:
+    task_id: str
+    attempt: int
+    outcome: Outcome
+    worktree: Worktree | None
+    commit: str | None = None
+    error: str = ""
+
+
+async def prepare_worktree(
+    ctx: RunContext, batch_id: int, task: Task, attempt: int, base_commit: str
+) -> Worktree:
+    """Create the attempt's worktree on the task's branch and record it."""
+    worktree = await ctx.worktrees.create(ctx.run_id, task.id, attempt, base_commit)
+    ctx.live_worktrees[worktree.worktree_id] = worktree
+    await ctx.recorder.record(
+        WorktreeCreated(
+            run_id=ctx.run_id,
+            batch_id=batch_id,
+            task_id=task.id,
+            worktree_id=worktree.worktree_id,
+            attempt=attempt,
+            path=str(worktree.path),
+            branch=worktree.branch or "",
+            base_commit=worktree.base_commit,
+        )
+    )
+    return worktree
+
+
+async def run_attempt(
+    ctx: RunContext, batch_id: int, task: Task, attempt: int, worktree: Worktree, will_retry: bool
+) -> AttemptResult:
+    """Setup, the task's command, and the commit of its changes. Never raises for the task's
+    own failures: they are recorded and returned."""
+    ids: TaskIds = {
+        "run_id": ctx.run_id,
+        "batch_id": batch_id,
+        "task_id": task.id,
+        "worktree_id": worktree.worktree_id,
+        "attempt": attempt,
+    }
+    started = time.monotonic()
+    log_path = ctx.log_dir / f"{task.id}.{attempt}.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+
+    async def emit(stream: str, text: str) -> None:
+        kind: Literal["stdout", "stderr"] = "stderr" if stream == "stderr" else "stdout"
+        await ctx.recorder.record(TaskOutput(**ids, stream=kind, text=text))
+
+    buffer = OutputBuffer(
+        emit,
+        chunk_bytes=ctx.settings.output_chunk_bytes,
+        flush_seconds=ctx.settings.output_flush_seconds,
+        budget_bytes=ctx.settings.max_output_event_bytes,
+        log_path=str(log_path),
+    )
+    try:
+        command = build_command(
+            ctx.plan.agent_for(task), task.prompt or "", task.id, task.title or task.id, task.run
+        )
+    except ValueError as exc:
+        return await _failed(ctx, ids, worktree, None, str(exc), False, started)
+    argv = command.argv if command.argv is not None else ["/bin/sh", "-c", command.shell or ""]
+    await ctx.recorder.record(TaskStarted(**ids, command=argv))
+    env = task_env(
+        os.environ,
+        {
+            "PLAIT_RUN_ID": ctx.run_id,
+            "PLAIT_TASK_ID": task.id,
+            "PLAIT_TASK_TITLE": task.title or task.id,
+            "PLAIT_TASK_PROMPT": task.prompt or "",
+            "PLAIT_WORKTREE": str(worktree.path),
+        },
+    )
+    try:
+        await _copy_ignored(ctx, worktree, buffer)
+        if ctx.plan.setup_command:
+            await buffer.add("stderr", f"$ {ctx.plan.setup_command}\n")
+            setup = await _supervised(
+                ctx,
+                ctx.plan.setup_command,
+                None,
+                worktree,
+                env,
+                ctx.plan.timeout_for(task),
+                buffer,
+                log_path,
+            )
+            if setup is None:
+                await buffer.close()
+                return await _interrupted(ctx, ids, worktree, "stopped during setup")
+            if setup.exit_code != 0:
+                await buffer.close()
+                error = f"setup command failed ({_exit_text(setup)}): {_tail(setup)}"
+                return await _failed(
+                    ctx, ids, worktree, setup.exit_code, error, will_retry, started
+                )
+        result = await _supervised(
+            ctx,
+            command.shell,
+            command.argv,
+            worktree,
+            env,
+            ctx.plan.timeout_for(task),
+            buffer,
+            log_path,
+        )
+        await buffer.close()
+        if result is None:
+            return await _interrupted(ctx, ids, worktree, "stopped")
+        if result.exit_code != 0:
+            error = f"command failed ({_exit_text(result)}): {_tail(result)}"
+            return await _failed(ctx, ids, worktree, result.exit_code, error, will_retry, started)
+        commit = await ctx.worktrees.commit_all(worktree, f"plait: {task.title or task.id}")
+        changed = await ctx.worktrees.changed_files(worktree.base_commit, commit) if commit else []
+    except (GitError, WorktreeError, OSError) as exc:
+        await buffer.close()
+        return await _failed(
+            ctx, ids, worktree, None, f"plait could not run the task: {exc}", will_retry, started
+        )
+    await ctx.recorder.record(
+        TaskSucceeded(
+            **ids, commit=commit, changed_files=changed, duration=time.monotonic() - started
+        )
+    )
+    return AttemptResult(task.id, attempt, Outcome.SUCCEEDED, worktree, commit)
+
+
+async def _copy_ignored(ctx: RunContext, worktree: Worktree, buffer: OutputBuffer) -> None:
+    if not ctx.plan.copy_ignored:
+        return
+    report = await ctx.worktrees.copy_ignored(worktree, ctx.repo, list(ctx.plan.copy_ignored))
+    missing = getattr(report, "missing", ())
+    if missing:
+        await buffer.add(
+            "stderr", f"plait: copy_ignored: not found, skipped: {', '.join(missing)}\n"
+        )
+
+
+async def _supervised(
+    ctx: RunContext,
+    shell: str | None,
+    argv: list[str] | None,
+    worktree: Worktree,
+    env: dict[str, str],
+    timeout: float,
+    buffer: OutputBuffer,
+    log_path: Path,
+) -> ProcessResult | None:
+    """Run a process; None if the run was stopped meanwhile (the process group is killed)."""
+    handle: ProcessHandle = await start_process(
+        argv,
+        shell_command=shell,
+        cwd=worktree.path,
+        env=env,
+        timeout=timeout,
+        on_output=buffer.add,
+        max_chunk=ctx.settings.output_chunk_bytes,
+        log_path=log_path,
+        grace=ctx.settings.stop_grace,
+    )
+    waiter = asyncio.ensure_future(handle.wait())
+    stopper = asyncio.ensure_future(ctx.stop.wait())
+    await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    stopper.cancel()
+    if waiter.done():
+        return waiter.result()
+    waiter.cancel()
+    await handle.terminate(ctx.settings.stop_grace)
+    return None
+
+
+async def _failed(
+    ctx: RunContext,
+    ids: TaskIds,
+    worktree: Worktree,
+    exit_code: int | None,
+    error: str,
+    will_retry: bool,
+    started: float,
+) -> AttemptResult:
+    await ctx.recorder.record(
+        TaskFailed(
+            **ids,
+            exit_code=exit_code,
+            error=error[-2000:],
+            will_retry=will_retry,
+            duration=time.monotonic() - started,
+        )
+    )
+    return AttemptResult(ids["task_id"], ids["attempt"], Outcome.FAILED, worktree, error=error)
+
+
+async def _interrupted(
+    ctx: RunContext, ids: TaskIds, worktree: Worktree, reason: str
+) -> AttemptResult:
+    await ctx.recorder.record(TaskInterrupted(**ids, reason=reason))
+    return AttemptResult(
+        ids["task_id"], ids["attempt"], Outcome.INTERRUPTED, worktree, error=reason
+    )
+
+
+def _exit_text(result: ProcessResult) -> str:
+    if result.timed_out:
+        return f"timed out after {result.duration:.0f} s"
+    if result.exit_code is not None and result.exit_code < 0:
+        return f"killed by signal {-result.exit_code}"
+    return f"exit status {result.exit_code}"
+
+
+def _tail(result: ProcessResult, lines: int = 15) -> str:
+    return "\n".join(result.output_tail.strip().splitlines()[-lines:])
