@@ -1,0 +1,66 @@
+"""Projects: register one, list them, read one (with its plan and runs), submit its plan."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from plait.http.errors import ApiError
+from plait.http.params import json_object, optional_text, plan_body
+from plait.http.state import Runtime, runtime_of
+
+
+async def register_project(request: Request) -> JSONResponse:
+    body = await json_object(request)
+    path = body.get("path")
+    if not isinstance(path, str) or not path.strip():
+        raise ApiError(400, "bad_request", "'path' (the repository's path) is required")
+    name = optional_text(body, "name")
+    plait = runtime_of(request).plait
+    project_id = await plait.register_project(path, name)
+    return JSONResponse(
+        {"project_id": project_id},
+        201,
+        headers={"Location": f"/api/projects/{project_id}"},
+    )
+
+
+async def list_projects(request: Request) -> JSONResponse:
+    runtime = runtime_of(request)
+    await runtime.plait.wait_until_projected()
+    return JSONResponse(await asyncio.to_thread(runtime.read.projects))
+
+
+async def project_or_404(runtime: Runtime, project_id: str) -> dict[str, Any]:
+    await runtime.plait.wait_until_projected()
+    project = await asyncio.to_thread(runtime.read.project, project_id)
+    if project is None:
+        raise ApiError(404, "unknown_project", f"no project {project_id!r}")
+    return project
+
+
+async def get_project(request: Request) -> JSONResponse:
+    runtime = runtime_of(request)
+    project_id: str = request.path_params["project_id"]
+    project = await project_or_404(runtime, project_id)
+    project["runs"] = await asyncio.to_thread(runtime.read.runs, project_id)
+    return JSONResponse(project)
+
+
+async def put_plan(request: Request) -> JSONResponse:
+    project_id: str = request.path_params["project_id"]
+    plan = await plan_body(request)
+    plait = runtime_of(request).plait
+    return JSONResponse(await plait.submit_plan(project_id, plan, source="api"))
+
+
+routes = [
+    Route("/api/projects", register_project, methods=["POST"]),
+    Route("/api/projects", list_projects, methods=["GET"]),
+    Route("/api/projects/{project_id:plait_id}", get_project, methods=["GET"]),
+    Route("/api/projects/{project_id:plait_id}/plan", put_plan, methods=["PUT"]),
+]

@@ -1,0 +1,103 @@
+"""`plait serve`: run the HTTP service under uvicorn and print the dashboard's address."""
+
+from __future__ import annotations
+
+import socket
+import sys
+from collections.abc import Callable
+from typing import TextIO
+
+import uvicorn
+from starlette.applications import Starlette
+
+from plait.eventstore import StoreError, configured_url
+from plait.eventstore.urls import normalise_url
+from plait.http.app import begin_shutdown, create_app
+from plait.http.security import resolve_token
+from plait.http.state import DEFAULT_ALLOWED_HOSTS
+
+GRACEFUL_SECONDS = 5
+
+
+class PlaitServer(uvicorn.Server):
+    """A uvicorn server that knows its app: it reports its address once it listens and ends
+    the app's event streams first when it shuts down (else they would hold it open)."""
+
+    def __init__(
+        self, config: uvicorn.Config, app: Starlette, on_ready: Callable[[str], None] | None
+    ) -> None:
+        super().__init__(config)
+        self.app = app
+        self.on_ready = on_ready
+        self.base_url = ""
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.should_exit or not self.servers:
+            return
+        host, port = self.servers[0].sockets[0].getsockname()[:2]
+        self.base_url = f"http://{url_host(host)}:{port}"
+        if self.on_ready is not None:
+            self.on_ready(self.base_url)
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        begin_shutdown(self.app)
+        await super().shutdown(sockets)
+
+
+def url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+def build_server(
+    app: Starlette,
+    host: str,
+    port: int,
+    on_ready: Callable[[str], None] | None = None,
+    log_level: str = "info",
+) -> PlaitServer:
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        lifespan="on",
+        log_level=log_level,
+        timeout_graceful_shutdown=GRACEFUL_SECONDS,
+        proxy_headers=False,
+        server_header=False,
+    )
+    return PlaitServer(config, app, on_ready)
+
+
+def serve(
+    host: str, port: int, db_url: str | None, token: str | None, *, out: TextIO | None = None
+) -> int:
+    """Serve until interrupted. 0 after a clean stop; 2 if the service could not start."""
+    out = out or sys.stdout
+    try:
+        url = configured_url(db_url)
+        normalise_url(url)  # a bad URL is reported here, not as a startup traceback
+        token = resolve_token(token)
+    except (StoreError, OSError) as exc:
+        print(f"plait serve: {exc}", file=sys.stderr)
+        return 2
+    allowed = (*DEFAULT_ALLOWED_HOSTS, url_host(host).lower())
+    app = create_app(url, token=token, allowed_hosts=allowed)
+
+    def announce(base_url: str) -> None:
+        shown = base_url.replace("[::]", "[::1]").replace("0.0.0.0", "127.0.0.1")
+        print(
+            f"\n    plait dashboard: {shown}/?token={token}\n"
+            f"    API token (Authorization: Bearer ...): {token}\n",
+            file=out,
+            flush=True,
+        )
+
+    server = build_server(app, host, port, announce)
+    try:
+        server.run()
+    except SystemExit as exc:  # uvicorn exits this way when it cannot bind or start the app
+        return 2 if exc.code else 0
+    except KeyboardInterrupt:
+        return 0
+    return 0 if server.started else 2

@@ -1,0 +1,156 @@
+"""Server-sent events: every stored event, live, resumable from `Last-Event-ID`.
+
+`id:` is the event's global position, so a client that reconnects with the last id it saw
+gets exactly the events after it: `store.subscribe(after)` catches up from the store and then
+follows new commits, with nothing lost or repeated. A `: ping` comment goes out whenever the
+stream has been quiet for `heartbeat` seconds. Database work happens only inside the
+generator, which ends when the client goes away or the server shuts down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import anyio
+from starlette.requests import Request
+from starlette.responses import StreamingResponse
+from starlette.routing import Route
+
+from plait.eventstore import StoredEvent
+from plait.http.errors import ApiError
+from plait.http.params import after_position
+from plait.http.state import AppConfig, Runtime, config_of, runtime_of
+from plait.projections.codec import project_stream, run_id_of, run_stream
+
+Wanted = Callable[[StoredEvent], Awaitable[bool]]
+RECONNECT_MS = 1000
+HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+def envelope(event: StoredEvent) -> dict[str, Any]:
+    data = event.data
+    return {
+        "position": event.position,
+        "type": event.type,
+        "stream_id": event.stream_id,
+        "recorded_at": event.recorded_at.isoformat(),
+        "run_id": run_id_of(event) or data.get("run_id"),
+        "batch_id": data.get("batch_id"),
+        "task_id": data.get("task_id"),
+        "worktree_id": data.get("worktree_id"),
+        "attempt": data.get("attempt"),
+        "data": data,
+    }
+
+
+def frame(event: StoredEvent) -> str:
+    body = json.dumps(envelope(event), separators=(",", ":"), default=str)
+    return f"id: {event.position}\nevent: {event.type}\ndata: {body}\n\n"
+
+
+async def event_stream(
+    runtime: Runtime, config: AppConfig, after: int, wanted: Wanted
+) -> AsyncIterator[str]:
+    events = runtime.store.subscribe(after)
+    closing: asyncio.Future[Any] = asyncio.ensure_future(config.closing.wait())
+    pending: asyncio.Future[Any] | None = None
+    runtime.metrics.sse_clients.inc()
+    try:
+        yield f"retry: {RECONNECT_MS}\n\n"
+        while not config.closing.is_set():
+            if pending is None:
+                pending = asyncio.ensure_future(anext(events))
+            done, _ = await asyncio.wait(
+                {pending, closing}, timeout=config.heartbeat, return_when="FIRST_COMPLETED"
+            )
+            if pending not in done:
+                if not closing.done():
+                    yield ": ping\n\n"
+                continue
+            event: StoredEvent = pending.result()
+            pending = None
+            if await wanted(event):
+                yield frame(event)
+    finally:
+        runtime.metrics.sse_clients.dec()
+        with anyio.CancelScope(shield=True):
+            closing.cancel()
+            if pending is not None:
+                pending.cancel()
+                with contextlib.suppress(BaseException):
+                    await pending
+            close = getattr(events, "aclose", None)
+            if close is not None:
+                with contextlib.suppress(RuntimeError):
+                    await close()
+
+
+def project_filter(runtime: Runtime, project_id: str) -> Wanted:
+    own = project_stream(project_id)
+
+    async def wanted(event: StoredEvent) -> bool:
+        if event.stream_id == own:
+            return True
+        run_id = run_id_of(event)
+        return run_id is not None and await owner_of(runtime, run_id, event) == project_id
+
+    return wanted
+
+
+async def owner_of(runtime: Runtime, run_id: str, event: StoredEvent) -> str | None:
+    """The project a run belongs to: remembered from RunCreated, else asked for once."""
+    owners = runtime.run_owners
+    if run_id not in owners:
+        if event.type == "RunCreated":
+            owner: str | None = str(event.data.get("project_id"))
+        else:
+            owner = await asyncio.to_thread(runtime.plait.project_of_run, run_id)
+            if owner is None:
+                owner = await asyncio.to_thread(_owner_from_store, runtime, run_id)
+        if owner is None:
+            return None
+        owners[run_id] = owner
+    return owners[run_id]
+
+
+def _owner_from_store(runtime: Runtime, run_id: str) -> str | None:
+    for stored in runtime.store.read_stream(run_stream(run_id)):
+        if stored.type == "RunCreated":
+            return str(stored.data.get("project_id"))
+    return None
+
+
+async def _everything(event: StoredEvent) -> bool:
+    return True
+
+
+def _response(request: Request, wanted: Wanted) -> StreamingResponse:
+    runtime, config = runtime_of(request), config_of(request)
+    after = after_position(request)
+    return StreamingResponse(
+        event_stream(runtime, config, after, wanted),
+        media_type="text/event-stream",
+        headers=HEADERS,
+    )
+
+
+async def project_events(request: Request) -> StreamingResponse:
+    project_id: str = request.path_params["project_id"]
+    runtime = runtime_of(request)
+    if await asyncio.to_thread(runtime.read.project, project_id) is None:
+        raise ApiError(404, "unknown_project", f"no project {project_id!r}")
+    return _response(request, project_filter(runtime, project_id))
+
+
+async def all_events(request: Request) -> StreamingResponse:
+    return _response(request, _everything)
+
+
+routes = [
+    Route("/api/events", all_events, methods=["GET"]),
+    Route("/api/projects/{project_id:plait_id}/events", project_events, methods=["GET"]),
+]
