@@ -29,7 +29,7 @@ from plait.execution.context import RunContext, result_branch
 from plait.execution.git import GitError
 from plait.execution.integration_tests import IntegrationTester
 from plait.execution.merge_validator import LandingRaced, MergeValidator
-from plait.execution.merging import LandOutcome, land
+from plait.execution.merging import LandOutcome, LandResult, land, merge_chain, update_ref_cas
 from plait.execution.worktrees import WorktreeError
 from plait.projections.codec import encode, project_stream
 
@@ -37,6 +37,8 @@ log = logging.getLogger(__name__)
 
 # Failures of the environment (git, the filesystem, the store) end the run, resumable.
 # Anything else is a bug and propagates.
+# How often the base may move under a finishing run before plait leaves the result branch.
+MAX_BASE_MOVES = 3
 EXPECTED_FAILURES = (GitError, WorktreeError, LandingRaced, OSError, DomainError, StoreError)
 
 
@@ -177,7 +179,7 @@ class RunDriver:
         if tip == base:
             landed_on = base_branch
         else:
-            landing = await land(ctx.git, base_branch, tip, base)
+            tip, landing = await self._land_on_base(base_branch, tip, base)
             if landing.landed:
                 landed_on = base_branch
             else:
@@ -192,6 +194,29 @@ class RunDriver:
             )
         )
         return RunResult(ctx.run_id, "completed", tip, landed_on, land_command, None)
+
+    async def _land_on_base(self, base_branch: str, tip: str, base: str) -> tuple[str, LandResult]:
+        """Move the base branch to the run's result. If the user moved the base meanwhile,
+        merge the result onto their new base, test that exact commit, and try again: their
+        commits are never overwritten, and nothing untested lands."""
+        ctx = self.ctx
+        old, new = base, tip
+        for _ in range(MAX_BASE_MOVES):
+            landing = await land(ctx.git, base_branch, new, old)
+            if landing.outcome is not LandOutcome.BASE_MOVED:
+                return new, landing
+            moved_to = await ctx.git.rev_parse(f"refs/heads/{base_branch}")
+            chain = await merge_chain(ctx.git, moved_to, [("run", new)])
+            if chain.conflicts or not chain.steps:
+                return new, landing
+            if ctx.plan.test_command:
+                verdict = await self.tester.run(chain.tip)
+                if verdict is None or not verdict.passed:
+                    return new, landing
+            if not await update_ref_cas(ctx.git, ctx.result_ref, chain.tip, new):
+                return new, landing
+            old, new = moved_to, chain.tip
+        return new, landing
 
     async def _stopped(self) -> RunResult:
         ctx = self.ctx
