@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 import sys
 from collections.abc import Callable
+from types import FrameType
 from typing import TextIO
 
 import uvicorn
@@ -43,6 +44,14 @@ class PlaitServer(uvicorn.Server):
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         begin_shutdown(self.app)
         await super().shutdown(sockets)
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        super().handle_exit(sig, frame)
+        # uvicorn re-raises the signal once it has stopped; for `plait serve` SIGINT and
+        # SIGTERM mean "stop serving", after which serve() returns its exit code.
+        captured = getattr(self, "_captured_signals", None)
+        if isinstance(captured, list):
+            captured.clear()
 
 
 def url_host(host: str) -> str:

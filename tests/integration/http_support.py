@@ -99,11 +99,11 @@ async def finished(client: AppClient, project_id: str) -> dict[str, Any]:
 class LiveServer:
     """A real uvicorn on 127.0.0.1 and a free port, in a thread with its own event loop."""
 
-    def __init__(self, app: Starlette) -> None:
+    def __init__(self, app: Starlette, port: int = 0) -> None:
         self.app = app
         self.ready = threading.Event()
         self.server: PlaitServer = build_server(
-            app, "127.0.0.1", 0, on_ready=lambda _url: self.ready.set(), log_level="warning"
+            app, "127.0.0.1", port, on_ready=lambda _url: self.ready.set(), log_level="warning"
         )
         self.thread = threading.Thread(target=self.server.run, name="uvicorn", daemon=True)
 
@@ -122,8 +122,8 @@ class LiveServer:
 
 
 @contextmanager
-def live_server(app: Starlette) -> Iterator[LiveServer]:
-    server = LiveServer(app)
+def live_server(app: Starlette, port: int = 0) -> Iterator[LiveServer]:
+    server = LiveServer(app, port)
     server.start()
     try:
         yield server
