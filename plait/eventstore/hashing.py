@@ -14,16 +14,24 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
+
 GENESIS_HASH = "0" * 64
 
 
 # The hash covers the stored text itself, so the text need not be canonical: compact, in the
-# mapping's own key order, is enough (and sorting keys would cost a third of an append).
-_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+# mapping's own key order, is enough. orjson does it an order of magnitude faster than json;
+# json takes what orjson refuses (integers beyond 64 bits, non-string keys).
+_FALLBACK = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 
 
 def canonical_json(value: Mapping[str, Any]) -> str:
-    return _ENCODER.encode(value)
+    if not value:
+        return "{}"
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:
+        return _FALLBACK.encode(value)
 
 
 def timestamp_text(moment: datetime) -> str:
