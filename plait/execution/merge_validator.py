@@ -80,6 +80,12 @@ class MergeValidator:
                 return outcome
             if verdict:
                 break
+            old_failure = await self._red_before(batch_id, chain.onto)
+            if old_failure is None:
+                outcome.stopped = True
+                return outcome
+            if old_failure:
+                break  # the tests were red before this batch too: not a failure it caused
             culprit_at = await self._bisect(batch_id, chain, outcome)
             if culprit_at is None:
                 outcome.stopped = True
@@ -166,6 +172,15 @@ class MergeValidator:
             return True
         await self._record(batch_id, again)
         return False
+
+    async def _red_before(self, batch_id: int, onto: str) -> bool | None:
+        """With an allowed red base, only failures the tip before this batch does not show
+        count; an exit status cannot tell tests apart, so a red `onto` blames nobody.
+        False on a green base (nothing to compare), None if stopped."""
+        if self.ctx.recorder.state.baseline_passed is not False:
+            return False
+        verdict = await self._run_and_record(batch_id, onto)
+        return None if verdict is None else not verdict.passed
 
     async def _bisect(self, batch_id: int, chain: ChainResult, outcome: MergeOutcome) -> int | None:
         """Index of the first step whose prefix fails. Prefix 0 (the tip before this batch)

@@ -1,0 +1,208 @@
+"""`plait run`, `plait demo`, `plait status` and `plait history` as a user runs them: the
+installed console script in a subprocess, with its own SQLite file."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.gitrepo import make_repo
+
+PLAIT = str(Path(sys.executable).with_name("plait"))
+
+
+@dataclass(frozen=True)
+class Ran:
+    code: int
+    out: str
+    err: str
+
+    def events(self) -> list[dict[str, Any]]:
+        return [json.loads(line) for line in self.out.splitlines() if line.strip()]
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    """Where plait keeps its logs for these runs (never the real user's data directory)."""
+    path = tmp_path / "home"
+    path.mkdir()
+    return path
+
+
+def plait(home: Path, db: str, *args: str) -> Ran:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PLAIT_", "GIT_"))}
+    env.update({"XDG_DATA_HOME": str(home), "COLUMNS": "200", "NO_COLOR": "1"})
+    # The demo's test command is pytest: spare it loading this environment's plugins.
+    env["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
+    done = subprocess.run(
+        [PLAIT, *args, "--db", db],
+        env=env,
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        check=False,
+        timeout=240,
+    )
+    return Ran(done.returncode, done.stdout, done.stderr)
+
+
+def write_plan(path: Path, **plan: Any) -> str:
+    path.write_text(json.dumps({"retries": 0, **plan}))
+    return str(path)
+
+
+def writes(task_id: str, name: str, *depends_on: str) -> dict[str, Any]:
+    return {"id": task_id, "run": f"echo {task_id} > {name}", "depends_on": list(depends_on)}
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'plait.db'}"
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    return make_repo(tmp_path / "repo")
+
+
+def test_run_exits_0_when_every_task_lands(tmp_path: Path, home: Path, db: str, repo: Path) -> None:
+    plan = write_plan(
+        tmp_path / "plan.json",
+        tasks=[writes("a", "a.txt"), writes("b", "b.txt"), writes("c", "c.txt", "a")],
+        test_command="test -f README.md",
+    )
+
+    ran = plait(home, db, "run", plan, "--repo", str(repo))
+
+    assert ran.code == 0, ran.err + ran.out
+    assert "landed" in ran.out
+    assert {"a.txt", "b.txt", "c.txt"} <= set(os.listdir(repo))
+
+
+def test_run_exits_1_when_some_task_does_not_land(
+    tmp_path: Path, home: Path, db: str, repo: Path
+) -> None:
+    plan = write_plan(
+        tmp_path / "plan.json",
+        tasks=[writes("good", "good.txt"), writes("breaks", "BROKEN")],
+        test_command="test ! -e BROKEN",
+    )
+
+    ran = plait(home, db, "run", plan, "--repo", str(repo))
+
+    assert ran.code == 1, ran.err + ran.out
+    assert (repo / "good.txt").exists()
+    assert not (repo / "BROKEN").exists()
+
+
+def test_run_exits_2_for_an_invalid_plan_and_names_the_problem(
+    tmp_path: Path, home: Path, db: str, repo: Path
+) -> None:
+    plan = write_plan(tmp_path / "plan.json", tasks=[writes("a", "a.txt", "no-such-task")])
+
+    ran = plait(home, db, "run", plan, "--repo", str(repo))
+
+    assert ran.code == 2
+    assert "no-such-task" in ran.err
+    assert ran.out == ""
+
+
+def test_run_exits_2_for_a_directory_that_is_not_a_git_repository(
+    tmp_path: Path, home: Path, db: str
+) -> None:
+    plain = tmp_path / "not-a-repo"
+    plain.mkdir()
+    plan = write_plan(tmp_path / "plan.json", tasks=[writes("a", "a.txt")])
+
+    ran = plait(home, db, "run", plan, "--repo", str(plain))
+
+    assert ran.code == 2
+    assert "not inside a git repository" in ran.err
+    assert os.listdir(plain) == []
+
+
+def test_run_json_prints_one_event_per_line_ending_with_run_completed(
+    tmp_path: Path, home: Path, db: str, repo: Path
+) -> None:
+    plan = write_plan(tmp_path / "plan.json", tasks=[writes("a", "a.txt"), writes("b", "b.txt")])
+
+    ran = plait(home, db, "run", plan, "--repo", str(repo), "--json")
+
+    assert ran.code == 0, ran.err
+    events = ran.events()  # every line parses as one JSON object
+    assert all(isinstance(e, dict) and "type" in e and "position" in e for e in events)
+    assert events[0]["type"] == "RunCreated"
+    assert events[-1]["type"] == "RunCompleted"
+    assert events[-1]["landed_on"] == "main"
+    positions = [e["position"] for e in events]
+    assert positions == sorted(positions)
+
+
+def test_status_and_history_until_a_position_show_a_finished_run(
+    tmp_path: Path, home: Path, db: str, repo: Path
+) -> None:
+    plan = write_plan(tmp_path / "plan.json", tasks=[writes("a", "a.txt"), writes("b", "b.txt")])
+    events = plait(home, db, "run", plan, "--repo", str(repo), "--json").events()
+    run_id = events[0]["run_id"]
+    while_running = next(e["position"] for e in events if e["type"] == "TaskStarted")
+
+    status = plait(home, db, "status", run_id)
+    assert status.code == 0, status.err
+    assert f"run {run_id}: completed" in status.out
+
+    as_json = plait(home, db, "status", run_id, "--json")
+    assert json.loads(as_json.out)["status"] == "completed"
+
+    history = plait(home, db, "history", run_id, "--until", str(while_running), "--json")
+    assert history.code == 0, history.err
+    replayed = json.loads(history.out)
+    assert [row["position"] for row in replayed["timeline"]] == [
+        e["position"] for e in events if e["position"] <= while_running
+    ]
+    assert replayed["status_at"]["status"] == "running"
+
+    full = plait(home, db, "history", run_id)
+    assert full.code == 0, full.err
+    assert "RunCompleted" in full.out
+
+    unknown = plait(home, db, "status", "nosuchrun")
+    assert unknown.code == 2
+
+
+def test_demo_shows_a_parallel_batch_a_conflict_re_run_a_culprit_and_a_landed_result(
+    tmp_path: Path, home: Path
+) -> None:
+    directory = tmp_path / "demo"
+
+    ran = plait(
+        home, f"sqlite:///{tmp_path / 'demo.db'}", "demo", "--dir", str(directory), "--json"
+    )
+
+    assert ran.code == 1, ran.err  # the culprit is left out by design
+    events = ran.events()
+    types = [e["type"] for e in events]
+    running: set[str] = set()
+    most = 0
+    for event in events:
+        if event["type"] == "TaskStarted" and event["batch_id"] == 1:
+            running.add(event["task_id"])
+            most = max(most, len(running))
+        elif event["type"] in ("TaskSucceeded", "TaskFailed"):
+            running.discard(event["task_id"])
+    assert most >= 2
+    assert "MergeConflicted" in types
+    assert "FellBackToSequential" in types
+    assert "TaskRequeued" in types
+    assert [e["task_id"] for e in events if e["type"] == "CulpritFound"] == ["fast-add"]
+    assert types[-1] == "RunCompleted"
+    assert events[-1]["landed_on"] == "main"
+    repo = directory / "calculator"
+    assert (repo / "calc" / "cli.py").exists()
+    assert "a - b" not in (repo / "calc" / "ops.py").read_text()
