@@ -50,6 +50,7 @@ class MergeValidator:
     def __init__(self, ctx: RunContext, tester: IntegrationTester) -> None:
         self.ctx = ctx
         self.tester = tester
+        self._last_failure = ""  # the output tail of the latest red test run
 
     async def validate(
         self, batch_id: int, onto: str, candidates: Sequence[Candidate]
@@ -112,8 +113,6 @@ class MergeValidator:
         await self._land(batch_id, onto, chain.tip)
         outcome.tip = chain.tip
         return outcome
-
-    _last_failure = ""
 
     async def _merge(
         self,
