@@ -94,6 +94,12 @@ def query(name: str, schema: JSON, description: str) -> JSON:
 
 
 PROJECT_ID = path_id("project_id")
+ID_SCHEMA: JSON = {"type": "string", "pattern": f"^{ID_REGEX}$"}
+AGENT_SCHEMA: JSON = {
+    "description": "shell, claude, codex, aider, or an argv template containing {prompt}",
+    "nullable": True,
+    "oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}],
+}
 RESUME_FROM = [
     {
         "name": "Last-Event-ID",
@@ -179,12 +185,41 @@ def schemas() -> JSON:
                 "runs": {"type": "array", "items": ref("RunSummary")},
             },
         },
+        "Task": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["id"],
+            "properties": {
+                "id": ID_SCHEMA,
+                "title": nullable("string"),
+                "prompt": nullable("string"),
+                "run": nullable("string", description="the shell runner's command"),
+                "agent": AGENT_SCHEMA,
+                "depends_on": nullable("array", items=ID_SCHEMA),
+                "files": nullable("array", items={"type": "string"}),
+                "timeout": nullable("number", exclusiveMinimum=True, minimum=0),
+            },
+        },
         "Plan": {
             "type": "object",
-            "description": "A plan: tasks (id, title, prompt, command or agent, depends_on, "
-            "files) and optionally explicit batches. See docs/ for the format.",
+            "description": "A plan (see docs/plan-format.md). Checks a schema cannot express "
+            "(dependency cycles, unknown ids, a shell task without `run`, ...) answer 422.",
+            "additionalProperties": False,
             "required": ["tasks"],
-            "properties": {"tasks": {"type": "array", "items": {"type": "object"}}},
+            "properties": {
+                "tasks": {"type": "array", "minItems": 1, "items": ref("Task")},
+                "base": nullable("string"),
+                "max_concurrency": nullable("integer", minimum=1, maximum=64),
+                "retries": nullable("integer", minimum=0, maximum=100),
+                "timeout": nullable("number", exclusiveMinimum=True, minimum=0),
+                "test_command": nullable("string"),
+                "test_timeout": nullable("number", exclusiveMinimum=True, minimum=0),
+                "setup_command": nullable("string"),
+                "copy_ignored": nullable("array", items={"type": "string"}),
+                "agent": AGENT_SCHEMA,
+                "allow_red_base": nullable("boolean"),
+                "batches": nullable("array", items=ref("Batch")),
+            },
         },
         "Batch": batch,
         "PlanDecision": {
@@ -358,8 +393,11 @@ def paths() -> JSON:
                     query("run_id", {"type": "string", "pattern": f"^{ID_REGEX}$"}, "One run"),
                     query(
                         "until",
-                        {"type": "string"},
-                        "A position (integer) or an ISO 8601 time; default: now",
+                        {
+                            "type": "string",
+                            "anyOf": [{"pattern": "^[0-9]+$"}, {"format": "date-time"}],
+                        },
+                        "A position (integer) or an ISO 8601 time (UTC if no offset); default: now",
                     ),
                 ],
             )

@@ -22,6 +22,7 @@ from plait.http.errors import ApiError
 
 ID_REGEX = "[a-z0-9][a-z0-9_-]{0,62}"
 ID_PATTERN = re.compile(ID_REGEX)
+LEAP_SECOND = re.compile(r"(?<=T\d\d:\d\d):60")
 JSON_TYPES = ("application/json",)
 YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml")
 
@@ -108,7 +109,9 @@ def parse_until(raw: str | None) -> int | datetime | None:
     if raw.isdigit():
         return int(raw)
     try:
-        moment = datetime.fromisoformat(raw)
+        # RFC 3339 allows 't', 'z' and a leap second, which datetime does not.
+        moment = datetime.fromisoformat(LEAP_SECOND.sub(":59", raw.upper()))
+
     except ValueError:
         raise ApiError(
             400, "bad_request", "until must be a position (integer) or an ISO 8601 time"
@@ -120,7 +123,8 @@ def parse_until(raw: str | None) -> int | datetime | None:
 
 def after_position(request: Request) -> int:
     """Where an event stream resumes: Last-Event-ID (a reconnect) wins over `?after=`."""
-    raw = request.headers.get("last-event-id") or request.query_params.get("after") or "0"
-    if not raw.strip().isdigit():
-        raise ApiError(400, "bad_request", "Last-Event-ID and after must be event positions")
-    return int(raw.strip())
+    given = [request.headers.get("last-event-id"), request.query_params.get("after")]
+    for raw in given:
+        if raw is not None and not raw.strip().isdigit():
+            raise ApiError(400, "bad_request", "Last-Event-ID and after must be event positions")
+    return next((int(raw) for raw in given if raw is not None), 0)

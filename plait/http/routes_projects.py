@@ -58,9 +58,15 @@ async def put_plan(request: Request) -> JSONResponse:
     return JSONResponse(await plait.submit_plan(project_id, plan, source="api"))
 
 
+async def projects(request: Request) -> JSONResponse:
+    # One route per path, so a 405 names every method the path allows.
+    if request.method == "POST":
+        return await register_project(request)
+    return await list_projects(request)
+
+
 routes = [
-    Route("/api/projects", register_project, methods=["POST"]),
-    Route("/api/projects", list_projects, methods=["GET"]),
+    Route("/api/projects", projects, methods=["GET", "POST"]),
     Route("/api/projects/{project_id:plait_id}", get_project, methods=["GET"]),
     Route("/api/projects/{project_id:plait_id}/plan", put_plan, methods=["PUT"]),
 ]

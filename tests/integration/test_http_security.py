@@ -215,6 +215,7 @@ async def test_a_wrong_method_is_a_json_error(client: AppClient) -> None:
     response = await client.delete("/api/projects", headers=AUTH)
     assert response.status_code == 405
     assert error_code(response.json()) == "method_not_allowed"
+    assert set(response.headers["allow"].split(", ")) == {"GET", "HEAD", "POST"}
 
 
 # --- errors stay JSON -----------------------------------------------------------------------

@@ -195,8 +195,14 @@ async def test_a_quiet_stream_sends_heartbeats(client: httpx.AsyncClient) -> Non
     assert lines[0].startswith("retry: ")
 
 
-async def test_an_invalid_last_event_id_is_refused(client: httpx.AsyncClient) -> None:
-    response = await client.get("/api/events", headers={"Last-Event-ID": "abc"})
+@pytest.mark.parametrize(
+    ("query", "headers"),
+    [("", {"Last-Event-ID": "abc"}), ("?after=", {}), ("?after=-1", {}), ("?after=x", {})],
+)
+async def test_an_invalid_resume_point_is_refused(
+    client: httpx.AsyncClient, query: str, headers: dict[str, str]
+) -> None:
+    response = await client.get(f"/api/events{query}", headers=headers)
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "bad_request"
 
