@@ -137,8 +137,21 @@ class Plait:
         every run a dead process left unfinished. Returns the ids of the resumed runs."""
         if self._projector_task is None:
             await asyncio.to_thread(self.projector.catch_up)
-            self._projector_task = asyncio.create_task(self.projector.follow())
+            self._projector_task = asyncio.create_task(self._follow_projections())
         return await self.recover() if recover else []
+
+    async def _follow_projections(self) -> None:
+        """Keep the read models following the store. A database outage pauses them; it must
+        not end them, or every status read afterwards would be stale for good."""
+        delay = 0.1
+        while True:
+            try:
+                await self.projector.follow()
+                return
+            except StoreError as exc:
+                log.warning("projections paused: %s; retrying in %.1f s", exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
 
     async def recover(self) -> list[str]:
         """Resume (or finish stopping) the unfinished runs nobody drives any more."""
@@ -156,7 +169,7 @@ class Plait:
         return resumed
 
     async def _recover_run(self, project_id: str, run_id: str) -> bool:
-        if await asyncio.to_thread(self.store.stream_version, run_stream(run_id)) == 0:
+        if await self._abandoned_start(run_id):
             # RunStarted was stored but the process died before RunCreated: nothing ran.
             await self._append(
                 project_stream(project_id),
@@ -278,9 +291,7 @@ class Plait:
 
     async def start_run(self, project_id: str, *, max_concurrency: int | None = None) -> str:
         facts = await self.project(project_id)
-        if facts.active_run is not None and not await asyncio.to_thread(
-            self.store.stream_version, run_stream(facts.active_run)
-        ):
+        if facts.active_run is not None and await self._abandoned_start(facts.active_run):
             # A start that died between RunStarted and RunCreated: nothing ran; close it.
             await self._append(
                 project_stream(project_id),
@@ -309,14 +320,22 @@ class Plait:
         except GitError as exc:
             raise NoBaseBranch(f"base branch {base_branch!r}: {exc}") from None
         run_id = new_id()
+        # The lease first: while this start is between RunStarted and RunCreated, a
+        # concurrent start must see a live run, not an abandoned one.
+        await asyncio.to_thread(self.leases.acquire, run_id)
         try:
             await self._append(
                 project_stream(project_id),
                 [RunStarted(project_id=project_id, run_id=run_id)],
                 expected=facts.version,
             )
-        except ConcurrencyError:
-            raise RunAlreadyActive(f"another run of project {project_id} just started") from None
+        except BaseException as exc:
+            await asyncio.to_thread(self.leases.release, run_id)
+            if isinstance(exc, ConcurrencyError):
+                raise RunAlreadyActive(
+                    f"another run of project {project_id} just started"
+                ) from None
+            raise
         created = RunCreated(
             run_id=run_id,
             project_id=project_id,
@@ -328,8 +347,14 @@ class Plait:
             max_concurrency=plan.max_concurrency,
         )
         await self._append(run_stream(run_id), [created], expected=0)
-        await self._launch(project_id, run_id)
+        await self._launch(project_id, run_id, leased=True)
         return run_id
+
+    async def _abandoned_start(self, run_id: str) -> bool:
+        """RunStarted with no run stream, and nobody holding the run's lease."""
+        if await asyncio.to_thread(self.store.stream_version, run_stream(run_id)):
+            return False
+        return await asyncio.to_thread(self.leases.holder, run_id) is None
 
     async def stop_run(self, project_id: str, reason: str = "stop requested") -> str:
         facts = await self.project(project_id)
@@ -442,7 +467,12 @@ class Plait:
         async def renew() -> None:
             while True:
                 await asyncio.sleep(DEFAULT_TTL / 3)
-                if not await asyncio.to_thread(self.leases.acquire, run_id):
+                try:
+                    renewed = await asyncio.to_thread(self.leases.acquire, run_id)
+                except StoreError as exc:  # an outage: keep the run (it pauses) and try again
+                    log.warning("run %s: could not renew its lease: %s", run_id, exc)
+                    continue
+                if not renewed:
                     log.error("run %s: lost its lease to another process; stopping", run_id)
                     driver.ctx.stop.set()
                     return
@@ -473,6 +503,7 @@ class Plait:
             raise NotResumable(f"run {run_id} has no RunCreated event")
         recorder = RunRecorder(self.store, state, events[-1].stream_version, self.settings.actor)
         recorder.plan = plan
+        recorder.outage_tolerance = self.settings.outage_tolerance
         return recorder
 
     async def _request_stop(self, active: _ActiveRun, reason: str) -> None:
