@@ -8,7 +8,8 @@
      ├── NoPlan              start before any plan was accepted       (HTTP 400)
      ├── NoBaseBranch        no base branch given and HEAD detached   (HTTP 400)
      ├── RunAlreadyActive    a second start while a run is active     (HTTP 409)
-     └── NotResumable        resume of a run that cannot continue     (HTTP 409)
+     ├── NotResumable        resume of a run that cannot continue     (HTTP 409)
+     └── NoActiveRun         stop while nothing runs                  (HTTP 409)
 
 Starting a run appends RunStarted to the project stream with the version the start read, so
 of two concurrent starts exactly one wins: the store decides, not a read-then-check.
@@ -88,6 +89,10 @@ class RunAlreadyActive(ServiceError):
 
 
 class NotResumable(ServiceError):
+    pass
+
+
+class NoActiveRun(ServiceError):
     pass
 
 
@@ -360,7 +365,7 @@ class Plait:
         facts = await self.project(project_id)
         run_id = facts.active_run
         if run_id is None:
-            raise NotResumable(f"project {project_id} has no active run to stop")
+            raise NoActiveRun(f"project {project_id} has no active run to stop")
         active = self._runs.get(run_id)
         if active is not None and not active.task.done():
             await self._request_stop(active, reason)

@@ -30,6 +30,8 @@ SERVICE_STATUS: dict[type[Exception], int] = {
     service.NoPlan: 400,
     service.RunAlreadyActive: 409,
     service.NotResumable: 409,
+    service.NoActiveRun: 409,
+    service.NoBaseBranch: 400,
     service.NotARepository: 400,
     service.InvalidId: 400,
 }

@@ -268,7 +268,7 @@ async def test_a_stopped_run_can_be_resumed(client: AppClient, tmp_path: Path) -
     assert stopped["status"] == "stopped"
 
     again = await client.post(f"/api/projects/{project_id}/parallel/stop", headers=AUTH)
-    assert (again.status_code, error_of(again)["code"]) == (409, "not_resumable")
+    assert (again.status_code, error_of(again)["code"]) == (409, "no_active_run")
 
     resumed = await client.post(
         f"/api/projects/{project_id}/parallel/resume", json={"run_id": run_id}, headers=AUTH
