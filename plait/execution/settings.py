@@ -26,4 +26,7 @@ class Settings:
     output_chunk_bytes: int = 8192
     # Tests on a merged commit: default timeout when the plan gives none.
     test_timeout: float = 1800.0
+    # How long a run pauses, retrying, while the database is unreachable; then it ends,
+    # resumable (see RunRecorder.record).
+    outage_tolerance: float = 60.0
     actor: str = "plait"
