@@ -251,10 +251,14 @@ class Git:
         Commits plait makes itself must not fail on a machine with no identity;
         GIT_AUTHOR_*/GIT_COMMITTER_* in the environment still win over -c.
         """
+        # One git process for both keys: this runs before every commit plait makes.
+        listed = await self.run(
+            "config", "--get-regexp", r"^user\.(name|email)$", cwd=cwd, check=False
+        )
+        configured = {line.split(" ", 1)[0] for line in listed.stdout.splitlines()}
         options: list[str] = []
         for key, fallback in FALLBACK_IDENTITY.items():
-            configured = await self.run("config", "--get", key, cwd=cwd, check=False)
-            if configured.returncode != 0:
+            if key not in configured:
                 options += ["-c", f"{key}={fallback}"]
         return options
 

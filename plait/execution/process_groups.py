@@ -33,13 +33,13 @@ def group_alive(pgid: int) -> bool:
     pid 1 never reaps, a killed grandchild stays a zombie forever and kill(0)
     would keep reporting the group alive.
     """
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False  # no member at all, not even a zombie: no need to scan /proc
+    except PermissionError:
+        pass
     if not _PROC.is_dir():
-        try:
-            os.killpg(pgid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
         return True
     return any(
         _live_member(entry / "stat", pgid) for entry in _PROC.iterdir() if entry.name.isdigit()
