@@ -5,11 +5,13 @@ worktree is moved to the next task's base with a checkout that writes only the
 files that differ, then cleaned, so preparing a task costs a fraction of it.
 
     pool = WorktreePool(WorktreeManager(git), max_idle=4)
-    await pool.recover()                       # once, at start: take back idle slots
+    busy = await pool.recover()                # once, at start: idle slots come back;
+                                               # slots a crashed task held are returned
     wt = await pool.acquire(run_id, task_id, attempt, base_commit,
                             keep_ignored=False, sparse_paths=task.files or None)
     ... run the task in wt.path, then WorktreeManager.commit_all(wt, message) ...
     outcome = await pool.release(wt)           # POOLED, REMOVED or KEPT
+    await pool.remove(wt, delete_branch=True)  # instead of release: gone for good
     await pool.drain()                         # when the service stops
 
 Guarantees:
