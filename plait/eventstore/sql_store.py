@@ -289,19 +289,37 @@ class SqlEventStore:
 
         return feed_for(self).subscribe(after_position)
 
+    def subscribe_ticking(
+        self, after_position: int, tick: float | None
+    ) -> AsyncIterator[StoredEvent | None]:
+        """subscribe(), plus a None whenever `tick` seconds pass without an event."""
+        from plait.eventstore.subscription import feed_for
+
+        return feed_for(self).subscribe_ticking(after_position, tick)
+
     # -- housekeeping ------------------------------------------------------------------------
 
     @contextmanager
     def connect(self) -> Iterator[Connection]:
-        """A connection for projections that keep their own tables in the same database."""
-        with self._in_flight(), self.engine.connect() as connection:
+        """A connection for projections that keep their own tables in the same database.
+        A lost or refused connection raises StoreUnavailable, as every store operation does."""
+        with self._in_flight(), self._reachable(), self.engine.connect() as connection:
             yield connection
 
     @contextmanager
     def write_connection(self) -> Iterator[Connection]:
         """A connection whose transactions take SQLite's write lock up front."""
-        with self._in_flight(), self.engine.connect() as connection:
+        with self._in_flight(), self._reachable(), self.engine.connect() as connection:
             yield connection.execution_options(**{WRITE_OPTION: True})
+
+    @contextmanager
+    def _reachable(self) -> Iterator[None]:
+        try:
+            yield
+        except OperationalError as exc:
+            raise StoreUnavailable(
+                f"database {display_url(self.url)} is unavailable: {_first_line(exc.orig)}"
+            ) from None
 
     @contextmanager
     def _in_flight(self) -> Iterator[None]:

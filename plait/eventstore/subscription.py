@@ -66,6 +66,16 @@ class LiveFeed:
         return len(self._queues)
 
     async def subscribe(self, after_position: int = 0) -> AsyncIterator[StoredEvent]:
+        async for item in self.subscribe_ticking(after_position, None):
+            if item is not None:
+                yield item
+
+    async def subscribe_ticking(
+        self, after_position: int, tick: float | None
+    ) -> AsyncIterator[StoredEvent | None]:
+        """Like subscribe, but yields None after `tick` seconds without an event, so a
+        consumer can send heartbeats or notice a shutdown without cancelling the iterator
+        (cancelling an async generator's pending step would close it)."""
         queue: asyncio.Queue[StoredEvent | _Lagged] = asyncio.Queue()
         last = after_position
         try:
@@ -75,7 +85,12 @@ class LiveFeed:
                     last = event.position
                     yield event
                 while True:
-                    item = await queue.get()
+                    try:
+                        async with asyncio.timeout(tick):
+                            item = await queue.get()
+                    except TimeoutError:
+                        yield None
+                        continue
                     if isinstance(item, _Lagged):
                         break  # dropped from the feed: catch up from the store again
                     if item.position > last:

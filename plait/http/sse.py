@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -47,7 +49,10 @@ def envelope(event: StoredEvent) -> dict[str, Any]:
     }
 
 
+@functools.lru_cache(maxsize=4096)
 def frame(event: StoredEvent) -> str:
+    """The SSE frame of an event. Every subscriber is handed the same StoredEvent object by
+    the store's live feed, so each frame is encoded once, not once per subscriber."""
     body = json.dumps(envelope(event), separators=(",", ":"), default=str)
     return f"id: {event.position}\nevent: {event.type}\ndata: {body}\n\n"
 
@@ -55,38 +60,29 @@ def frame(event: StoredEvent) -> str:
 async def event_stream(
     runtime: Runtime, config: AppConfig, after: int, wanted: Wanted
 ) -> AsyncIterator[str]:
-    events = runtime.store.subscribe(after)
-    closing: asyncio.Future[Any] = asyncio.ensure_future(config.closing.wait())
-    pending: asyncio.Future[Any] | None = None
+    # Ticks at most a second apart: a shutdown is noticed within a second, and a heartbeat
+    # goes out once the stream has been quiet for `heartbeat` seconds.
+    tick = min(config.heartbeat, 1.0)
+    events = runtime.store.subscribe_ticking(after, tick)
     runtime.metrics.sse_clients.inc()
+    quiet_since = time.monotonic()
     try:
         yield f"retry: {RECONNECT_MS}\n\n"
-        while not config.closing.is_set():
-            if pending is None:
-                pending = asyncio.ensure_future(anext(events))
-            done, _ = await asyncio.wait(
-                {pending, closing}, timeout=config.heartbeat, return_when="FIRST_COMPLETED"
-            )
-            if pending not in done:
-                if not closing.done():
+        async for event in events:
+            if config.closing.is_set():
+                break
+            if event is None:
+                if time.monotonic() - quiet_since >= config.heartbeat:
+                    quiet_since = time.monotonic()
                     yield ": ping\n\n"
                 continue
-            event: StoredEvent = pending.result()
-            pending = None
             if await wanted(event):
+                quiet_since = time.monotonic()
                 yield frame(event)
     finally:
         runtime.metrics.sse_clients.dec()
-        with anyio.CancelScope(shield=True):
-            closing.cancel()
-            if pending is not None:
-                pending.cancel()
-                with contextlib.suppress(BaseException):
-                    await pending
-            close = getattr(events, "aclose", None)
-            if close is not None:
-                with contextlib.suppress(RuntimeError):
-                    await close()
+        with anyio.CancelScope(shield=True), contextlib.suppress(RuntimeError):
+            await events.aclose()  # type: ignore[attr-defined]
 
 
 def project_filter(runtime: Runtime, project_id: str) -> Wanted:
