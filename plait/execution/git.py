@@ -161,6 +161,7 @@ class Git:
         self.repo = Path(repo)
         self.executable = executable
         self._common_dir: Path | None = None
+        self._known_commits: set[str] = set()
 
     async def run(
         self,
@@ -218,11 +219,17 @@ class Git:
             raise UnknownRevisionError([self.executable, "rev-parse"], rev)
         # rev-parse in git 2.39 has no reliable --end-of-options: refusing a
         # leading '-' above is what keeps `rev` from being read as an option.
+        if rev in self._known_commits:
+            return rev  # a full sha this repository already showed to be a commit
         argv = ("rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}")
         result = await self.run(*argv, cwd=cwd, check=False)
         if result.returncode != 0:
             raise UnknownRevisionError([self.executable, *argv], rev)
-        return result.stdout.strip()
+        sha = result.stdout.strip()
+        # Objects are immutable: once a sha names a commit it always will, so a run does not
+        # pay a git process each time it re-checks a commit it made or verified itself.
+        self._known_commits.add(sha)
+        return sha
 
     async def commit_exists(self, rev: str) -> bool:
         try:

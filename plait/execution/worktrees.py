@@ -111,12 +111,23 @@ class WorktreeManager:
             raise WorktreeError(f"branch {branch!r}: give a short branch name, not a full ref")
         path = await self.task_path(run_id, task_id, attempt)
         sha = await self.git.rev_parse(base_commit)
-        if attempt == 1 and await self._branch_exists(branch):
+        existed = await self._branch_exists(branch)
+        if attempt == 1 and existed:
             raise WorktreeError(f"branch {branch!r} already exists; refusing to reset it")
         path.parent.mkdir(parents=True, exist_ok=True)
         # Always -B: a `worktree add -b` that loses the commondir race has
         # already created the branch, so only -B makes the retry idempotent.
-        await self.git.run_admin("worktree", "add", "-B", branch, "--", str(path), sha)
+        try:
+            await self.git.run_admin("worktree", "add", "-B", branch, "--", str(path), sha)
+        except GitError:
+            # A failed add (a full disk, say) may have created the branch already: remove
+            # it again, only if it is still the untouched new branch, so a later attempt
+            # is not refused because of it.
+            if not existed:
+                await self.git.run_admin("worktree", "prune", check=False)
+                ref = f"refs/heads/{branch}"
+                await self.git.run("update-ref", "-d", ref, sha, check=False)
+            raise
         return Worktree(path, branch, f"{run_id}/{path.name}", sha)
 
     async def create_detached(self, path: Path, commit: str) -> Worktree:
@@ -168,17 +179,19 @@ class WorktreeManager:
         return set(filter(None, result.stdout.split("\0")))
 
     async def remove(self, worktree: Worktree, delete_branch: bool = False) -> None:
-        """Remove the worktree (even dirty or locked, e.g. by an interrupted add), then prune."""
+        """Remove the worktree (even dirty or locked, e.g. by an interrupted add)."""
         result = await self.git.run_admin(
             "worktree", "remove", "--force", "--force", "--", str(worktree.path), check=False
         )
-        if result.returncode != 0 and worktree.path.exists():
-            raise GitError(["git", "worktree", "remove"], result.returncode, result.stderr)
-        await self.git.run_admin("worktree", "prune")
+        if result.returncode != 0:
+            if worktree.path.exists():
+                raise GitError(["git", "worktree", "remove"], result.returncode, result.stderr)
+            # The directory was already gone: drop git's stale record of it.
+            await self.git.run_admin("worktree", "prune")
         if delete_branch and worktree.branch:
             ref = f"refs/heads/{validate_ref_name(worktree.branch)}"
-            if await self._branch_exists(worktree.branch):
-                await self.git.run("update-ref", "-d", ref)
+            # Deleting a ref that is already gone fails harmlessly; no existence check needed.
+            await self.git.run("update-ref", "-d", ref, check=False)
 
     async def list_porcelain(self) -> list[WorktreeEntry]:
         """Every worktree git knows of, main one first, for crash recovery."""
