@@ -162,6 +162,7 @@ class Git:
         self.executable = executable
         self._common_dir: Path | None = None
         self._known_commits: set[str] = set()
+        self._identity: list[str] | None = None
 
     async def run(
         self,
@@ -258,7 +259,10 @@ class Git:
         Commits plait makes itself must not fail on a machine with no identity;
         GIT_AUTHOR_*/GIT_COMMITTER_* in the environment still win over -c.
         """
-        # One git process for both keys: this runs before every commit plait makes.
+        if self._identity is not None:
+            return list(self._identity)
+        # One git process for both keys, once per repository: this is asked before every
+        # commit plait makes.
         listed = await self.run(
             "config", "--get-regexp", r"^user\.(name|email)$", cwd=cwd, check=False
         )
@@ -267,7 +271,8 @@ class Git:
         for key, fallback in FALLBACK_IDENTITY.items():
             if key not in configured:
                 options += ["-c", f"{key}={fallback}"]
-        return options
+        self._identity = options
+        return list(options)
 
     async def common_dir(self) -> Path:
         """The repository's common git dir (shared by all its worktrees), absolute."""

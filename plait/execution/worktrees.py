@@ -206,22 +206,22 @@ class WorktreeManager:
         """
         cwd = worktree.path
         await self.git.run("add", "-A", cwd=cwd)
-        staged = await self.git.run("diff", "--cached", "--quiet", cwd=cwd, check=False)
-        if staged.returncode == 1:
-            identity = await self.git.identity_options(cwd=cwd)
-            await self.git.run(
-                *identity,
-                "-c",
-                "commit.gpgsign=false",
-                "commit",
-                "--quiet",
-                "--no-verify",
-                "--message",
-                message,
-                cwd=cwd,
-            )
-        elif staged.returncode != 0:
-            raise GitError(["git", "diff", "--cached"], staged.returncode, staged.stderr)
+        identity = await self.git.identity_options(cwd=cwd)
+        argv = [
+            *identity,
+            "-c",
+            "commit.gpgsign=false",
+            "commit",
+            "--quiet",
+            "--no-verify",
+            "--message",
+            message,
+        ]
+        # Commit straight away: git itself says when there is nothing staged (exit 1, and
+        # its message is stable under LC_ALL=C), which saves a `diff --cached` per task.
+        committed = await self.git.run(*argv, cwd=cwd, check=False)
+        if committed.returncode != 0 and "nothing to commit" not in committed.stdout:
+            raise GitError(["git", *argv], committed.returncode, committed.stderr)
         head = await self.git.rev_parse("HEAD", cwd=cwd)
         return None if head == worktree.base_commit else head
 
