@@ -1,6 +1,6 @@
 """Keeps projections up to date from the event store.
 
-Each projection writes its rows and its checkpoint in one transaction, and reads its
+Each projection writes its rows and its checkpoint in the same transaction, and reads its
 checkpoint inside that transaction under a lock, so an event is applied exactly once even
 when two processes run projectors on one database or a projector crashes mid-batch.
 A rebuild is truncate + replay.
@@ -61,23 +61,27 @@ class Projector:
         return after
 
     def apply(self, events: Sequence[StoredEvent]) -> None:
-        for projection in self.projections:
-            self._apply_one(projection, events)
-        if events:
-            self._position = max(self._position, events[-1].position)
-
-    def _apply_one(self, projection: Projection, events: Sequence[StoredEvent]) -> None:
+        """Apply a page to every projection in one transaction: each projection's rows and
+        its checkpoint commit together (one write per page, not one per projection)."""
+        if not events:
+            return
         with self.store.write_connection() as conn, conn.begin():
-            done = _locked_checkpoint(conn, projection.name)
-            fresh = [e for e in events if e.position > done]
-            if not fresh:
-                return
-            projection.apply(conn, fresh)
-            conn.execute(
-                update(checkpoints)
-                .where(checkpoints.c.name == projection.name)
-                .values(position=fresh[-1].position)
-            )
+            for projection in self.projections:
+                self._apply_one(conn, projection, events)
+        self._position = max(self._position, events[-1].position)
+
+    @staticmethod
+    def _apply_one(conn: Connection, projection: Projection, events: Sequence[StoredEvent]) -> None:
+        done = _locked_checkpoint(conn, projection.name)
+        fresh = [e for e in events if e.position > done]
+        if not fresh:
+            return
+        projection.apply(conn, fresh)
+        conn.execute(
+            update(checkpoints)
+            .where(checkpoints.c.name == projection.name)
+            .values(position=fresh[-1].position)
+        )
 
     def rebuild(self) -> int:
         """Truncate every projection and replay the whole history into it."""
