@@ -16,6 +16,7 @@ from plait.domain.events import (
     CulpritFound,
     MergeConflicted,
     MergeStarted,
+    RunEvent,
     TestsFailed,
     TestsFlaky,
     TestsPassed,
@@ -123,8 +124,9 @@ class MergeValidator:
         outcome: MergeOutcome,
     ) -> ChainResult:
         chain = await merge_chain(self.ctx.git, onto, branches)
+        events: list[RunEvent] = []
         for step in chain.steps:
-            await self.ctx.recorder.record(
+            events.append(
                 BranchMerged(
                     run_id=self.ctx.run_id,
                     batch_id=batch_id,
@@ -135,7 +137,7 @@ class MergeValidator:
             )
             outcome.merged.append(step.task_id)
         for conflict in chain.conflicts:
-            await self.ctx.recorder.record(
+            events.append(
                 MergeConflicted(
                     run_id=self.ctx.run_id,
                     batch_id=batch_id,
@@ -145,6 +147,7 @@ class MergeValidator:
                 )
             )
             outcome.conflicted[conflict.task_id] = conflict.files
+        await self.ctx.recorder.record(*events)  # the whole chain in one append
         return chain
 
     async def _test(self, batch_id: int, commit: str, outcome: MergeOutcome) -> bool | None:
