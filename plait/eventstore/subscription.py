@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 PAGE_SIZE = 1000
 MAX_QUEUED = 10_000
 POLL_SECONDS = {"sqlite": 0.25, "postgresql": 2.0}
+TICK_SECONDS = 1.0
 
 _feeds: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[int, LiveFeed]] = (
     weakref.WeakKeyDictionary()
@@ -49,6 +50,8 @@ class _Lagged:
 
 
 _LAGGED = _Lagged()
+# A subscriber's queue: events, the lagged marker, or None for a tick.
+Queue = asyncio.Queue[StoredEvent | _Lagged | None]
 
 
 class LiveFeed:
@@ -56,7 +59,8 @@ class LiveFeed:
         self.store = store
         self.head = 0
         self.reads = 0  # database reads done for live delivery (the fan-out benchmark counts them)
-        self._queues: set[asyncio.Queue[StoredEvent | _Lagged]] = set()
+        self._queues: set[Queue] = set()
+        self._ticking: dict[Queue, float] = {}  # queue -> the tick interval it asked for
         self._task: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
         self._wake = asyncio.Event()
@@ -73,22 +77,22 @@ class LiveFeed:
     async def subscribe_ticking(
         self, after_position: int, tick: float | None
     ) -> AsyncIterator[StoredEvent | None]:
-        """Like subscribe, but yields None after `tick` seconds without an event, so a
-        consumer can send heartbeats or notice a shutdown without cancelling the iterator
-        (cancelling an async generator's pending step would close it)."""
-        queue: asyncio.Queue[StoredEvent | _Lagged] = asyncio.Queue()
+        """Like subscribe, but also yields None about every `tick` seconds (the shortest
+        tick any subscriber asked for), so a consumer can send heartbeats or notice a
+        shutdown without cancelling the iterator (cancelling an async generator's pending
+        step would close it). The feed sends the ticks to every such queue at once: no
+        timer per subscriber per event."""
+        queue: Queue = asyncio.Queue()
         last = after_position
         try:
             while True:
-                head = await self._join(queue)
+                head = await self._join(queue, tick)
                 async for event in self._catch_up(last, head):
                     last = event.position
                     yield event
                 while True:
-                    try:
-                        async with asyncio.timeout(tick):
-                            item = await queue.get()
-                    except TimeoutError:
+                    item = await queue.get()
+                    if item is None:
                         yield None
                         continue
                     if isinstance(item, _Lagged):
@@ -99,16 +103,19 @@ class LiveFeed:
         finally:
             self._leave(queue)
 
-    async def _join(self, queue: asyncio.Queue[StoredEvent | _Lagged]) -> int:
+    async def _join(self, queue: Queue, tick: float | None) -> int:
         self._queues.add(queue)
+        if tick is not None:
+            self._ticking[queue] = tick
         if self._task is None or self._task.done():
             self._ready.clear()
             self._task = asyncio.create_task(self._run(), name="plait-live-feed")
         await self._ready.wait()
         return self.head
 
-    def _leave(self, queue: asyncio.Queue[StoredEvent | _Lagged]) -> None:
+    def _leave(self, queue: Queue) -> None:
         self._queues.discard(queue)
+        self._ticking.pop(queue, None)
         if not self._queues and self._task is not None:
             self._task.cancel()
             self._task = None
@@ -132,16 +139,25 @@ class LiveFeed:
             asyncio.create_task(self._listen()) if self.store.dialect == "postgresql" else None
         )
         poll = POLL_SECONDS.get(self.store.dialect, 1.0)
+        loop = asyncio.get_running_loop()
         try:
             self.head = await asyncio.to_thread(self.store.last_position)
             self._ready.set()
+            next_poll = next_tick = loop.time()
             while not self.store.notifier.closed:
-                await self._deliver_new()
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(poll):
-                        await _first_of(notifier_wake, self._wake)
+                woken = notifier_wake.is_set() or self._wake.is_set()
                 notifier_wake.clear()
                 self._wake.clear()
+                if woken or loop.time() >= next_poll:
+                    await self._deliver_new()
+                    next_poll = loop.time() + poll
+                if loop.time() >= next_tick:
+                    for queue in self._ticking:
+                        queue.put_nowait(None)
+                    next_tick = loop.time() + min(self._ticking.values(), default=TICK_SECONDS)
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(max(0.0, min(next_poll, next_tick) - loop.time())):
+                        await _first_of(notifier_wake, self._wake)
         finally:
             self.store.notifier.unregister(notifier_wake)
             if listener is not None:
@@ -167,7 +183,7 @@ class LiveFeed:
             if len(page) < PAGE_SIZE:
                 return
 
-    def _drop(self, queue: asyncio.Queue[StoredEvent | _Lagged]) -> None:
+    def _drop(self, queue: Queue) -> None:
         self._queues.discard(queue)
         while not queue.empty():
             queue.get_nowait()
