@@ -19,13 +19,14 @@ from pathlib import Path
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
+from sqlalchemy.exc import DBAPIError
 
 from plait.domain.batching import plan_batches, select_mode
 from plait.domain.errors import PlanError
 from plait.domain.plan import parse_plan
 from plait.domain.plan_model import Plan
 from plait.domain.run import RunState
-from plait.eventstore import SqlEventStore, StoreError, configured_url
+from plait.eventstore import SqlEventStore, StoreError, StoreUnavailable, configured_url
 from plait.eventstore import migrate as store_migrate
 from plait.eventstore.engines import build_engine
 from plait.eventstore.urls import display_url, normalise_url
@@ -54,6 +55,9 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
     engine = build_engine(url)
     try:
         before, after = store_migrate.upgrade(engine)
+    except DBAPIError as exc:  # unreachable, refused, not a database: one line, no traceback
+        first = (str(exc.orig).strip().splitlines() or ["unknown error"])[0]
+        raise StoreUnavailable(f"database {display_url(url)} is unavailable: {first}") from None
     finally:
         engine.dispose()
     state = "already at" if before == after else f"upgraded from {before or 'empty'} to"

@@ -100,6 +100,8 @@ class FieldReader:
             self.problem(f"{label} must be a string, got {type_name(value)}")
         elif "\x00" in value:
             self.problem(f"{label} contains a NUL byte")
+        elif not _is_unicode(value):
+            self.problem(f"{label} is not valid Unicode text (it has a lone surrogate)")
         elif not value.strip():
             self.problem(f"{label} must not be empty")
         elif len(value) > max_len:
@@ -177,3 +179,12 @@ class FieldReader:
             self.problem(f"'{key}' must be true or false, got {type_name(value)}")
             return default
         return value
+
+
+def _is_unicode(value: str) -> bool:
+    """False for a str holding a lone surrogate (JSON's "\\ud800"): no database can store it."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True

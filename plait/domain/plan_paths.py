@@ -25,9 +25,12 @@ def relative_path_problem(path: str) -> str | None:
 
 def copy_path_problem(path: str) -> str | None:
     """Like `relative_path_problem`, but `.` (the whole checkout) cannot be copied."""
-    return relative_path_problem(path) or (
-        None if path_parts(path) else "must name a file or directory, not the repository root"
-    )
+    problem = relative_path_problem(path)
+    if problem is None and not path_parts(path):
+        problem = "must name a file or directory, not the repository root"
+    if problem is None and ".git" in path_parts(path):  # copying git's own files breaks a worktree
+        problem = "must not be inside '.git'"
+    return problem
 
 
 def overlap(left: Iterable[str], right: Iterable[str]) -> tuple[str, str] | None:

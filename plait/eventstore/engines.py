@@ -14,6 +14,8 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL
 
+from plait.eventstore.errors import StoreUnavailable
+
 SQLITE_BUSY_TIMEOUT_MS = 60_000
 WRITE_OPTION = "plait_write"
 
@@ -29,7 +31,13 @@ def build_engine(url: URL, *, autocommit: bool = False) -> Engine:
 def _sqlite_engine(url: URL) -> Engine:
     database = url.database or ""
     if database and database != ":memory:":
-        Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        directory = Path(database).expanduser().parent
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:  # e.g. under a file, or on a read-only filesystem
+            raise StoreUnavailable(
+                f"database {database}: cannot create its directory {directory}: {exc.strerror}"
+            ) from None
     engine = create_engine(
         url,
         connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},

@@ -36,6 +36,7 @@ class BatchOutcome:
     landed: list[str] = field(default_factory=list)
     left_out: dict[str, str] = field(default_factory=dict)  # task id -> why it did not land
     errors: list[str] = field(default_factory=list)
+    unprepared: list[str] = field(default_factory=list)  # tasks no worktree could be made for
 
 
 class BatchExecutor:
@@ -80,7 +81,9 @@ class BatchExecutor:
                 outcome.left_out[r.task_id] = r.error
         await self._clean_up(batch, outcome)
         duration = time.monotonic() - started
-        failed = [t for t, why in outcome.left_out.items() if _is_failure(ctx, t)]
+        # A task that never got a worktree (a full disk, a git failure) did not run: that is
+        # a failure of the batch, resumable, not a task quietly left out of a completed run.
+        failed = [t for t in outcome.left_out if _is_failure(ctx, t) or t in outcome.unprepared]
         if failed:
             outcome.status = "failed"
             outcome.errors = [f"task {t!r}: {outcome.left_out[t]}" for t in failed]
@@ -190,6 +193,7 @@ class BatchExecutor:
                 worktree = await self._provision(batch.batch_id, task, tip)
             except (GitError, WorktreeError, OSError) as exc:
                 outcome.left_out[task.id] = f"no worktree could be created: {exc}"
+                outcome.unprepared.append(task.id)
                 continue
             results.append(await self._attempts(batch.batch_id, task, worktree, tip))
         return results

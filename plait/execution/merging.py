@@ -159,6 +159,9 @@ class LandOutcome(enum.Enum):
     CHECKOUT_FAST_FORWARDED = "checkout_fast_forwarded"  # merge --ff-only in its worktree
     BASE_MOVED = "base_moved"  # the branch is no longer at `old`: nothing changed
     CHECKOUT_DIRTY = "checkout_dirty"  # checked out with local changes: nothing changed
+    # git refused in that checkout for another reason (e.g. a stale index.lock): nothing
+    # changed; `detail` has git's message
+    CHECKOUT_FAILED = "checkout_failed"
 
 
 @dataclass(frozen=True)
@@ -203,6 +206,12 @@ async def fast_forward_checkout(
     result = await git.run("merge", "--ff-only", "--quiet", new, cwd=path, check=False)
     if result.returncode != 0:
         # ff-only refuses rather than overwrite: the user moved HEAD or created
-        # an untracked file the merge would clobber since we looked.
-        return LandResult(LandOutcome.BASE_MOVED, branch, new, path, result.stderr.strip())
+        # an untracked file the merge would clobber since we looked, or git itself
+        # could not work there (a lock file left by a killed git).
+        detail = result.stderr.strip()
+        if await git.rev_parse("HEAD", cwd=path) != old:
+            return LandResult(LandOutcome.BASE_MOVED, branch, new, path, detail)
+        if not await is_clean(git, path):
+            return LandResult(LandOutcome.CHECKOUT_DIRTY, branch, new, path, detail)
+        return LandResult(LandOutcome.CHECKOUT_FAILED, branch, new, path, detail)
     return LandResult(LandOutcome.CHECKOUT_FAST_FORWARDED, branch, new, path)

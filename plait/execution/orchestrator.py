@@ -184,7 +184,7 @@ class RunDriver:
                 landed_on = base_branch
             else:
                 landed_on = branch
-                land_command = _land_command(landing.outcome, base_branch, branch)
+                land_command = _land_command(landing, base_branch, branch)
         await self.tester.close()
         if landed_on == base_branch:
             await ctx.git.run("update-ref", "-d", ctx.result_ref, tip, check=False)
@@ -262,7 +262,12 @@ async def _append(ctx: RunContext, stream: str, event: RunEnded) -> None:
     await asyncio.to_thread(ctx.recorder.store.append, stream, [encode(event)], None)
 
 
-def _land_command(outcome: LandOutcome, base_branch: str, branch: str) -> str:
-    if outcome is LandOutcome.CHECKOUT_DIRTY:
+def _land_command(landing: LandResult, base_branch: str, branch: str) -> str:
+    if landing.outcome is LandOutcome.CHECKOUT_DIRTY:
         return f"git merge --ff-only {branch}   # in your {base_branch} checkout, once it is clean"
+    if landing.outcome is LandOutcome.CHECKOUT_FAILED:
+        reason = (landing.detail.splitlines() or ["git failed"])[0]
+        return (
+            f"git merge --ff-only {branch}   # in your {base_branch} checkout; git said: {reason}"
+        )
     return f"git checkout {base_branch} && git merge {branch}   # {base_branch} moved meanwhile"

@@ -246,6 +246,10 @@ class Plait:
 
     async def register_project(self, path: str, name: str | None = None) -> str:
         repo = await _repository_root(path)
+        if name is not None and not _storable(name):
+            raise ServiceError(
+                f"project name {name!r}: not storable text (a NUL or a lone surrogate)"
+            )
         project_id = new_id()
         event = ProjectRegistered(
             project_id=project_id, name=(name or repo.name)[:200], repo_path=str(repo)
@@ -542,20 +546,30 @@ def _with_concurrency(plan: Plan, max_concurrency: int) -> Plan:
     return Plan.from_dict(data)
 
 
+def _storable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return "\x00" not in text
+
+
 async def _repository_root(path: str) -> Path:
     if not path or "\x00" in path or len(path) > 4096:
         raise NotARepository(f"not a usable path: {path!r}")
+    # repr(): a path is the caller's text, and may hold a newline or a control character.
     try:
         candidate = Path(path).expanduser().resolve(strict=True)
-    except (OSError, RuntimeError) as exc:  # missing, or a symlink loop
-        raise NotARepository(f"{path}: {exc}") from None
+    except (OSError, RuntimeError, ValueError) as exc:  # missing, a symlink loop, not encodable
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise NotARepository(f"{path!r}: {reason}") from None
     if not candidate.is_dir():
-        raise NotARepository(f"{path} is not a directory")
+        raise NotARepository(f"{path!r} is not a directory")
     git = Git(candidate)
     try:
         top = await git.toplevel()
     except GitError:
-        raise NotARepository(f"{path} is not inside a git repository") from None
+        raise NotARepository(f"{path!r} is not inside a git repository") from None
     return top.resolve()
 
 

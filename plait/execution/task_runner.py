@@ -174,7 +174,10 @@ async def run_attempt(
 async def _copy_ignored(ctx: RunContext, worktree: Worktree, buffer: OutputBuffer) -> None:
     if not ctx.plan.copy_ignored:
         return
-    report = await ctx.worktrees.copy_ignored(worktree, ctx.repo, list(ctx.plan.copy_ignored))
+    try:
+        report = await ctx.worktrees.copy_ignored(worktree, ctx.repo, list(ctx.plan.copy_ignored))
+    except ValueError as exc:  # a path the copy refuses: the task fails, the run does not crash
+        raise WorktreeError(f"copy_ignored: {exc}") from None
     missing = getattr(report, "missing", ())
     if missing:
         await buffer.add(

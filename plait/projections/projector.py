@@ -108,6 +108,7 @@ class Projector:
                 queue.put_nowait(event)
 
         pump_task = asyncio.create_task(pump(), name="plait-projector-pump")
+        getter: asyncio.Future[StoredEvent] | None = None
         try:
             while True:
                 getter = asyncio.ensure_future(queue.get())
@@ -123,6 +124,8 @@ class Projector:
                 await self._notify()
         finally:
             pump_task.cancel()
+            if getter is not None:
+                getter.cancel()  # else a cancelled follow leaves it pending for ever
 
     async def wait_for(self, position: int) -> None:
         """Return once every projection has applied `position`."""
