@@ -11,6 +11,7 @@ neither starts nor closes it.
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 
@@ -65,6 +66,10 @@ def create_app(
             config.token = await asyncio.to_thread(resolve_token)
         async with _runtime(config, plait, settings) as runtime:
             app.state.runtime = runtime
+            # Everything loaded so far (SQLAlchemy, the migrations, the service) lives as
+            # long as the server: keep it out of the garbage collector's full passes, which
+            # otherwise stall every event stream at once now and then.
+            gc.freeze()
             try:
                 yield
             finally:
