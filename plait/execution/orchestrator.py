@@ -165,6 +165,8 @@ class RunDriver:
         )
         if allowed:
             return None
+        # Nothing can land on a red base: drop the (still empty) result branch.
+        await ctx.git.run("update-ref", "-d", ctx.result_ref, base, check=False)
         return await self._fail(
             "the tests already fail on the base commit "
             f"{base[:12]} before any task ran; fix them first or set allow_red_base: true"

@@ -11,7 +11,7 @@ from typing import TextIO
 import uvicorn
 from starlette.applications import Starlette
 
-from plait.eventstore import StoreError, configured_url
+from plait.eventstore import SqlEventStore, StoreError, configured_url
 from plait.eventstore.urls import normalise_url
 from plait.http.app import begin_shutdown, create_app
 from plait.http.security import resolve_token
@@ -85,7 +85,9 @@ def serve(
     out = out or sys.stdout
     try:
         url = configured_url(db_url)
-        normalise_url(url)  # a bad URL is reported here, not as a startup traceback
+        # Open the store once first (this also runs its migrations): an unreachable database
+        # is one line here, not uvicorn's startup traceback.
+        SqlEventStore(normalise_url(url)).close()
         token = resolve_token(token)
     except (StoreError, OSError) as exc:
         print(f"plait serve: {exc}", file=sys.stderr)

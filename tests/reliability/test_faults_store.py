@@ -73,6 +73,26 @@ def test_every_command_reports_an_unreachable_database_in_one_line(
     assert git(tmp_path / "repo", "for-each-ref") == ""  # nothing was written to the repo
 
 
+@pytest.mark.parametrize("url", UNREACHABLE)
+def test_plait_serve_reports_an_unreachable_database_in_one_line_and_serves_nothing(
+    url: str, tmp_path: Path
+) -> None:
+    (tmp_path / "a-file").write_text("")
+    done = subprocess.run(
+        [PLAIT, "serve", "--port", "0", "--token", "t", "--db", url.format(tmp=tmp_path)],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert "database" in lines[0]
+    assert "plait dashboard" not in done.stdout
+
+
 def test_plait_run_exits_non_zero_with_one_line_when_the_database_is_down(tmp_path: Path) -> None:
     """The real console script, as a user runs it."""
     git(tmp_path, "init", "--quiet", "repo")
