@@ -296,6 +296,17 @@ class BatchExecutor:
 
     # -- cleanup ---------------------------------------------------------------------------
 
+    async def _dispose(self, worktree: Worktree, *, delete_branch: bool) -> None:
+        """A landed task's worktree: back to the pool, or removed."""
+        pool = self.ctx.pool
+        if pool is not None and worktree.path.parent == await pool.directory():
+            await pool.release(worktree)  # KEPT only if it holds an unreachable commit
+            if delete_branch and worktree.branch:
+                ref = f"refs/heads/{worktree.branch}"
+                await self.ctx.git.run("update-ref", "-d", ref, check=False)
+            return
+        await self.ctx.worktrees.remove(worktree, delete_branch=delete_branch)
+
     async def _clean_up(self, batch: Batch, outcome: BatchOutcome) -> None:
         """Remove what landed; keep (and record) every worktree and branch that did not."""
         ctx = self.ctx
@@ -309,7 +320,7 @@ class BatchExecutor:
             if task_id in outcome.landed and task_id not in outcome.left_out:
                 current = ctx.recorder.state.tasks[task_id].worktree_id
                 for worktree in sorted(mine, key=lambda w: w.worktree_id != current):
-                    await ctx.worktrees.remove(worktree, delete_branch=worktree.branch == branch)
+                    await self._dispose(worktree, delete_branch=worktree.branch == branch)
                     ctx.live_worktrees.pop(worktree.worktree_id, None)
                     await ctx.recorder.record(
                         WorktreeRemoved(

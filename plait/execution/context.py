@@ -10,6 +10,7 @@ from plait.domain.plan_model import Plan
 from plait.execution.git import Git
 from plait.execution.recorder import RunRecorder
 from plait.execution.settings import Settings
+from plait.execution.worktree_pool import WorktreePool
 from plait.execution.worktrees import Worktree, WorktreeManager
 
 
@@ -26,6 +27,8 @@ class RunContext:
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     # Every worktree this run created and has not removed, by worktree id.
     live_worktrees: dict[str, Worktree] = field(default_factory=dict)
+    # Settings.reuse_worktrees: task worktrees come from (and go back to) this pool.
+    pool: WorktreePool | None = None
 
     @property
     def log_dir(self) -> Path:

@@ -47,6 +47,7 @@ from plait.execution.orchestrator import RunDriver, RunResult
 from plait.execution.orphans import kill_process_groups, processes_inside
 from plait.execution.recorder import RunRecorder
 from plait.execution.settings import Settings
+from plait.execution.worktree_pool import WorktreePool
 from plait.execution.worktrees import InvalidIdError, Worktree, WorktreeManager, validate_id
 from plait.projections import Projector, ReadModels, all_projections
 from plait.projections.codec import decode, encode, project_stream, run_stream
@@ -134,6 +135,7 @@ class Plait:
         self._runs: dict[str, _ActiveRun] = {}
         self._projector_task: asyncio.Task[None] | None = None
         self.leases = LeaseStore(store)
+        self._pools: dict[Path, WorktreePool] = {}
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -228,6 +230,12 @@ class Plait:
                 await self._request_stop(active, "the service is shutting down")
         if self._runs:
             await asyncio.gather(*(a.task for a in self._runs.values()), return_exceptions=True)
+        for pool in self._pools.values():
+            try:
+                await pool.drain()
+            except (GitError, OSError) as exc:
+                log.warning("could not drain the worktree pool: %s", exc)
+        self._pools.clear()
         if self._projector_task is not None:
             self._projector_task.cancel()
             await asyncio.gather(self._projector_task, return_exceptions=True)
@@ -465,9 +473,22 @@ class Plait:
             result_ref=f"refs/heads/{result_branch(run_id)}",
         )
         await _adopt_worktrees(ctx)
+        if self.settings.reuse_worktrees:
+            ctx.pool = await self._pool_for(repo, ctx.worktrees)
         driver = RunDriver(ctx, project_id)
         task = asyncio.create_task(self._drive_leased(driver), name=f"plait-run-{run_id}")
         self._runs[run_id] = _ActiveRun(ctx, task)
+
+    async def _pool_for(self, repo: Path, worktrees: WorktreeManager) -> WorktreePool:
+        """One pool per repository for the life of the service. Slots a dead process left
+        behind are taken back: idle ones into the pool, busy ones released unless they
+        hold an unreachable commit (then they stay, as kept work)."""
+        pool = self._pools.get(repo)
+        if pool is None:
+            pool = self._pools[repo] = WorktreePool(worktrees, max_idle=self.settings.pool_max_idle)
+            for busy in await pool.recover():
+                await pool.release(busy)
+        return pool
 
     async def _drive_leased(self, driver: RunDriver) -> RunResult:
         """Drive the run while renewing its lease; release the lease when it ends."""

@@ -29,4 +29,10 @@ class Settings:
     # How long a run pauses, retrying, while the database is unreachable; then it ends,
     # resumable (see RunRecorder.record).
     outage_tolerance: float = 60.0
+    # Reuse task worktrees from a per-repository pool instead of a `git worktree add` per
+    # task: on a large repository preparing a worktree then costs a checkout of the files
+    # that differ, not of every file. Pooled worktrees stay (idle, detached) until the
+    # service closes.
+    reuse_worktrees: bool = False
+    pool_max_idle: int = 4
     actor: str = "plait"

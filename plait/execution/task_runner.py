@@ -55,7 +55,10 @@ async def prepare_worktree(
     ctx: RunContext, batch_id: int, task: Task, attempt: int, base_commit: str
 ) -> Worktree:
     """Create the attempt's worktree on the task's branch and record it."""
-    worktree = await ctx.worktrees.create(ctx.run_id, task.id, attempt, base_commit)
+    if ctx.pool is not None:
+        worktree = await ctx.pool.acquire(ctx.run_id, task.id, attempt, base_commit)
+    else:
+        worktree = await ctx.worktrees.create(ctx.run_id, task.id, attempt, base_commit)
     ctx.live_worktrees[worktree.worktree_id] = worktree
     await ctx.recorder.record(
         WorktreeCreated(

@@ -13,6 +13,7 @@ from starlette.applications import Starlette
 
 from plait.eventstore import SqlEventStore, StoreError, configured_url
 from plait.eventstore.urls import normalise_url
+from plait.execution.settings import Settings
 from plait.http.app import begin_shutdown, create_app
 from plait.http.security import resolve_token
 from plait.http.state import DEFAULT_ALLOWED_HOSTS
@@ -79,7 +80,13 @@ def build_server(
 
 
 def serve(
-    host: str, port: int, db_url: str | None, token: str | None, *, out: TextIO | None = None
+    host: str,
+    port: int,
+    db_url: str | None,
+    token: str | None,
+    *,
+    out: TextIO | None = None,
+    reuse_worktrees: bool = False,
 ) -> int:
     """Serve until interrupted. 0 after a clean stop; 2 if the service could not start."""
     out = out or sys.stdout
@@ -93,7 +100,8 @@ def serve(
         print(f"plait serve: {exc}", file=sys.stderr)
         return 2
     allowed = (*DEFAULT_ALLOWED_HOSTS, url_host(host).lower())
-    app = create_app(url, token=token, allowed_hosts=allowed)
+    settings = Settings(reuse_worktrees=reuse_worktrees)
+    app = create_app(url, token=token, allowed_hosts=allowed, settings=settings)
 
     def announce(base_url: str) -> None:
         shown = base_url.replace("[::]", "[::1]").replace("0.0.0.0", "127.0.0.1")

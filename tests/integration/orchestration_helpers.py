@@ -92,12 +92,19 @@ class Harness:
 
 @contextlib.asynccontextmanager
 async def open_harness(
-    tmp_path: Path, *, repo: Path | None = None, stop_grace: float = 0.5
+    tmp_path: Path,
+    *,
+    repo: Path | None = None,
+    stop_grace: float = 0.5,
+    reuse_worktrees: bool = False,
 ) -> AsyncIterator[Harness]:
     """A started service on `sqlite:///<tmp>/plait.db` with a fresh repository (or `repo`)."""
     repo = repo or make_repo(tmp_path / "repo")
     store = SqlEventStore(f"sqlite:///{tmp_path}/plait.db")
-    service = Plait(store, Settings(log_root=tmp_path / "logs", stop_grace=stop_grace))
+    settings = Settings(
+        log_root=tmp_path / "logs", stop_grace=stop_grace, reuse_worktrees=reuse_worktrees
+    )
+    service = Plait(store, settings)
     await service.start()
     try:
         yield Harness(tmp_path, repo, store, service)
