@@ -26,6 +26,9 @@ from plait.execution.service import Plait
 from plait.execution.settings import Settings
 from plait.projections.codec import run_stream
 from tests.gitrepo import git, make_repo
+from tests.integration.orchestration_helpers import plan, task
+
+__all__ = ["plan", "task"]
 
 PYTHON = shlex.quote(sys.executable)
 PLAIT = str(Path(sys.executable).with_name("plait"))
@@ -124,12 +127,7 @@ async def open_harness(
 # -- plans ---------------------------------------------------------------------------------
 
 
-def task(task_id: str, run: str, *depends_on: str, **extra: Any) -> dict[str, Any]:
-    return {"id": task_id, "run": run, "depends_on": list(depends_on), **extra}
-
-
-def plan(*tasks: Mapping[str, Any], **fields: Any) -> dict[str, Any]:
-    return {"retries": 0, **fields, "tasks": list(tasks)}
+# `task` and `plan` are the orchestration tests' own builders (re-exported for these tests).
 
 
 def write(name: str, text: str) -> str:
