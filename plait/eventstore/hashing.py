@@ -53,18 +53,14 @@ def content_digest(
     recorded_at: datetime | str,
 ) -> str:
     """Digest of one event's fields; `recorded_at` may be given as timestamp_text already."""
-    parts = [
-        stream_id,
-        str(stream_version),
-        event_id,
-        type,
-        str(schema_version),
-        data_json,
-        metadata_json,
-        recorded_at if isinstance(recorded_at, str) else timestamp_text(recorded_at),
-    ]
+    version, schema = str(stream_version), str(schema_version)
+    stamp = recorded_at if isinstance(recorded_at, str) else timestamp_text(recorded_at)
     # A length prefix per field keeps ("ab", "c") and ("a", "bc") apart.
-    encoded = "".join([f"{len(p)}:{p}" for p in parts])
+    encoded = (
+        f"{len(stream_id)}:{stream_id}{len(version)}:{version}{len(event_id)}:{event_id}"
+        f"{len(type)}:{type}{len(schema)}:{schema}{len(data_json)}:{data_json}"
+        f"{len(metadata_json)}:{metadata_json}{len(stamp)}:{stamp}"
+    )
     return hashlib.sha256(encoded.encode("utf-8")).hexdigest()
 
 

@@ -184,6 +184,9 @@ class SqlEventStore:
                 positions = self._insert_sqlite(
                     connection, stream_id, rows, expected_version, recorded_at
                 )
+            except _AlreadyStored as retry:
+                connection.execute("ROLLBACK")
+                return retry.positions
             except BaseException:
                 connection.execute("ROLLBACK")
                 raise
@@ -200,14 +203,13 @@ class SqlEventStore:
         expected_version: int | None,
         recorded_at: datetime,
     ) -> list[int]:
-        ids = [r["event_id"] for r in rows]
-        existing = connection.execute(self._sql.find_ids(len(ids)), ids).fetchall()
-        if existing:  # a retried append: answer from what is stored
-            return _idempotent_positions(stream_id, existing, len(rows))
         current, position, previous = connection.execute(
             self._sql.sqlite_append_state, (stream_id,)
         ).fetchone()
+        # A retried append shows up as a version mismatch or a duplicate event id; only then
+        # are the ids looked up, so the usual append pays for no extra query.
         if expected_version is not None and expected_version != current:
+            self._raise_unless_retry(connection, stream_id, rows)
             raise ConcurrencyError(stream_id, expected_version, current)
         params = _chain_rows(
             stream_id, rows, current, position or 0, previous, recorded_at, sqlite=True
@@ -215,8 +217,19 @@ class SqlEventStore:
         try:
             connection.executemany(self._sql.insert, params)
         except sqlite3.IntegrityError:
+            self._raise_unless_retry(connection, stream_id, rows)
             raise ConcurrencyError(stream_id, expected_version) from None
         return [p[0] for p in params]
+
+    def _raise_unless_retry(
+        self, connection: sqlite3.Connection, stream_id: str, rows: list[dict[str, Any]]
+    ) -> None:
+        """If these event ids are stored already, the append is a retry: answer it with the
+        stored positions (raised as _AlreadyStored and returned by the caller)."""
+        ids = [r["event_id"] for r in rows]
+        existing = connection.execute(self._sql.find_ids(len(ids)), ids).fetchall()
+        if existing:
+            raise _AlreadyStored(_idempotent_positions(stream_id, existing, len(rows)))
 
     # -- reading -----------------------------------------------------------------------------
 
@@ -370,6 +383,14 @@ class SqlEventStore:
             if "append-only" in message:
                 raise ImmutableEventError(message) from None
             raise StoreError(f"database error: {message}") from None
+
+
+class _AlreadyStored(Exception):
+    """Internal: a retried append whose events are stored; carries their positions."""
+
+    def __init__(self, positions: list[int]) -> None:
+        super().__init__(positions)
+        self.positions = positions
 
 
 def _check_stream_id(stream_id: str) -> None:
