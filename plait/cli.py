@@ -168,10 +168,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if args.db is None:
         args.db = f"sqlite:///{directory / 'plait.db'}"
     plan = _read_plan(str(plan_path))
-    return asyncio.run(_execute(args, plan, str(repo), source=str(plan_path)))
+    return asyncio.run(_execute(args, plan, str(repo), source=str(plan_path), demo=True))
 
 
-async def _execute(args: argparse.Namespace, plan: Plan, repo: str, *, source: str) -> int:
+async def _execute(
+    args: argparse.Namespace, plan: Plan, repo: str, *, source: str, demo: bool = False
+) -> int:
     store = _open_store(args.db)
     service = Plait(store, Settings(reuse_worktrees=args.reuse_worktrees))
     await service.start()
@@ -180,7 +182,17 @@ async def _execute(args: argparse.Namespace, plan: Plan, repo: str, *, source: s
         await service.submit_plan(project_id, plan, source=source)
         after = store.last_position()
         run_id = await service.start_run(project_id, max_concurrency=args.max_concurrency)
-        return await _follow(service, project_id, run_id, after, as_json=args.json)
+        code = await _follow(service, project_id, run_id, after, as_json=args.json)
+        state = service.run_state(run_id)
+        if demo and state is not None and state.status == "completed":
+            # Leaving the culprit out is what the demo is for: that is a success here.
+            if not args.json:
+                Console().print(
+                    "The demo left `fast-add` out on purpose: it broke the tests, bisection "
+                    "named it, and its work is kept on its branch. Everything else landed."
+                )
+            return 0
+        return code
     finally:
         await service.close()
         store.close()
