@@ -1,25 +1,14 @@
 """The application service: the use cases the CLI and the HTTP app call.
 
-    ServiceError
-     ├── UnknownProject      no such project                          (HTTP 404)
-     ├── UnknownRun          no such run                              (HTTP 404)
-     ├── InvalidId           an id that could reach git or a path     (HTTP 400)
-     ├── NotARepository      a project path that is not a git repo    (HTTP 400)
-     ├── NoPlan              start before any plan was accepted       (HTTP 400)
-     ├── NoBaseBranch        no base branch given and HEAD detached   (HTTP 400)
-     ├── RunAlreadyActive    a second start while a run is active     (HTTP 409)
-     ├── NotResumable        resume of a run that cannot continue     (HTTP 409)
-     └── NoActiveRun         stop while nothing runs                  (HTTP 409)
-
-Starting a run appends RunStarted to the project stream with the version the start read, so
-of two concurrent starts exactly one wins: the store decides, not a read-then-check.
+Its errors are in plait.execution.errors (re-exported here). Starting a run appends
+RunStarted to the project stream with the version the start read, so of two concurrent
+starts exactly one wins: the store decides, not a read-then-check.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,92 +21,46 @@ from plait.domain.events import (
     RunEnded,
     RunResumed,
     RunStarted,
-    RunStopped,
     StopRequested,
-    TaskInterrupted,
 )
 from plait.domain.plan_model import Plan
 from plait.domain.run import RunState
-from plait.eventstore import ConcurrencyError, SqlEventStore, StoredEvent, StoreError
+from plait.eventstore import ConcurrencyError, SqlEventStore, StoreError
 from plait.eventstore.hashing import timestamp_text
 from plait.eventstore.leases import DEFAULT_TTL, LeaseStore
 from plait.execution.context import RunContext, result_branch
+from plait.execution.errors import (
+    InvalidId,
+    NoActiveRun,
+    NoBaseBranch,
+    NoPlan,
+    NotARepository,
+    NotResumable,
+    RunAlreadyActive,
+    ServiceError,
+    UnknownProject,
+    UnknownRun,
+)
 from plait.execution.git import Git, GitError
 from plait.execution.orchestrator import RunDriver, RunResult
 from plait.execution.orphans import kill_process_groups, processes_inside
+from plait.execution.projects import (
+    ProjectFacts,
+    checked_id,
+    fold_project,
+    new_id,
+    repository_root,
+    storable,
+)
 from plait.execution.recorder import RunRecorder
+from plait.execution.recovery import adopt_worktrees, interrupt_tasks, stop_orphan
 from plait.execution.settings import Settings
 from plait.execution.worktree_pool import WorktreePool
-from plait.execution.worktrees import InvalidIdError, Worktree, WorktreeManager, validate_id
+from plait.execution.worktrees import Worktree, WorktreeManager
 from plait.projections import Projector, ReadModels, all_projections
 from plait.projections.codec import decode, encode, project_stream, run_stream
 
 log = logging.getLogger(__name__)
-
-
-class ServiceError(Exception):
-    """Base of the errors a caller of the service can act on."""
-
-
-class UnknownProject(ServiceError):
-    pass
-
-
-class UnknownRun(ServiceError):
-    pass
-
-
-class InvalidId(ServiceError):
-    pass
-
-
-class NotARepository(ServiceError):
-    pass
-
-
-class NoPlan(ServiceError):
-    pass
-
-
-class NoBaseBranch(ServiceError):
-    pass
-
-
-class RunAlreadyActive(ServiceError):
-    def __init__(self, message: str, run_id: str | None = None) -> None:
-        super().__init__(message)
-        self.run_id = run_id
-
-
-class NotResumable(ServiceError):
-    pass
-
-
-class NoActiveRun(ServiceError):
-    pass
-
-
-def new_id() -> str:
-    return uuid.uuid4().hex[:12]
-
-
-def checked_id(kind: str, value: str) -> str:
-    try:
-        return validate_id(kind, value)
-    except InvalidIdError as exc:
-        raise InvalidId(str(exc)) from None
-
-
-@dataclass
-class ProjectFacts:
-    """What the project stream says, folded."""
-
-    project_id: str
-    version: int
-    repo_path: str
-    plan: dict[str, Any] | None
-    active_run: str | None
-    last_run: str | None
 
 
 @dataclass
@@ -193,7 +136,7 @@ class Plait:
             return False
         await self._reap_orphans(recorder)
         if status == "stopping":  # the stop was asked for: finish it, do not resume
-            await _stop_orphan(recorder, recorder.state.stop_reason or "stop requested")
+            await stop_orphan(recorder, recorder.state.stop_reason or "stop requested")
             await self._append(
                 project_stream(project_id),
                 [RunEnded(project_id=project_id, run_id=run_id, outcome="stopped")],
@@ -202,7 +145,7 @@ class Plait:
             await asyncio.to_thread(self.leases.release, run_id)
             return False
         if status == "running":
-            await _interrupt_tasks(recorder, "the process driving the run ended")
+            await interrupt_tasks(recorder, "the process driving the run ended")
             await recorder.record(RunResumed(run_id=run_id, reason="recovered after a crash"))
         await self._launch(project_id, run_id, recorder, leased=True)
         return True
@@ -253,8 +196,8 @@ class Plait:
     # -- projects and plans ----------------------------------------------------------------
 
     async def register_project(self, path: str, name: str | None = None) -> str:
-        repo = await _repository_root(path)
-        if name is not None and not _storable(name):
+        repo = await repository_root(path)
+        if name is not None and not storable(name):
             raise ServiceError(
                 f"project name {name!r}: not storable text (a NUL or a lone surrogate)"
             )
@@ -267,7 +210,7 @@ class Plait:
 
     async def find_project(self, path: str) -> str | None:
         """The project registered for this repository, if any (CLI convenience)."""
-        repo = await _repository_root(path)
+        repo = await repository_root(path)
         await self.wait_until_projected()
         for project in self.read.projects():
             if project["repo_path"] == str(repo):
@@ -295,7 +238,7 @@ class Plait:
         events = await asyncio.to_thread(self.store.read_stream, project_stream(project_id))
         if not events:
             raise UnknownProject(f"no project {project_id!r}")
-        return _fold_project(project_id, events)
+        return fold_project(project_id, events)
 
     def project_of_run(self, run_id: str) -> str | None:
         active = self._runs.get(run_id)
@@ -384,7 +327,7 @@ class Plait:
             return run_id
         # Nobody drives it (a crashed process): stop it here so it can be resumed.
         recorder = await self._recorder(run_id)
-        await _stop_orphan(recorder, reason)
+        await stop_orphan(recorder, reason)
         await self._append(
             project_stream(project_id),
             [RunEnded(project_id=project_id, run_id=run_id, outcome="stopped")],
@@ -429,7 +372,7 @@ class Plait:
                 raise RunAlreadyActive(f"project {project_id} changed; try again") from None
         if status in ("running", "stopping"):
             await self._reap_orphans(recorder)
-            await _interrupt_tasks(recorder, "the process driving the run ended")
+            await interrupt_tasks(recorder, "the process driving the run ended")
         await recorder.record(RunResumed(run_id=run_id, reason="resumed"))
         await self._launch(project_id, run_id, recorder, leased=True)
         return run_id
@@ -472,7 +415,7 @@ class Plait:
             settings=self.settings,
             result_ref=f"refs/heads/{result_branch(run_id)}",
         )
-        await _adopt_worktrees(ctx)
+        await adopt_worktrees(ctx)
         if self.settings.reuse_worktrees:
             ctx.pool = await self._pool_for(repo, ctx.worktrees)
         driver = RunDriver(ctx, project_id)
@@ -546,85 +489,23 @@ class Plait:
         await asyncio.to_thread(self.store.append, stream, encoded, expected)
 
 
-def _fold_project(project_id: str, events: list[StoredEvent]) -> ProjectFacts:
-    facts = ProjectFacts(project_id, events[-1].stream_version, "", None, None, None)
-    for stored in events:
-        event = decode(stored)
-        if isinstance(event, ProjectRegistered):
-            facts.repo_path = event.repo_path
-        elif isinstance(event, PlanAccepted):
-            facts.plan = {"plan": event.plan, "mode": event.mode, "reason": event.reason}
-        elif isinstance(event, RunStarted):
-            facts.active_run = facts.last_run = event.run_id
-        elif isinstance(event, RunEnded) and facts.active_run == event.run_id:
-            facts.active_run = None
-    return facts
+__all__ = [
+    "InvalidId",
+    "NoActiveRun",
+    "NoBaseBranch",
+    "NoPlan",
+    "NotARepository",
+    "NotResumable",
+    "Plait",
+    "ProjectFacts",
+    "RunAlreadyActive",
+    "ServiceError",
+    "UnknownProject",
+    "UnknownRun",
+]
 
 
 def _with_concurrency(plan: Plan, max_concurrency: int) -> Plan:
     data = plan.to_dict()
     data["max_concurrency"] = max_concurrency
     return Plan.from_dict(data)
-
-
-def _storable(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return "\x00" not in text
-
-
-async def _repository_root(path: str) -> Path:
-    if not path or "\x00" in path or len(path) > 4096:
-        raise NotARepository(f"not a usable path: {path!r}")
-    # repr(): a path is the caller's text, and may hold a newline or a control character.
-    try:
-        candidate = Path(path).expanduser().resolve(strict=True)
-    except (OSError, RuntimeError, ValueError) as exc:  # missing, a symlink loop, not encodable
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        raise NotARepository(f"{path!r}: {reason}") from None
-    if not candidate.is_dir():
-        raise NotARepository(f"{path!r} is not a directory")
-    git = Git(candidate)
-    try:
-        top = await git.toplevel()
-    except GitError:
-        raise NotARepository(f"{path!r} is not inside a git repository") from None
-    return top.resolve()
-
-
-async def _adopt_worktrees(ctx: RunContext) -> None:
-    """Worktrees an earlier process of this run left: known again, so cleanup finds them."""
-    root = (await ctx.worktrees.root()) / ctx.run_id
-    for entry in await ctx.worktrees.list_porcelain():
-        path = Path(entry.path).resolve()
-        if path.parent == root and path.name != "_integration":
-            worktree_id = f"{ctx.run_id}/{path.name}"
-            ctx.live_worktrees[worktree_id] = Worktree(
-                path, entry.branch_name, worktree_id, entry.head or ""
-            )
-
-
-async def _interrupt_tasks(recorder: RunRecorder, reason: str) -> None:
-    state = recorder.state
-    for task in list(state.tasks.values()):
-        if task.status in ("created", "running") and task.worktree_id:
-            await recorder.record(
-                TaskInterrupted(
-                    run_id=state.run_id,
-                    batch_id=task.batch_id or 0,
-                    task_id=task.task_id,
-                    worktree_id=task.worktree_id,
-                    attempt=task.attempt or 1,
-                    reason=reason,
-                )
-            )
-
-
-async def _stop_orphan(recorder: RunRecorder, reason: str) -> None:
-    state = recorder.state
-    if state.status in ("running", "created"):
-        await recorder.record(StopRequested(run_id=state.run_id, reason=reason))
-    await _interrupt_tasks(recorder, "the process driving the run ended")
-    await recorder.record(RunStopped(run_id=state.run_id, reason=reason))

@@ -1,0 +1,57 @@
+"""Errors of the application service, each a case a caller can act on.
+
+ServiceError
+ ├── UnknownProject      no such project                          (HTTP 404)
+ ├── UnknownRun          no such run                              (HTTP 404)
+ ├── InvalidId           an id that could reach git or a path     (HTTP 400)
+ ├── NotARepository      a project path that is not a git repo    (HTTP 400)
+ ├── NoPlan              start before any plan was accepted       (HTTP 400)
+ ├── NoBaseBranch        no base branch given and HEAD detached   (HTTP 400)
+ ├── RunAlreadyActive    a second start while a run is active     (HTTP 409)
+ ├── NotResumable        resume of a run that cannot continue     (HTTP 409)
+ └── NoActiveRun         stop while nothing runs                  (HTTP 409)
+"""
+
+from __future__ import annotations
+
+
+class ServiceError(Exception):
+    """Base of the errors a caller of the service can act on."""
+
+
+class UnknownProject(ServiceError):
+    pass
+
+
+class UnknownRun(ServiceError):
+    pass
+
+
+class InvalidId(ServiceError):
+    pass
+
+
+class NotARepository(ServiceError):
+    pass
+
+
+class NoPlan(ServiceError):
+    pass
+
+
+class NoBaseBranch(ServiceError):
+    pass
+
+
+class RunAlreadyActive(ServiceError):
+    def __init__(self, message: str, run_id: str | None = None) -> None:
+        super().__init__(message)
+        self.run_id = run_id
+
+
+class NotResumable(ServiceError):
+    pass
+
+
+class NoActiveRun(ServiceError):
+    pass
