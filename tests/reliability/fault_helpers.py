@@ -13,90 +13,50 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from plait.domain.plan import plan_from_mapping
 from plait.eventstore import SqlEventStore, StoredEvent
-from plait.execution.orchestrator import RunResult
 from plait.execution.service import Plait
 from plait.execution.settings import Settings
-from plait.projections.codec import run_stream
 from tests.gitrepo import git, make_repo
-from tests.integration.orchestration_helpers import plan, task
+from tests.integration import orchestration_helpers as orchestration
+from tests.integration.orchestration_helpers import of_type, plan, task
 
-__all__ = ["plan", "task"]
+__all__ = ["of_type", "plan", "task"]
 
 PYTHON = shlex.quote(sys.executable)
 PLAIT = str(Path(sys.executable).with_name("plait"))
-RUN_ENDS = ("RunCompleted", "RunFailed", "RunStopped")
 # Every wait on a marker is bounded: a broken plait fails the test instead of hanging it.
 WAIT_SECONDS = 60.0
 
 
 @dataclass(frozen=True)
-class Finished:
-    run_id: str
-    result: RunResult
-    events: list[StoredEvent]
-
+class Finished(orchestration.Finished):
     def of_type(self, *types: str) -> list[dict[str, Any]]:
         return of_type(self.events, *types)
 
 
-class FaultHarness:
-    """One repository, one store, one started service, and a directory for markers."""
+class FaultHarness(orchestration.Harness):
+    """The orchestration tests' harness, plus the settings in force and a marker directory."""
 
     def __init__(
         self, root: Path, repo: Path, store: SqlEventStore, service: Plait, settings: Settings
     ) -> None:
-        self.root = root
-        self.repo = repo
-        self.store = store
-        self.service = service
+        super().__init__(root, repo, store, service)
         self.settings = settings
         self.markers = root / "markers"  # outside every worktree
         self.markers.mkdir(exist_ok=True)
-        self._project_id: str | None = None
-
-    async def project(self) -> str:
-        if self._project_id is None:
-            self._project_id = await self.service.register_project(str(self.repo))
-        return self._project_id
-
-    async def start(self, plan: Mapping[str, Any]) -> str:
-        project_id = await self.project()
-        await self.service.submit_plan(project_id, plan_from_mapping(dict(plan)))
-        return await self.service.start_run(project_id)
 
     async def finish(self, run_id: str) -> Finished:
-        result = await self.service.wait_run(run_id)
-        return Finished(run_id, result, self.events(run_id))
+        done = await super().finish(run_id)
+        return Finished(done.run_id, done.result, done.events)
 
-    async def run(self, plan: Mapping[str, Any]) -> Finished:
-        return await self.finish(await self.start(plan))
-
-    def events(self, run_id: str) -> list[StoredEvent]:
-        return self.store.read_stream(run_stream(run_id))
-
-    async def wait_for_event(
-        self, run_id: str, matches: Callable[[StoredEvent], bool]
-    ) -> StoredEvent:
-        """The first event of the run that `matches`, as the store records it."""
-        stream = run_stream(run_id)
-        feed = cast(AsyncGenerator[StoredEvent, None], self.store.subscribe(0))
-        async with contextlib.aclosing(feed):
-            async for stored in feed:
-                if stored.stream_id != stream:
-                    continue
-                if matches(stored):
-                    return stored
-                if stored.type in RUN_ENDS:
-                    raise AssertionError(f"run {run_id} ended ({stored.type}) before the event")
-        raise AssertionError("the subscription ended")
+    async def run(self, plan: Mapping[str, Any], *, max_concurrency: int | None = None) -> Finished:
+        return await self.finish(await self.start(plan, max_concurrency=max_concurrency))
 
     def marker(self, name: str) -> Path:
         return self.markers / name
@@ -160,10 +120,6 @@ def wait_until(condition: Callable[[], bool], what: str, seconds: float = WAIT_S
 
 
 # -- reading events and the repository -----------------------------------------------------
-
-
-def of_type(events: Iterable[StoredEvent], *types: str) -> list[dict[str, Any]]:
-    return [dict(e.data) for e in events if e.type in types]
 
 
 def types_of(events: Iterable[StoredEvent]) -> list[str]:
