@@ -31,6 +31,8 @@ from plait.eventstore import migrate as store_migrate
 from plait.eventstore.engines import build_engine
 from plait.eventstore.urls import display_url, normalise_url
 from plait.execution.demo import create_demo
+from plait.execution.git import GitError
+from plait.execution.planning import PlanningFailed, plan_from_command
 from plait.execution.service import Plait, ServiceError
 from plait.execution.settings import Settings
 from plait.projections import Projector, ReadModels, all_projections
@@ -155,8 +157,30 @@ def _open_store(db: str | None) -> SqlEventStore:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    if (args.plan is None) == (args.plan_from is None):
+        raise PlanError(["give a plan file or --plan-from COMMAND (one of the two)"])
+    if args.plan_from is not None:
+        return asyncio.run(_plan_then_execute(args))
     plan = _read_plan(args.plan)
     return asyncio.run(_execute(args, plan, args.repo, source=args.plan))
+
+
+async def _plan_then_execute(args: argparse.Namespace) -> int:
+    """Session 0: the planning command makes the plan; nothing runs unless it is valid."""
+    console = Console(stderr=True)
+    console.print(f"planning with {args.plan_from!r} ...")
+    try:
+        made = await plan_from_command(
+            Path(args.repo), args.plan_from, Path(args.spec) if args.spec else None
+        )
+    except PlanningFailed as exc:
+        print(f"plait: {exc}", file=sys.stderr)
+        return 2
+    except GitError as exc:
+        print(f"plait: {args.repo}: {exc}", file=sys.stderr)
+        return 2
+    console.print(f"plan accepted: {len(made.plan.tasks)} tasks")
+    return await _execute(args, made.plan, args.repo, source=made.source)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -398,7 +422,15 @@ def build_parser() -> argparse.ArgumentParser:
     plan.set_defaults(handler=cmd_plan)
 
     run = commands.add_parser("run", help="run a plan against a repository")
-    run.add_argument("plan", metavar="PLAN", help="plan file (YAML or JSON)")
+    run.add_argument("plan", metavar="PLAN", nargs="?", help="plan file (YAML or JSON)")
+    run.add_argument(
+        "--plan-from",
+        metavar="COMMAND",
+        help="Session 0: make the plan with this command instead of a file: an agent preset "
+        "(claude, codex, aider) or a shell command that writes $PLAIT_PLAN_OUTPUT or prints "
+        "the plan",
+    )
+    run.add_argument("--spec", metavar="FILE", help="the specification the planner plans from")
     run.add_argument("--repo", default=".", help="the git repository (default: .)")
     run.add_argument("--max-concurrency", type=_positive, default=None, metavar="N")
     run.add_argument("--json", action="store_true", help="print one JSON event per line")

@@ -37,7 +37,16 @@ _POLL = 0.05  # how often a stopping group is checked for survivors
 _KILL_WAIT = 5.0
 
 TASK_VARIABLES = frozenset(
-    {"PLAIT_RUN_ID", "PLAIT_TASK_ID", "PLAIT_TASK_TITLE", "PLAIT_TASK_PROMPT", "PLAIT_WORKTREE"}
+    {
+        "PLAIT_RUN_ID",
+        "PLAIT_TASK_ID",
+        "PLAIT_TASK_TITLE",
+        "PLAIT_TASK_PROMPT",
+        "PLAIT_WORKTREE",
+        # A planning command (Session 0): the spec it plans from, the file it writes.
+        "PLAIT_SPEC",
+        "PLAIT_PLAN_OUTPUT",
+    }
 )
 # Would make git in the task act on another repository than its worktree.
 _GIT_LOCATION_VARIABLES = frozenset(

@@ -1,0 +1,130 @@
+"""Session 0: a plan made by a planning command (an agent CLI, or any command).
+
+The command runs in a detached worktree of the repository's HEAD (so it can read the code
+but cannot touch the user's checkout), with the spec in its prompt and environment. It
+writes the plan to `plait-plan.yaml` in its working directory, or prints it on stdout. The
+text is validated like any plan file; a command that fails, or a plan with problems, stops
+everything before a run exists.
+
+    plait run --plan-from claude --spec SPEC.md         # a preset: the agent writes the plan
+    plait run --plan-from 'my-planner --out "$PLAIT_PLAN_OUTPUT"' --spec SPEC.md
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from plait.domain.errors import PlanError
+from plait.domain.plan import parse_plan
+from plait.domain.plan_model import Plan
+from plait.execution.agents import PRESETS, build_command
+from plait.execution.git import Git
+from plait.execution.processes import run_process, task_env
+from plait.execution.worktrees import WorktreeManager
+
+PLAN_FILE = "plait-plan.yaml"
+MAX_PLAN_OUTPUT = 1024 * 1024  # what is kept of a planning command's stdout
+DEFAULT_TIMEOUT = 1800.0
+
+PROMPT = """\
+You are planning work for plait, which runs coding tasks in parallel git worktrees.
+Read the specification below and the repository in the current directory, then write a
+plan file named {plan_file} in the current directory and nothing else. Do not change any
+other file.
+
+The plan is YAML: a top-level mapping with `tasks:`, a list of tasks, each with
+`id` (lowercase letters, digits, '-' or '_'), `title`, `prompt` (what a coding agent should
+do, self-contained), optional `depends_on` (ids of tasks that must land first) and optional
+`files` (paths the task will touch; tasks sharing a file never run at the same time).
+Optional top-level keys: `test_command` (the project's test command), `agent`
+(claude, codex or aider: the agent that runs the tasks), `max_concurrency`.
+Keep tasks independent where you can: independent tasks run in parallel.
+
+Specification:
+{spec}
+"""
+
+
+class PlanningFailed(Exception):
+    """The planning command could not produce a plan (it failed, timed out, wrote nothing)."""
+
+
+@dataclass(frozen=True)
+class PlanFromCommand:
+    plan: Plan
+    source: str  # what made it, for PlanAccepted.source
+
+
+async def plan_from_command(
+    repo: Path,
+    command: str,
+    spec: Path | None,
+    *,
+    worktree_root: Path | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
+) -> PlanFromCommand:
+    spec_text = _read_spec(spec)
+    git = Git(repo)
+    worktrees = WorktreeManager(git, worktree_root)
+    head = await git.rev_parse("HEAD")
+    where = (await worktrees.root()) / "_planning" / uuid.uuid4().hex[:12]
+    worktree = await worktrees.create_detached(where, head)
+    try:
+        prompt = PROMPT.format(plan_file=PLAN_FILE, spec=spec_text or "(no specification given)")
+        output = worktree.path / PLAN_FILE
+        env = task_env(
+            os.environ,
+            {
+                "PLAIT_TASK_PROMPT": prompt,
+                "PLAIT_WORKTREE": str(worktree.path),
+                "PLAIT_SPEC": str(spec.resolve()) if spec else "",
+                "PLAIT_PLAN_OUTPUT": str(output),
+            },
+        )
+        stdout: list[str] = []
+        kept = 0
+
+        def collect(stream: str, text: str) -> None:
+            nonlocal kept
+            if stream == "stdout" and kept < MAX_PLAN_OUTPUT:
+                stdout.append(text)
+                kept += len(text)
+
+        if command in PRESETS:
+            argv = build_command(command, prompt, "plan", "Plan the work").argv
+            result = await run_process(
+                argv, cwd=worktree.path, env=env, timeout=timeout, on_output=collect
+            )
+        else:  # the user's own command line, run by a shell on purpose
+            result = await run_process(
+                shell_command=command,
+                cwd=worktree.path,
+                env=env,
+                timeout=timeout,
+                on_output=collect,
+            )
+        if result.exit_code != 0:
+            how = "timed out" if result.timed_out else f"exited with {result.exit_code}"
+            tail = "\n".join(result.output_tail.strip().splitlines()[-15:])
+            raise PlanningFailed(f"the planning command {how}:\n{tail}")
+        text = output.read_text(encoding="utf-8") if output.exists() else "".join(stdout)
+        if not text.strip():
+            raise PlanningFailed(
+                f"the planning command wrote no plan ({PLAN_FILE} is missing, stdout is empty)"
+            )
+        source = f"planned by {command!r}"
+        return PlanFromCommand(parse_plan(text, source=source), source)
+    finally:
+        await worktrees.remove(worktree)
+
+
+def _read_spec(spec: Path | None) -> str:
+    if spec is None:
+        return ""
+    try:
+        return spec.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PlanError([f"cannot read the spec {str(spec)!r}: {exc}"]) from None
