@@ -263,7 +263,7 @@ class SqlEventStore:
         with self._cursor() as cursor:
             if self.dialect == "postgresql":
                 cursor.execute(sql, params, prepare=True)
-                return [StoredEvent._make(row) for row in cursor.fetchall()]
+                return [_new_tuple(StoredEvent, row) for row in cursor.fetchall()]
             cursor.execute(sql, params)
             rows = cursor.fetchall()
         return [_from_sqlite(row) for row in rows]
@@ -385,6 +385,10 @@ class SqlEventStore:
             raise StoreError(f"database error: {message}") from None
 
 
+_new_tuple = tuple.__new__
+_parse_time = datetime.fromisoformat
+
+
 class _AlreadyStored(Exception):
     """Internal: a retried append whose events are stored; carries their positions."""
 
@@ -465,7 +469,23 @@ def _idempotent_positions(stream_id: str, existing: Sequence[Any], wanted: int) 
 
 
 def _from_sqlite(row: tuple[Any, ...]) -> StoredEvent:
-    return StoredEvent._make((*row[:8], datetime.fromisoformat(row[8]), row[9]))
+    # Hot when reading history: unpack and build the tuple directly (no _make, no slicing).
+    position, stream, version, event_id, type_, schema, data, meta, recorded, hash_ = row
+    return _new_tuple(
+        StoredEvent,
+        (
+            position,
+            stream,
+            version,
+            event_id,
+            type_,
+            schema,
+            data,
+            meta,
+            _parse_time(recorded),
+            hash_,
+        ),
+    )
 
 
 def _check_event(
