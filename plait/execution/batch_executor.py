@@ -300,7 +300,12 @@ class BatchExecutor:
         """A landed task's worktree: back to the pool, or removed."""
         pool = self.ctx.pool
         if pool is not None and worktree.path.parent == await pool.directory():
-            await pool.release(worktree)  # KEPT only if it holds an unreachable commit
+            try:
+                await pool.release(worktree)  # KEPT only if it holds an unreachable commit
+            except WorktreeError:
+                # Not leased from this pool (left by a process that died): remove it.
+                await self.ctx.worktrees.remove(worktree, delete_branch=delete_branch)
+                return
             if delete_branch and worktree.branch:
                 ref = f"refs/heads/{worktree.branch}"
                 await self.ctx.git.run("update-ref", "-d", ref, check=False)

@@ -155,7 +155,17 @@ class Plait:
         git = Git(Path(recorder.state.repo_path or "."))
         worktrees = WorktreeManager(git, self.settings.worktree_root)
         run_root = (await worktrees.root()) / recorder.run_id
-        killed = kill_process_groups(await asyncio.to_thread(processes_inside, run_root))
+        # The run's own directory, and the worktrees its unfinished tasks were given (a
+        # pooled worktree lives outside the run's directory).
+        places = {run_root} | {
+            Path(task.worktree_path)
+            for task in recorder.state.tasks.values()
+            if task.status in ("created", "running") and task.worktree_path
+        }
+        pids: set[int] = set()
+        for place in places:
+            pids.update(await asyncio.to_thread(processes_inside, place))
+        killed = kill_process_groups(sorted(pids))
         if killed:
             log.warning("run %s: killed %d orphaned task process group(s)", recorder.run_id, killed)
         for entry in await worktrees.list_porcelain():
@@ -415,9 +425,11 @@ class Plait:
             settings=self.settings,
             result_ref=f"refs/heads/{result_branch(run_id)}",
         )
-        await adopt_worktrees(ctx)
         if self.settings.reuse_worktrees:
+            # First: the pool takes back (and detaches) the slots a dead process held, so
+            # they are not adopted below as this run's worktrees.
             ctx.pool = await self._pool_for(repo, ctx.worktrees)
+        await adopt_worktrees(ctx)
         driver = RunDriver(ctx, project_id)
         task = asyncio.create_task(self._drive_leased(driver), name=f"plait-run-{run_id}")
         self._runs[run_id] = _ActiveRun(ctx, task)

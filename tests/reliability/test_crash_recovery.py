@@ -82,15 +82,21 @@ def alive(pid: int) -> bool:
         return False
 
 
+@pytest.fixture(params=[False, True], ids=["fresh-worktrees", "pooled-worktrees"])
+def reuse(request: pytest.FixtureRequest) -> bool:
+    return bool(request.param)
+
+
 @pytest.fixture
 def killed_mid_batch(
-    repo_and_plan: tuple[Path, Path, Path], store_url: str, tmp_path: Path
+    repo_and_plan: tuple[Path, Path, Path], store_url: str, tmp_path: Path, reuse: bool
 ) -> Iterator[tuple[str, Path, Path, dict[str, int]]]:
     """`plait run` started, all of batch 1 running, then the plait process SIGKILLed."""
     repo, plan, gate = repo_and_plan
     env = {**os.environ, "XDG_DATA_HOME": str(tmp_path / "data")}
+    pooled = ["--reuse-worktrees"] if reuse else []
     proc = subprocess.Popen(
-        [PLAIT, "run", str(plan), "--repo", str(repo), "--db", store_url, "--json"],
+        [PLAIT, "run", str(plan), "--repo", str(repo), "--db", store_url, "--json", *pooled],
         stdout=subprocess.PIPE,
         stdin=subprocess.DEVNULL,
         env=env,
@@ -119,12 +125,15 @@ def killed_mid_batch(
 
 
 async def test_a_run_killed_mid_batch_is_resumed_and_every_task_lands_exactly_once(
-    killed_mid_batch: tuple[str, Path, Path, dict[str, int]], store_url: str, tmp_path: Path
+    killed_mid_batch: tuple[str, Path, Path, dict[str, int]],
+    store_url: str,
+    tmp_path: Path,
+    reuse: bool,
 ) -> None:
     run_id, repo, gate, orphans = killed_mid_batch
     assert all(alive(pid) for pid in orphans.values()), "tasks outlive a SIGKILLed plait"
     store = SqlEventStore(store_url)
-    service = Plait(store, Settings(log_root=tmp_path / "logs"))
+    service = Plait(store, Settings(log_root=tmp_path / "logs", reuse_worktrees=reuse))
     try:
         (gate / "release").write_text("")  # re-run tasks may finish at once
         resumed = await service.start()
