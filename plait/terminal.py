@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from rich.console import Group, RenderableType
 from rich.progress_bar import ProgressBar
 from rich.table import Table
@@ -102,7 +100,3 @@ def summary_table(state: RunState) -> Table:
 
 def landed_all(state: RunState) -> bool:
     return state.status == "completed" and all(t.status in DONE_TASK for t in state.tasks.values())
-
-
-def event_line(stored_type: str, data: dict[str, Any], position: int) -> dict[str, Any]:
-    return {"position": position, "type": stored_type, **data}

@@ -71,8 +71,3 @@ def _upgrade_with_alembic(engine: Engine) -> tuple[str | None, str | None]:
                 connection.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _UPGRADE_LOCK_KEY})
                 connection.commit()
     return before, after
-
-
-def is_current(engine: Engine) -> bool:
-    with engine.connect() as connection:
-        return current_revision(connection) == HEAD

@@ -232,13 +232,6 @@ class Git:
         self._known_commits.add(sha)
         return sha
 
-    async def commit_exists(self, rev: str) -> bool:
-        try:
-            await self.rev_parse(rev)
-        except UnknownRevisionError:
-            return False
-        return True
-
     async def current_branch(self, *, cwd: Path | None = None) -> str | None:
         """Short name of the branch checked out at `cwd`, or None when HEAD is detached."""
         result = await self.run("symbolic-ref", "--quiet", "--short", "HEAD", cwd=cwd, check=False)

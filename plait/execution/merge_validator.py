@@ -43,7 +43,6 @@ class MergeOutcome:
     merged: list[str] = field(default_factory=list)
     conflicted: dict[str, tuple[str, ...]] = field(default_factory=dict)
     ejected: list[str] = field(default_factory=list)
-    flaky: bool = False
     stopped: bool = False
 
 
@@ -76,7 +75,7 @@ class MergeValidator:
         branches = [(c.task_id, c.commit) for c in candidates if c.commit is not None]
         chain = await self._merge(batch_id, onto, branches, worktree_of, outcome)
         while self.tester.command is not None and chain.steps:
-            verdict = await self._test(batch_id, chain.tip, outcome)
+            verdict = await self._test(batch_id, chain.tip)
             if verdict is None:
                 outcome.stopped = True
                 return outcome
@@ -88,7 +87,7 @@ class MergeValidator:
                 return outcome
             if old_failure:
                 break  # the tests were red before this batch too: not a failure it caused
-            culprit_at = await self._bisect(batch_id, chain, outcome)
+            culprit_at = await self._bisect(batch_id, chain)
             if culprit_at is None:
                 outcome.stopped = True
                 return outcome
@@ -150,7 +149,7 @@ class MergeValidator:
         await self.ctx.recorder.record(*events)  # the whole chain in one append
         return chain
 
-    async def _test(self, batch_id: int, commit: str, outcome: MergeOutcome) -> bool | None:
+    async def _test(self, batch_id: int, commit: str) -> bool | None:
         """True if green (a red run that passes on a re-run is flaky: green), None if stopped."""
         first = await self._run_and_record(batch_id, commit)
         if first is None:
@@ -170,7 +169,6 @@ class MergeValidator:
                     output_tail=first.output_tail,
                 )
             )
-            outcome.flaky = True
             return True
         await self._record(batch_id, again)
         return False
@@ -184,7 +182,7 @@ class MergeValidator:
         verdict = await self._run_and_record(batch_id, onto)
         return None if verdict is None else not verdict.passed
 
-    async def _bisect(self, batch_id: int, chain: ChainResult, outcome: MergeOutcome) -> int | None:
+    async def _bisect(self, batch_id: int, chain: ChainResult) -> int | None:
         """Index of the first step whose prefix fails. Prefix 0 (the tip before this batch)
         is green: the baseline or the previous landing was tested."""
         green, red = 0, len(chain.steps)

@@ -8,6 +8,7 @@ skips what is done, and re-runs what was interrupted.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 
@@ -67,10 +68,6 @@ class RunDriver:
         self.project_id = project_id
         self.tester = IntegrationTester(ctx)
         self.batches = BatchExecutor(ctx, MergeValidator(ctx, self.tester))
-
-    @property
-    def state(self) -> object:
-        return self.ctx.recorder.state
 
     async def drive(self) -> RunResult:
         ctx = self.ctx
@@ -259,8 +256,6 @@ class RunDriver:
 
 
 async def _append(ctx: RunContext, stream: str, event: RunEnded) -> None:
-    import asyncio
-
     await asyncio.to_thread(ctx.recorder.store.append, stream, [encode(event)], None)
 
 

@@ -50,5 +50,3 @@ timeline = Table(
     Column("type", String(100), nullable=False),
     Column("recorded_at", String(40), nullable=False, index=True),
 )
-
-PROJECTION_TABLES = (run_status, projects, timeline)
