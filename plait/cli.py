@@ -49,6 +49,13 @@ REUSE_HELP = (
 )
 
 
+def _add_run_options(parser: argparse.ArgumentParser) -> None:
+    """What every command that drives a run takes: output, worktree reuse, the database."""
+    parser.add_argument("--json", action="store_true", help="print one JSON event per line")
+    parser.add_argument("--reuse-worktrees", action="store_true", help=REUSE_HELP)
+    _add_db(parser)
+
+
 def _add_db(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--db",
@@ -433,24 +440,18 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--spec", metavar="FILE", help="the specification the planner plans from")
     run.add_argument("--repo", default=".", help="the git repository (default: .)")
     run.add_argument("--max-concurrency", type=_positive, default=None, metavar="N")
-    run.add_argument("--json", action="store_true", help="print one JSON event per line")
-    run.add_argument("--reuse-worktrees", action="store_true", help=REUSE_HELP)
-    _add_db(run)
+    _add_run_options(run)
     run.set_defaults(handler=cmd_run)
 
     demo = commands.add_parser("demo", help="run a sample plan on a sample repository")
     demo.add_argument("--dir", help="where to create it (default: a new temporary directory)")
     demo.add_argument("--max-concurrency", type=_positive, default=None, metavar="N")
-    demo.add_argument("--json", action="store_true", help="print one JSON event per line")
-    demo.add_argument("--reuse-worktrees", action="store_true", help=REUSE_HELP)
-    _add_db(demo)
+    _add_run_options(demo)
     demo.set_defaults(handler=cmd_demo)
 
     resume = commands.add_parser("resume", help="continue a stopped or interrupted run")
     resume.add_argument("run", metavar="RUN")
-    resume.add_argument("--json", action="store_true", help="print one JSON event per line")
-    resume.add_argument("--reuse-worktrees", action="store_true", help=REUSE_HELP)
-    _add_db(resume)
+    _add_run_options(resume)
     resume.set_defaults(handler=cmd_resume)
 
     status = commands.add_parser("status", help="a run's status, or the recent runs")

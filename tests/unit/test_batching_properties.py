@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from plait.domain.batching import plan_batches, select_mode
 from plait.domain.errors import PlanError
 from plait.domain.plan import Batch, Plan, Task, parse_plan, plan_from_mapping
+from plait.domain.plan_reading import PLAN_FIELDS, TASK_FIELDS
 
 PATHS = ("src", "src/a.py", "src/b.py", "src/pkg/", "./docs", "docs/x.md", "README.md", ".")
 
@@ -101,21 +102,9 @@ JSON_VALUES = st.recursive(
     ),
     max_leaves=20,
 )
-TASK_KEYS = ("id", "title", "prompt", "run", "agent", "depends_on", "files", "timeout", "bogus")
-PLAN_KEYS = (
-    "base",
-    "max_concurrency",
-    "retries",
-    "timeout",
-    "test_command",
-    "test_timeout",
-    "setup_command",
-    "copy_ignored",
-    "agent",
-    "allow_red_base",
-    "batches",
-    "bogus",
-)
+TASK_KEYS = (*sorted(TASK_FIELDS), "bogus")
+# Every field the reader knows except `tasks` (always present), plus one it must refuse.
+PLAN_KEYS = (*sorted(PLAN_FIELDS - {"tasks"}), "bogus")
 # Values that are nearly right, so fuzzing reaches the checks behind the type checks.
 PLAUSIBLE = (
     st.sampled_from(["a", "b", "c", "shell", "claude", "src/", "../x", "/abs", "{prompt}", ""])
