@@ -12,6 +12,8 @@ from typing import Any, NamedTuple
 
 import orjson
 
+from plait.eventstore.hashing import timestamp_text
+
 JSONDict = dict[str, Any]
 
 
@@ -42,9 +44,11 @@ class NewEvent:
 class StoredEvent(NamedTuple):
     """An event as stored, with its full envelope; fields in the table's column order.
 
-    A named tuple, because reading history builds millions of these. The JSON is kept as the
-    stored text (it is what the hash covers); `data` and `metadata` decode it on each access,
-    so readers that only route or count events never pay for decoding.
+    A named tuple, because reading history builds millions of these: the store makes each
+    one straight from the driver's row, with no Python code per row. So fields hold what the
+    driver returns, and decoding happens on access: `data` and `metadata` decode the stored
+    JSON text (it is what the hash covers), `recorded_at` parses `recorded` where the
+    database keeps text (SQLite). Readers that only route or count events pay for neither.
     """
 
     position: int
@@ -55,8 +59,21 @@ class StoredEvent(NamedTuple):
     schema_version: int
     data_json: str
     metadata_json: str
-    recorded_at: datetime
+    recorded: datetime | str
     hash: str
+
+    @property
+    def recorded_at(self) -> datetime:
+        recorded = self.recorded
+        return recorded if isinstance(recorded, datetime) else datetime.fromisoformat(recorded)
+
+    @property
+    def recorded_text(self) -> str:
+        """recorded_at as hashing.timestamp_text spells it (what the hash chain covers)."""
+        recorded = self.recorded
+        if isinstance(recorded, str) and len(recorded) == 27 and recorded[-1] == "Z":
+            return recorded  # stored in that spelling already
+        return timestamp_text(self.recorded_at)
 
     @property
     def data(self) -> JSONDict:

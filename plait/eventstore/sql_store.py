@@ -7,6 +7,7 @@ BEGIN IMMEDIATE transaction, which already serialises writers.
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
@@ -262,11 +263,14 @@ class SqlEventStore:
     def _fetch(self, sql: str, params: tuple[Any, ...]) -> list[StoredEvent]:
         with self._cursor() as cursor:
             if self.dialect == "postgresql":
+                # The row factory builds each StoredEvent inside psycopg's C row loop: the
+                # binary loaders already hand back every field in its final type.
+                cursor.row_factory = _stored_event_rows
                 cursor.execute(sql, params, prepare=True)
-                return [_new_tuple(StoredEvent, row) for row in cursor.fetchall()]
+                rows: list[StoredEvent] = cursor.fetchall()
+                return rows
             cursor.execute(sql, params)
-            rows = cursor.fetchall()
-        return [_from_sqlite(row) for row in rows]
+            return list(map(_make_stored_event, cursor.fetchall()))
 
     def _scalar(self, sql: str, params: tuple[Any, ...]) -> int:
         with self._cursor() as cursor:
@@ -386,7 +390,13 @@ class SqlEventStore:
 
 
 _new_tuple = tuple.__new__
-_parse_time = datetime.fromisoformat
+# A C-level callable (no Python frame per row) that makes a StoredEvent from a row tuple
+# whose columns are in StoredEvent's order (_COLUMNS).
+_make_stored_event = functools.partial(_new_tuple, StoredEvent)
+
+
+def _stored_event_rows(_cursor: Any) -> Callable[[Sequence[Any]], StoredEvent]:
+    return _make_stored_event
 
 
 class _AlreadyStored(Exception):
@@ -429,8 +439,9 @@ def _chain_rows(
     """The rows to insert, in column order, each hash chained to the one before."""
     previous = previous_hash or hashing.GENESIS_HASH
     stamp = hashing.timestamp_text(recorded_at)
-    # SQLite keeps an ISO text with its offset, which datetime.fromisoformat reads back as is.
-    stored_at: Any = recorded_at.isoformat(sep=" ") if sqlite else recorded_at
+    # SQLite keeps the hashed spelling itself: StoredEvent.recorded_text reads it back as is,
+    # and datetime.fromisoformat parses it (older rows carry "+00:00" instead).
+    stored_at: Any = stamp if sqlite else recorded_at
     out = []
     for offset, row in enumerate(rows, start=1):
         version = current_version + offset
@@ -468,26 +479,6 @@ def _idempotent_positions(stream_id: str, existing: Sequence[Any], wanted: int) 
     raise DuplicateEventError(f"stream {stream_id!r}: some of these event ids are already stored")
 
 
-def _from_sqlite(row: tuple[Any, ...]) -> StoredEvent:
-    # Hot when reading history: unpack and build the tuple directly (no _make, no slicing).
-    position, stream, version, event_id, type_, schema, data, meta, recorded, hash_ = row
-    return _new_tuple(
-        StoredEvent,
-        (
-            position,
-            stream,
-            version,
-            event_id,
-            type_,
-            schema,
-            data,
-            meta,
-            _parse_time(recorded),
-            hash_,
-        ),
-    )
-
-
 def _check_event(
     event: StoredEvent, expected_position: int, previous: str, versions: dict[str, int]
 ) -> str | None:
@@ -507,7 +498,7 @@ def _check_event(
         schema_version=event.schema_version,
         data_json=event.data_json,
         metadata_json=event.metadata_json,
-        recorded_at=event.recorded_at,
+        recorded_at=event.recorded_text,
     )
     if hashing.chain(previous, digest) != event.hash:
         return f"event {event.event_id} ({event.type}) does not match its hash: it was altered"

@@ -26,7 +26,6 @@ from plait.domain.events import (
 from plait.domain.plan_model import Plan
 from plait.domain.run import RunState
 from plait.eventstore import ConcurrencyError, SqlEventStore, StoreError
-from plait.eventstore.hashing import timestamp_text
 from plait.eventstore.leases import DEFAULT_TTL, LeaseStore
 from plait.execution.context import RunContext, result_branch
 from plait.execution.errors import (
@@ -483,7 +482,7 @@ class Plait:
             event = decode(stored)
             if isinstance(event, RunCreated):
                 plan = event.plan
-            state.apply(event, timestamp_text(stored.recorded_at))
+            state.apply(event, stored.recorded_text)
         if plan is None:
             raise NotResumable(f"run {run_id} has no RunCreated event")
         recorder = RunRecorder(self.store, state, events[-1].stream_version, self.settings.actor)

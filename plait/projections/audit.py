@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from plait.domain.errors import DomainError
 from plait.domain.run import RunState
 from plait.eventstore import SqlEventStore
-from plait.eventstore.hashing import timestamp_text
 from plait.projections.codec import decode, run_id_of
 
 
@@ -31,7 +30,7 @@ def verify_lifecycles(store: SqlEventStore, page_size: int = 5000) -> ReplayRepo
                 continue
             state = states.setdefault(run_id, RunState())
             try:
-                state.apply(decode(stored), timestamp_text(stored.recorded_at))
+                state.apply(decode(stored), stored.recorded_text)
             except (DomainError, TypeError, ValueError) as exc:
                 return ReplayReport(
                     False,

@@ -9,7 +9,6 @@ from sqlalchemy import Connection, Table, insert, update
 
 from plait.domain.events import PlanAccepted, ProjectRegistered, RunEnded, RunStarted
 from plait.eventstore import StoredEvent
-from plait.eventstore.hashing import timestamp_text
 from plait.projections.codec import decode, project_id_of
 from plait.projections.tables import projects
 
@@ -30,7 +29,7 @@ class ProjectsProjection:
                         project_id=event.project_id,
                         name=event.name,
                         repo_path=event.repo_path,
-                        registered_at=timestamp_text(stored.recorded_at),
+                        registered_at=stored.recorded_text,
                         position=stored.position,
                     )
                 )
@@ -41,7 +40,7 @@ class ProjectsProjection:
                     "mode": event.mode,
                     "reason": event.reason,
                     "source": event.source,
-                    "accepted_at": timestamp_text(stored.recorded_at),
+                    "accepted_at": stored.recorded_text,
                     "position": stored.position,
                 }
                 connection.execute(

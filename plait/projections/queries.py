@@ -86,7 +86,7 @@ class ReadModels:
         for stored in self.store.read_stream(run_stream(run_id)):
             if until is not None and stored.position > until:
                 break
-            state = (state or RunState()).apply(decode(stored), timestamp_text(stored.recorded_at))
+            state = (state or RunState()).apply(decode(stored), stored.recorded_text)
         return None if state is None else state.status_view()
 
 

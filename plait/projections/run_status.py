@@ -10,7 +10,6 @@ from sqlalchemy import Connection, Table, insert, select, update
 from plait.domain.events import RunCreated
 from plait.domain.run import RunState
 from plait.eventstore import StoredEvent
-from plait.eventstore.hashing import timestamp_text
 from plait.projections.codec import decode, run_id_of
 from plait.projections.tables import run_status
 
@@ -37,7 +36,7 @@ class RunStatusProjection:
                 else:
                     state = _load(connection, run_id)
                 states[run_id] = state
-            state.apply(event, timestamp_text(stored.recorded_at))
+            state.apply(event, stored.recorded_text)
             last[run_id] = stored.position
         for run_id, state in states.items():
             _save(connection, state, created.get(run_id), last[run_id])

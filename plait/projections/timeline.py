@@ -7,7 +7,6 @@ from collections.abc import Sequence
 from sqlalchemy import Connection, Table, insert, select
 
 from plait.eventstore import StoredEvent
-from plait.eventstore.hashing import timestamp_text
 from plait.projections.codec import project_id_of, run_id_of
 from plait.projections.tables import timeline
 
@@ -34,7 +33,7 @@ class TimelineProjection:
                     "project_id": project_id,
                     "run_id": run_id,
                     "type": stored.type,
-                    "recorded_at": timestamp_text(stored.recorded_at),
+                    "recorded_at": stored.recorded_text,
                 }
             )
         if rows:

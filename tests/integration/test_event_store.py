@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import threading
 import uuid
+from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from sqlalchemy import text
@@ -15,7 +17,9 @@ from plait.eventstore import (
     NewEvent,
     SqlEventStore,
     StoredEvent,
+    hashing,
 )
+from plait.eventstore.hashing import timestamp_text
 
 
 def event(kind: str = "Happened", **data: object) -> NewEvent:
@@ -39,6 +43,7 @@ def test_appended_events_come_back_with_their_envelope(store: SqlEventStore) -> 
     assert stored.data == {"task_id": "a", "attempt": 1}
     assert stored.metadata == {"actor": "test"}
     assert stored.recorded_at.tzinfo is not None
+    assert stored.recorded_text == timestamp_text(stored.recorded_at)
     assert len(stored.hash) == 64
 
 
@@ -182,6 +187,45 @@ def test_verify_notices_two_events_swapped(store: SqlEventStore) -> None:
     report = store.verify()
     assert not report.ok
     assert report.first_bad_position == a
+
+
+def test_sqlite_rows_with_the_older_timestamp_spelling_still_read_and_verify(
+    tmp_path: Path,
+) -> None:
+    store = SqlEventStore(f"sqlite:///{tmp_path / 'old.db'}")
+    try:
+        moment = datetime(2026, 11, 1, 12, 30, 5, 123456, tzinfo=UTC)
+        fields = {
+            "stream_id": "run-old",
+            "stream_version": 1,
+            "event_id": str(uuid.uuid4()),
+            "type": "RunStarted",
+            "schema_version": 1,
+            "data_json": "{}",
+            "metadata_json": "{}",
+        }
+        digest = hashing.content_digest(**fields, recorded_at=moment)  # type: ignore[arg-type]
+        with store.engine.connect() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO plait_events VALUES (1, :stream_id, :stream_version, :event_id,"
+                    " :type, :schema_version, :data_json, :metadata_json, :recorded, :hash)"
+                ),
+                {
+                    **fields,
+                    "recorded": "2026-11-01 12:30:05.123456+00:00",
+                    "hash": hashing.chain(hashing.GENESIS_HASH, digest),
+                },
+            )
+            conn.commit()
+        store.append("run-old", [event()], expected_version=1)
+        old, new = store.read_all()
+        assert old.recorded_at == moment
+        assert old.recorded_text == "2026-11-01T12:30:05.123456Z"
+        assert new.recorded_text == timestamp_text(new.recorded_at)
+        assert store.verify().ok
+    finally:
+        store.close()
 
 
 def test_the_schema_upgrade_is_idempotent(store_url: str) -> None:

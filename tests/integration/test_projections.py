@@ -10,7 +10,6 @@ from collections.abc import Sequence
 from plait.domain.events import DomainEvent
 from plait.domain.run import RunState
 from plait.eventstore import SqlEventStore
-from plait.eventstore.hashing import timestamp_text
 from plait.projections import Projector, ReadModels, all_projections
 from plait.projections.codec import decode, encode, run_stream, stream_of
 from tests.histories import project_run_end, project_run_start, registered, run_events
@@ -40,7 +39,7 @@ def a_project_with_a_run(store: SqlEventStore, outputs: int = 2) -> tuple[str, s
 def replayed(store: SqlEventStore, run_id: str) -> dict[str, object]:
     state = RunState()
     for stored in store.read_stream(run_stream(run_id)):
-        state.apply(decode(stored), timestamp_text(stored.recorded_at))
+        state.apply(decode(stored), stored.recorded_text)
     return state.status_view()
 
 
