@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -66,3 +66,39 @@ def content_digest(
 
 def chain(previous_hash: str, digest: str) -> str:
     return hashlib.sha256((previous_hash + digest).encode("ascii")).hexdigest()
+
+
+# (event_id, type, schema_version, data_json, metadata_json): an event as an append encodes it.
+EncodedEvent = tuple[str, str, int, str, str]
+
+
+def chain_hashes(
+    stream_id: str,
+    first_version: int,
+    events: Sequence[EncodedEvent],
+    recorded_text: str,
+    previous_hash: str,
+) -> list[str]:
+    """The chained hashes of events appended together: content_digest and chain, per event.
+
+    The append path's version of those two functions, one call per append: the fields every
+    event of the append shares are encoded once. tests/unit/test_hashing.py holds the two to
+    the same answers.
+    """
+    sha256 = hashlib.sha256
+    head = f"{len(stream_id)}:{stream_id}"
+    tail = f"{len(recorded_text)}:{recorded_text}"
+    hashes = []
+    previous = previous_hash
+    for version, (event_id, type_, schema_version, data, meta) in enumerate(
+        events, start=first_version
+    ):
+        v, schema = str(version), str(schema_version)
+        encoded = (
+            f"{head}{len(v)}:{v}{len(event_id)}:{event_id}{len(type_)}:{type_}"
+            f"{len(schema)}:{schema}{len(data)}:{data}{len(meta)}:{meta}{tail}"
+        )
+        digest = sha256(encoded.encode("utf-8")).hexdigest()
+        previous = sha256((previous + digest).encode("ascii")).hexdigest()
+        hashes.append(previous)
+    return hashes

@@ -1,8 +1,8 @@
 """The SQLAlchemy event store: SQLite by default, PostgreSQL in production.
 
 Dialect branches are only where the two really differ: PostgreSQL appends in one round trip
-through the `plait_append` function (installed by the migrations); SQLite appends inside a
-BEGIN IMMEDIATE transaction, which already serialises writers.
+through the `plait_append_hashed` function (installed by the migrations); SQLite appends
+inside a BEGIN IMMEDIATE transaction, which already serialises writers.
 """
 
 from __future__ import annotations
@@ -70,7 +70,11 @@ class _Sql:
             f"LEFT JOIN ({self.last_event}) AS last"
         )
         self.insert = f"INSERT INTO plait_events ({_COLUMNS}) VALUES ({', '.join([m] * 10)})"
-        self.pg_append = f"SELECT * FROM plait_append({', '.join([m] * 9)})"
+        # The arrays go in binary (%b): psycopg quotes each element of a text-format array
+        # with a regular expression, which cost more than the whole append in the database.
+        self.pg_append = (
+            "SELECT * FROM plait_append_hashed(%s, %s, %b, %b, %b, %b, %b, %s, %s, %s, %s, %b)"
+        )
 
     def find_ids(self, count: int) -> str:
         marks = ", ".join([self.mark] * count)
@@ -104,6 +108,10 @@ class SqlEventStore:
         # connection of a disposed pool.
         self._busy = 0
         self._idle = threading.Condition(self._lock)
+        self._writer_lock = threading.Lock()
+        self._writer_connection: sqlite3.Connection | None = None
+        # PostgreSQL: (position, hash) of the newest event this store appended.
+        self._pg_tail: tuple[int, str] | None = None
         if upgrade:
             self._guard(lambda: migrate.upgrade(self.engine))
 
@@ -121,7 +129,7 @@ class SqlEventStore:
         if expected_version is not None and expected_version < 0:
             raise ValueError("expected_version must be >= 0 (or None for any)")
         recorded_at = datetime.now(UTC)
-        rows = [_encode(event) for event in events]
+        rows = list(map(_encode, events))
         if self.dialect == "postgresql":
             positions = self._guard(
                 lambda: self._append_postgres(stream_id, rows, expected_version, recorded_at)
@@ -136,25 +144,35 @@ class SqlEventStore:
     def _append_postgres(
         self,
         stream_id: str,
-        rows: list[dict[str, Any]],
+        rows: list[hashing.EncodedEvent],
         expected_version: int | None,
         recorded_at: datetime,
     ) -> list[int]:
+        event_ids, types, schema_versions, data, metadata = map(list, zip(*rows, strict=True))
+        stamp = hashing.timestamp_text(recorded_at)
+        # Chain the events here onto the last event this store appended: the database uses
+        # this chain if that event is still the last, which saves it hashing in PL/pgSQL.
+        tail, hashes = self._pg_tail, None
+        if tail is not None and expected_version is not None:
+            hashes = hashing.chain_hashes(stream_id, expected_version + 1, rows, stamp, tail[1])
         params = (
             stream_id,
             expected_version,
-            [r["event_id"] for r in rows],
-            [r["type"] for r in rows],
-            [r["schema_version"] for r in rows],
-            [r["data"] for r in rows],
-            [r["metadata"] for r in rows],
+            event_ids,
+            types,
+            schema_versions,
+            data,
+            metadata,
             recorded_at,
-            hashing.timestamp_text(recorded_at),
+            stamp,
+            tail[0] if tail else None,
+            tail[1] if tail else None,
+            hashes,
         )
         try:
             with self._cursor() as cursor:
                 cursor.execute(self._sql.pg_append, params, prepare=True)
-                return [int(p) for (p,) in cursor.fetchall()]
+                appended: list[tuple[int, str]] = cursor.fetchall()
         except psycopg.Error as exc:
             sqlstate = getattr(exc, "sqlstate", None)
             if sqlstate == "PL001":
@@ -169,17 +187,24 @@ class SqlEventStore:
             if sqlstate == "23505":
                 raise ConcurrencyError(stream_id, expected_version) from None
             raise
+        last = appended[-1]
+        # Unlocked: threads racing here may leave an older tail, which costs one append the
+        # chaining in the database, nothing else.
+        if tail is None or last[0] > tail[0]:
+            self._pg_tail = (last[0], last[1])
+        return [int(position) for position, _ in appended]
 
     def _append_sqlite(
         self,
         stream_id: str,
-        rows: list[dict[str, Any]],
+        rows: list[hashing.EncodedEvent],
         expected_version: int | None,
         recorded_at: datetime,
     ) -> list[int]:
-        raw = self.engine.raw_connection()
-        try:
-            connection: sqlite3.Connection = raw.driver_connection  # type: ignore[assignment]
+        # SQLite lets one writer in at a time anyway (BEGIN IMMEDIATE), so this process keeps
+        # one connection for appends: no pool checkout and reset per append.
+        with self._writer_lock:
+            connection = self._writer()
             connection.execute("BEGIN IMMEDIATE")
             try:
                 positions = self._insert_sqlite(
@@ -189,18 +214,33 @@ class SqlEventStore:
                 connection.execute("ROLLBACK")
                 return retry.positions
             except BaseException:
-                connection.execute("ROLLBACK")
+                self._roll_back_writer(connection)
                 raise
             connection.execute("COMMIT")
             return positions
-        finally:
-            raw.close()
+
+    def _writer(self) -> sqlite3.Connection:
+        if self._writer_connection is None:
+            raw = self.engine.raw_connection()  # made with the engine's pragmas
+            connection: sqlite3.Connection = raw.driver_connection  # type: ignore[assignment]
+            raw.detach()  # the pool forgets it; close() closes it
+            self._writer_connection = connection
+        return self._writer_connection
+
+    def _roll_back_writer(self, connection: sqlite3.Connection) -> None:
+        """Leave no transaction open; a connection that cannot roll back is replaced."""
+        try:
+            if connection.in_transaction:
+                connection.execute("ROLLBACK")
+        except sqlite3.Error:
+            self._writer_connection = None
+            connection.close()
 
     def _insert_sqlite(
         self,
         connection: sqlite3.Connection,
         stream_id: str,
-        rows: list[dict[str, Any]],
+        rows: list[hashing.EncodedEvent],
         expected_version: int | None,
         recorded_at: datetime,
     ) -> list[int]:
@@ -212,9 +252,18 @@ class SqlEventStore:
         if expected_version is not None and expected_version != current:
             self._raise_unless_retry(connection, stream_id, rows)
             raise ConcurrencyError(stream_id, expected_version, current)
-        params = _chain_rows(
-            stream_id, rows, current, position or 0, previous, recorded_at, sqlite=True
+        # SQLite keeps recorded_at in the hashed spelling: StoredEvent.recorded_text reads it
+        # back as is (older rows carry "+00:00", which StoredEvent.recorded_at parses too).
+        stamp = hashing.timestamp_text(recorded_at)
+        first = current + 1
+        hashes = hashing.chain_hashes(
+            stream_id, first, rows, stamp, previous or hashing.GENESIS_HASH
         )
+        start = (position or 0) + 1
+        params = [
+            (start + i, stream_id, first + i, *row, stamp, hash_)
+            for i, (row, hash_) in enumerate(zip(rows, hashes, strict=True))
+        ]
         try:
             connection.executemany(self._sql.insert, params)
         except sqlite3.IntegrityError:
@@ -223,11 +272,11 @@ class SqlEventStore:
         return [p[0] for p in params]
 
     def _raise_unless_retry(
-        self, connection: sqlite3.Connection, stream_id: str, rows: list[dict[str, Any]]
+        self, connection: sqlite3.Connection, stream_id: str, rows: list[hashing.EncodedEvent]
     ) -> None:
         """If these event ids are stored already, the append is a retry: answer it with the
         stored positions (raised as _AlreadyStored and returned by the caller)."""
-        ids = [r["event_id"] for r in rows]
+        ids = [row[0] for row in rows]
         existing = connection.execute(self._sql.find_ids(len(ids)), ids).fetchall()
         if existing:
             raise _AlreadyStored(_idempotent_positions(stream_id, existing, len(rows)))
@@ -363,6 +412,10 @@ class SqlEventStore:
             self._closed = True
             self._idle.wait_for(lambda: self._busy == 0, timeout=timeout)
         self.notifier.close()
+        with self._writer_lock:
+            if self._writer_connection is not None:
+                self._writer_connection.close()
+                self._writer_connection = None
         self.engine.dispose()
         if self._hot is not self.engine:
             self._hot.dispose()
@@ -414,63 +467,16 @@ def _check_stream_id(stream_id: str) -> None:
         )
 
 
-def _encode(event: NewEvent) -> dict[str, Any]:
+def _encode(event: NewEvent) -> hashing.EncodedEvent:
     if not event.type or len(event.type) > 100:
         raise ValueError(f"event type must be 1-100 characters: {event.type!r}")
-    return {
-        "event_id": str(event.event_id),
-        "type": event.type,
-        "schema_version": event.schema_version,
-        "data": hashing.canonical_json(event.data),
-        "metadata": hashing.canonical_json(event.metadata),
-    }
-
-
-def _chain_rows(
-    stream_id: str,
-    rows: list[dict[str, Any]],
-    current_version: int,
-    last_position: int,
-    previous_hash: str | None,
-    recorded_at: datetime,
-    *,
-    sqlite: bool,
-) -> list[tuple[Any, ...]]:
-    """The rows to insert, in column order, each hash chained to the one before."""
-    previous = previous_hash or hashing.GENESIS_HASH
-    stamp = hashing.timestamp_text(recorded_at)
-    # SQLite keeps the hashed spelling itself: StoredEvent.recorded_text reads it back as is,
-    # and datetime.fromisoformat parses it (older rows carry "+00:00" instead).
-    stored_at: Any = stamp if sqlite else recorded_at
-    out = []
-    for offset, row in enumerate(rows, start=1):
-        version = current_version + offset
-        digest = hashing.content_digest(
-            stream_id=stream_id,
-            stream_version=version,
-            event_id=row["event_id"],
-            type=row["type"],
-            schema_version=row["schema_version"],
-            data_json=row["data"],
-            metadata_json=row["metadata"],
-            recorded_at=stamp,
-        )
-        previous = hashing.chain(previous, digest)
-        out.append(
-            (
-                last_position + offset,
-                stream_id,
-                version,
-                row["event_id"],
-                row["type"],
-                row["schema_version"],
-                row["data"],
-                row["metadata"],
-                stored_at,
-                previous,
-            )
-        )
-    return out
+    return (
+        str(event.event_id),
+        event.type,
+        event.schema_version,
+        hashing.canonical_json(event.data),
+        hashing.canonical_json(event.metadata),
+    )
 
 
 def _idempotent_positions(stream_id: str, existing: Sequence[Any], wanted: int) -> list[int]:

@@ -139,6 +139,57 @@ def test_verify_accepts_an_intact_store(store: SqlEventStore) -> None:
     assert report.checked == 12
 
 
+def test_writers_in_two_processes_taking_turns_keep_one_valid_chain(store_url: str) -> None:
+    # Each store knows only its own last append: on PostgreSQL every turn finds the other
+    # writer's event last, so the database chains; appending twice in a row, the client does.
+    first, second = SqlEventStore(store_url), SqlEventStore(store_url)
+    try:
+        s = stream()
+        version = 0
+        for writer in (first, first, second, first, second, second, first):
+            writer.append(s, [event(n=version), event(n=version)], expected_version=version)
+            version += 2
+        report = first.verify()
+        assert report.ok, report.problem
+        assert report.checked == 14
+    finally:
+        first.close()
+        second.close()
+
+
+@pytest.mark.postgres
+def test_postgres_chains_itself_when_the_client_chained_onto_an_event_no_longer_last(
+    pg_schema_url: str,
+) -> None:
+    store = SqlEventStore(pg_schema_url)
+    try:
+        [position] = store.append(stream(), [event()], expected_version=0)
+        with store.engine.connect() as conn:
+            moment = datetime(2026, 11, 28, tzinfo=UTC)
+            conn.exec_driver_sql(
+                "SELECT * FROM plait_append_hashed(%s, 0, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                (
+                    stream(),
+                    [str(uuid.uuid4())],
+                    ["Happened"],
+                    [1],
+                    ["{}"],
+                    ["{}"],
+                    moment,
+                    timestamp_text(moment),
+                    position,
+                    "f" * 64,  # not the hash of the last event
+                    ["0" * 64],  # so this chain must not be stored
+                ),
+            )
+            conn.commit()
+        report = store.verify()
+        assert report.ok, report.problem
+        assert report.checked == 2
+    finally:
+        store.close()
+
+
 def _tamper(store: SqlEventStore, statement: str) -> None:
     """Change rows behind the store's back, as someone with database access could."""
     with store.engine.connect() as conn:
