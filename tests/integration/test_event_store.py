@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -186,6 +186,20 @@ def test_postgres_chains_itself_when_the_client_chained_onto_an_event_no_longer_
         report = store.verify()
         assert report.ok, report.problem
         assert report.checked == 2
+    finally:
+        store.close()
+
+
+@pytest.mark.postgres
+def test_postgres_timestamps_come_back_in_utc_whatever_the_servers_zone(
+    pg_schema_url: str,
+) -> None:
+    store = SqlEventStore(pg_schema_url + "%20-cTimeZone%3DAmerica/New_York")
+    try:
+        store.append(stream(), [event()], expected_version=0)
+        [stored] = store.read_all()
+        assert stored.recorded_at.utcoffset() == timedelta(0)
+        assert store.verify().ok
     finally:
         store.close()
 
