@@ -2,7 +2,8 @@
 
 SQLite: WAL so readers never block the writer, BEGIN IMMEDIATE for writes so two writers
 queue on the busy timeout instead of deadlocking on a lock upgrade, synchronous=NORMAL
-(durable across process crashes; WAL's documented trade-off for power loss).
+(durable across process crashes; WAL's documented trade-off for power loss), and checkpoints
+off the commit path (checkpoints.py).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL
 
+from plait.eventstore.checkpoints import AUTOCHECKPOINT_PAGES
 from plait.eventstore.errors import StoreUnavailable
 
 SQLITE_BUSY_TIMEOUT_MS = 60_000
@@ -64,6 +66,8 @@ def _sqlite_engine(url: URL) -> Engine:
         cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA journal_mode = WAL")
         cursor.execute("PRAGMA synchronous = NORMAL")
+        # Checkpoints run on the store's own thread (checkpoints.py); this is the safety net.
+        cursor.execute(f"PRAGMA wal_autocheckpoint = {AUTOCHECKPOINT_PAGES}")
         cursor.execute("PRAGMA foreign_keys = ON")
         cursor.close()
 

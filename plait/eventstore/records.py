@@ -17,6 +17,11 @@ from plait.eventstore.hashing import timestamp_text
 JSONDict = dict[str, Any]
 
 
+# Clears the version and variant bits of a 128-bit value; _UUID7_BITS then sets them.
+_VERSION_VARIANT_MASK = 0xFFFF_FFFF_FFFF_0FFF_3FFF_FFFF_FFFF_FFFF
+_UUID7_BITS = 0x7 << 76 | 0x2 << 62  # version 7, RFC 9562 variant
+
+
 def time_ordered_uuid() -> uuid.UUID:
     """A UUID version 7: a millisecond timestamp, then random bits (RFC 9562).
 
@@ -24,13 +29,11 @@ def time_ordered_uuid() -> uuid.UUID:
     page, so an append dirties one index page rather than one per event.
     """
     millis = time.time_ns() // 1_000_000
-    value = (millis & 0xFFFF_FFFF_FFFF) << 80 | int.from_bytes(os.urandom(10)) & ((1 << 80) - 1)
-    value = (value & ~(0xF << 76)) | (0x7 << 76)  # version 7
-    value = (value & ~(0x3 << 62)) | (0x2 << 62)  # RFC 4122 variant
-    return uuid.UUID(int=value)
+    value = (millis & 0xFFFF_FFFF_FFFF) << 80 | int.from_bytes(os.urandom(10))
+    return uuid.UUID(int=value & _VERSION_VARIANT_MASK | _UUID7_BITS)
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class NewEvent:
     """An event to append. `event_id` makes a retried append idempotent: keep it across retries."""
 

@@ -21,6 +21,7 @@ from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from plait.eventstore import hashing, migrate
+from plait.eventstore.checkpoints import WalCheckpointer
 from plait.eventstore.engines import WRITE_OPTION, build_engine
 from plait.eventstore.errors import (
     ConcurrencyError,
@@ -110,6 +111,12 @@ class SqlEventStore:
         self._idle = threading.Condition(self._lock)
         self._writer_lock = threading.Lock()
         self._writer_connection: sqlite3.Connection | None = None
+        # SQLite files: WAL checkpoints on a thread of their own, not inside commits.
+        self.checkpointer = (
+            WalCheckpointer(self._detached_connection)
+            if self.dialect == "sqlite" and self.url.database not in (None, "", ":memory:")
+            else None
+        )
         # PostgreSQL: (position, hash) of the newest event this store appended.
         self._pg_tail: tuple[int, str] | None = None
         if upgrade:
@@ -210,22 +217,28 @@ class SqlEventStore:
                 positions = self._insert_sqlite(
                     connection, stream_id, rows, expected_version, recorded_at
                 )
+                connection.execute("COMMIT")
             except _AlreadyStored as retry:
                 connection.execute("ROLLBACK")
                 return retry.positions
             except BaseException:
                 self._roll_back_writer(connection)
                 raise
-            connection.execute("COMMIT")
-            return positions
+        if self.checkpointer is not None:
+            self.checkpointer.committed()
+        return positions
 
     def _writer(self) -> sqlite3.Connection:
         if self._writer_connection is None:
-            raw = self.engine.raw_connection()  # made with the engine's pragmas
-            connection: sqlite3.Connection = raw.driver_connection  # type: ignore[assignment]
-            raw.detach()  # the pool forgets it; close() closes it
-            self._writer_connection = connection
+            self._writer_connection = self._detached_connection()
         return self._writer_connection
+
+    def _detached_connection(self) -> sqlite3.Connection:
+        """An SQLite connection with the engine's pragmas that this store closes itself."""
+        raw = self.engine.raw_connection()
+        connection: sqlite3.Connection = raw.driver_connection  # type: ignore[assignment]
+        raw.detach()  # the pool forgets it
+        return connection
 
     def _roll_back_writer(self, connection: sqlite3.Connection) -> None:
         """Leave no transaction open; a connection that cannot roll back is replaced."""
@@ -380,6 +393,8 @@ class SqlEventStore:
         """A connection whose transactions take SQLite's write lock up front."""
         with self._in_flight(), self._reachable(), self.engine.connect() as connection:
             yield connection.execution_options(**{WRITE_OPTION: True})
+        if self.checkpointer is not None:
+            self.checkpointer.committed()
 
     @contextmanager
     def _reachable(self) -> Iterator[None]:
@@ -412,6 +427,8 @@ class SqlEventStore:
             self._closed = True
             self._idle.wait_for(lambda: self._busy == 0, timeout=timeout)
         self.notifier.close()
+        if self.checkpointer is not None:
+            self.checkpointer.close()
         with self._writer_lock:
             if self._writer_connection is not None:
                 self._writer_connection.close()
