@@ -1,14 +1,10 @@
-"""DDL the migrations install: the PostgreSQL append functions and the immutability guards.
+"""DDL the migrations install: the PostgreSQL append function and the immutability guards.
 
-An append function does the whole append in one round trip: it takes a table lock (so global
+The append function does the whole append in one round trip: it takes a table lock (so global
 positions are handed out in commit order and a tailing reader never skips one), checks the
-expected version and idempotency, chains the hashes with the same formula as
-plait.eventstore.hashing, inserts, and notifies listeners.
-
-APPEND_FUNCTION (migration 0001) always computes the chain in PL/pgSQL, at about 60 us an
-event. APPEND_HASHED_FUNCTION (migration 0005) takes the chain from the client when the
-client chained onto the event that is indeed last, and computes it only otherwise. A
-migration's DDL never changes after it ships; a change is a new constant and migration.
+expected version and idempotency, computes the hash chain with the same formula as
+plait.eventstore.hashing, inserts, and notifies listeners. A migration's DDL never changes
+after it ships; a change is a new constant and a new migration.
 """
 
 from __future__ import annotations
@@ -84,93 +80,6 @@ BEGIN
 
     PERFORM pg_notify('plait_events', (last_position + n)::text);
     RETURN QUERY SELECT last_position + g FROM generate_series(1, n) AS g;
-END
-$$;
-"""
-
-APPEND_HASHED_FUNCTION = r"""
-CREATE OR REPLACE FUNCTION plait_append_hashed(
-    p_stream text,
-    p_expected integer,
-    p_event_ids text[],
-    p_types text[],
-    p_schema_versions integer[],
-    p_data text[],
-    p_metadata text[],
-    p_recorded_at timestamptz,
-    p_recorded_text text,
-    p_after_position bigint,
-    p_after_hash text,
-    p_hashes text[]
-) RETURNS TABLE (appended_position bigint, appended_hash text)
-LANGUAGE plpgsql
-SET enable_seqscan = off
-AS $$
-DECLARE
-    n integer := array_length(p_event_ids, 1);
-    current_version integer;
-    last_position bigint;
-    last_hash text;
-    hashes text[] := '{}';
-    i integer;
-BEGIN
-    LOCK TABLE plait_events IN EXCLUSIVE MODE;
-
-    IF EXISTS (SELECT 1 FROM plait_events WHERE event_id = ANY(p_event_ids)) THEN
-        IF (SELECT count(*) FROM plait_events
-            WHERE event_id = ANY(p_event_ids) AND stream_id = p_stream) = n THEN
-            RETURN QUERY SELECT e.position, e.hash::text FROM plait_events e
-                WHERE e.event_id = ANY(p_event_ids) ORDER BY e.position;
-            RETURN;
-        END IF;
-        RAISE EXCEPTION USING ERRCODE = 'PL002',
-            MESSAGE = 'some of these event ids are already stored';
-    END IF;
-
-    SELECT COALESCE(max(stream_version), 0) INTO current_version
-        FROM plait_events WHERE stream_id = p_stream;
-    IF p_expected IS NOT NULL AND p_expected <> current_version THEN
-        RAISE EXCEPTION USING ERRCODE = 'PL001',
-            MESSAGE = 'wrong expected version', DETAIL = current_version::text;
-    END IF;
-
-    SELECT e.position, e.hash INTO last_position, last_hash
-        FROM plait_events e ORDER BY e.position DESC LIMIT 1;
-    IF NOT FOUND THEN
-        last_position := 0;
-        last_hash := repeat('0', 64);
-    END IF;
-
-    IF p_hashes IS NOT NULL AND p_expected IS NOT NULL
-       AND p_after_position = last_position AND p_after_hash = last_hash THEN
-        -- The client chained these events, at versions p_expected + 1.., onto the event
-        -- that is last: its chain is the one this function would compute.
-        hashes := p_hashes;
-    ELSE
-        -- The chain step of plait.eventstore.hashing: sha256(previous + sha256(fields)).
-        FOR i IN 1..n LOOP
-            last_hash := encode(sha256(convert_to(last_hash || encode(sha256(convert_to(
-                length(p_stream) || ':' || p_stream ||
-                length((current_version + i)::text) || ':' || (current_version + i)::text ||
-                length(p_event_ids[i]) || ':' || p_event_ids[i] ||
-                length(p_types[i]) || ':' || p_types[i] ||
-                length(p_schema_versions[i]::text) || ':' || p_schema_versions[i]::text ||
-                length(p_data[i]) || ':' || p_data[i] ||
-                length(p_metadata[i]) || ':' || p_metadata[i] ||
-                length(p_recorded_text) || ':' || p_recorded_text,
-                'UTF8')), 'hex'), 'UTF8')), 'hex');
-            hashes := hashes || last_hash;
-        END LOOP;
-    END IF;
-
-    INSERT INTO plait_events (position, stream_id, stream_version, event_id, type,
-                              schema_version, data, metadata, recorded_at, hash)
-    SELECT last_position + g, p_stream, current_version + g, p_event_ids[g], p_types[g],
-           p_schema_versions[g], p_data[g], p_metadata[g], p_recorded_at, hashes[g]
-    FROM generate_series(1, n) AS g;
-
-    PERFORM pg_notify('plait_events', (last_position + n)::text);
-    RETURN QUERY SELECT last_position + g, hashes[g] FROM generate_series(1, n) AS g;
 END
 $$;
 """

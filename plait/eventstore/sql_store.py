@@ -1,8 +1,8 @@
 """The SQLAlchemy event store: SQLite by default, PostgreSQL in production.
 
 Dialect branches are only where the two really differ: PostgreSQL appends in one round trip
-through the `plait_append_hashed` function (installed by the migrations); SQLite appends
-inside a BEGIN IMMEDIATE transaction, which already serialises writers.
+through the `plait_append` function (installed by the migrations); SQLite appends inside a
+BEGIN IMMEDIATE transaction, which already serialises writers.
 """
 
 from __future__ import annotations
@@ -73,9 +73,7 @@ class _Sql:
         self.insert = f"INSERT INTO plait_events ({_COLUMNS}) VALUES ({', '.join([m] * 10)})"
         # The arrays go in binary (%b): psycopg quotes each element of a text-format array
         # with a regular expression, which cost more than the whole append in the database.
-        self.pg_append = (
-            "SELECT * FROM plait_append_hashed(%s, %s, %b, %b, %b, %b, %b, %s, %s, %s, %s, %b)"
-        )
+        self.pg_append = "SELECT * FROM plait_append(%s, %s, %b, %b, %b, %b, %b, %s, %s)"
 
     def find_ids(self, count: int) -> str:
         marks = ", ".join([self.mark] * count)
@@ -117,8 +115,6 @@ class SqlEventStore:
             if self.dialect == "sqlite" and self.url.database not in (None, "", ":memory:")
             else None
         )
-        # PostgreSQL: (position, hash) of the newest event this store appended.
-        self._pg_tail: tuple[int, str] | None = None
         if upgrade:
             self._guard(lambda: migrate.upgrade(self.engine))
 
@@ -156,12 +152,6 @@ class SqlEventStore:
         recorded_at: datetime,
     ) -> list[int]:
         event_ids, types, schema_versions, data, metadata = map(list, zip(*rows, strict=True))
-        stamp = hashing.timestamp_text(recorded_at)
-        # Chain the events here onto the last event this store appended: the database uses
-        # this chain if that event is still the last, which saves it hashing in PL/pgSQL.
-        tail, hashes = self._pg_tail, None
-        if tail is not None and expected_version is not None:
-            hashes = hashing.chain_hashes(stream_id, expected_version + 1, rows, stamp, tail[1])
         params = (
             stream_id,
             expected_version,
@@ -171,15 +161,12 @@ class SqlEventStore:
             data,
             metadata,
             recorded_at,
-            stamp,
-            tail[0] if tail else None,
-            tail[1] if tail else None,
-            hashes,
+            hashing.timestamp_text(recorded_at),
         )
         try:
             with self._cursor() as cursor:
                 cursor.execute(self._sql.pg_append, params, prepare=True)
-                appended: list[tuple[int, str]] = cursor.fetchall()
+                return [int(p) for (p,) in cursor.fetchall()]
         except psycopg.Error as exc:
             sqlstate = getattr(exc, "sqlstate", None)
             if sqlstate == "PL001":
@@ -194,12 +181,6 @@ class SqlEventStore:
             if sqlstate == "23505":
                 raise ConcurrencyError(stream_id, expected_version) from None
             raise
-        last = appended[-1]
-        # Unlocked: threads racing here may leave an older tail, which costs one append the
-        # chaining in the database, nothing else.
-        if tail is None or last[0] > tail[0]:
-            self._pg_tail = (last[0], last[1])
-        return [int(position) for position, _ in appended]
 
     def _append_sqlite(
         self,
