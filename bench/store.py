@@ -27,7 +27,7 @@ from bench.results import append_section, spread
 from plait.eventstore import NewEvent, SqlEventStore
 
 PG = "postgresql://postgres@127.0.0.1:5432/test"
-READ_AT_LEAST = 100_000
+READ_AT_LEAST = 1_000_000
 PAYLOAD = {"task_id": "parser", "batch_id": 1, "attempt": 1, "text": "x" * 120}
 
 

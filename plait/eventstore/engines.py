@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL
 
+from plait.eventstore import pg_arrays
 from plait.eventstore.checkpoints import AUTOCHECKPOINT_PAGES
 from plait.eventstore.errors import StoreUnavailable
 
@@ -30,7 +31,12 @@ def build_engine(url: URL, *, autocommit: bool = False) -> Engine:
     else:
         engine = create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
     event.listen(engine, "connect", _utc_session)
+    event.listen(engine, "connect", _packed_arrays)
     return engine
+
+
+def _packed_arrays(dbapi_connection: Any, _record: Any) -> None:
+    pg_arrays.register(dbapi_connection.adapters)
 
 
 def _utc_session(dbapi_connection: Any, _record: Any) -> None:

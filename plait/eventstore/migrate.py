@@ -14,7 +14,7 @@ from sqlalchemy import Connection, Engine, inspect, text
 if TYPE_CHECKING:
     from alembic.config import Config
 
-HEAD = "0004_append_plan_hint"
+HEAD = "0005_leaner_append"
 # An arbitrary constant: the PostgreSQL advisory lock that serialises concurrent upgrades.
 _UPGRADE_LOCK_KEY = 0x706C6169
 

@@ -83,6 +83,50 @@ def test_a_retried_append_with_the_same_event_ids_appends_nothing_twice(
     assert len(store.read_stream(s)) == 2
 
 
+def test_a_retried_append_without_an_expected_version_appends_nothing_twice(
+    store: SqlEventStore,
+) -> None:
+    s = stream()
+    batch = [event(n=1), event(n=2)]
+    first = store.append(s, batch, expected_version=None)
+    assert store.append(s, batch, expected_version=None) == first
+    assert store.stream_version(s) == 2
+
+
+def test_an_append_that_repeats_an_event_id_within_itself_is_refused(
+    store: SqlEventStore,
+) -> None:
+    s = stream()
+    twice = event()
+    with pytest.raises(ValueError, match="distinct"):
+        store.append(s, [twice, twice], expected_version=0)
+    assert store.stream_version(s) == 0
+
+
+def test_an_event_id_stored_in_another_stream_is_refused(store: SqlEventStore) -> None:
+    stored = event()
+    store.append(stream(), [stored], expected_version=0)
+    elsewhere = stream()
+    with pytest.raises(DuplicateEventError):
+        store.append(elsewhere, [stored], expected_version=0)
+    assert store.stream_version(elsewhere) == 0
+
+
+def test_the_stored_hash_chain_is_the_one_verify_recomputes(store: SqlEventStore) -> None:
+    # On PostgreSQL the chain is computed by plait_append; verify() recomputes it in Python.
+    varied = [
+        NewEvent(type="Tëxt", data={"text": 'naïve \u2603 "quoted" \\ back'}, schema_version=3),
+        NewEvent(type="Empty", data={}, metadata={}),
+        NewEvent(type="Nested", data={"a": [1, {"b": None}], "z": 1.5}, metadata={"actor": "é"}),
+    ]
+    s = stream()
+    store.append(s, varied, expected_version=0)
+    store.append(s, [event(n=i) for i in range(3)], expected_version=3)
+    report = store.verify()
+    assert report.ok, report.problem
+    assert [e.schema_version for e in store.read_stream(s)][:3] == [3, 1, 1]
+
+
 def test_a_batch_that_repeats_only_some_stored_ids_is_refused(store: SqlEventStore) -> None:
     s = stream()
     stored = event()
@@ -254,6 +298,37 @@ def test_sqlite_rows_with_the_older_timestamp_spelling_still_read_and_verify(
         assert old.recorded_at == moment
         assert old.recorded_text == "2026-11-01T12:30:05.123456Z"
         assert new.recorded_text == timestamp_text(new.recorded_at)
+        assert store.verify().ok
+    finally:
+        store.close()
+
+
+@pytest.mark.postgres
+def test_the_leaner_append_function_downgrades_and_upgrades_cleanly(
+    pg_schema_url: str,
+) -> None:
+    from alembic import command
+
+    from plait.eventstore import migrate
+
+    store = SqlEventStore(pg_schema_url)
+    try:
+        s = stream()
+        store.append(s, [event(n=1)], expected_version=0)
+        with store.engine.connect() as connection:
+            config = migrate.alembic_config()
+            config.attributes["connection"] = connection
+            command.downgrade(config, "0004_append_plan_hint")
+            connection.commit()
+            store.append(s, [event(n=2)], expected_version=1)  # the 0004 function
+            command.upgrade(config, "head")
+            connection.commit()
+            assert migrate.current_revision(connection) == migrate.HEAD
+            settings = connection.execute(
+                text("SELECT proconfig FROM pg_proc WHERE proname = 'plait_append'")
+            ).scalar_one()
+        assert settings == ["enable_seqscan=off"]
+        store.append(s, [event(n=3)], expected_version=2)
         assert store.verify().ok
     finally:
         store.close()
