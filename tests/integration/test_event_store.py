@@ -325,7 +325,10 @@ def test_the_leaner_append_function_downgrades_and_upgrades_cleanly(
             connection.commit()
             assert migrate.current_revision(connection) == migrate.HEAD
             settings = connection.execute(
-                text("SELECT proconfig FROM pg_proc WHERE proname = 'plait_append'")
+                text(
+                    "SELECT proconfig FROM pg_proc WHERE proname = 'plait_append' "
+                    "AND pronamespace = current_schema()::regnamespace"
+                )
             ).scalar_one()
         assert settings == ["enable_seqscan=off"]
         store.append(s, [event(n=3)], expected_version=2)
