@@ -9,6 +9,11 @@ a new constant and a new migration.
 
 from __future__ import annotations
 
+# How ALTER FUNCTION and DROP FUNCTION name plait_append (its argument types).
+APPEND_SIGNATURE = (
+    "plait_append(text, integer, text[], text[], integer[], text[], text[], timestamptz, text)"
+)
+
 APPEND_FUNCTION = r"""
 CREATE OR REPLACE FUNCTION plait_append(
     p_stream text,

@@ -13,16 +13,12 @@ from __future__ import annotations
 
 from alembic import op
 
-from plait.eventstore.ddl import APPEND_FUNCTION, APPEND_FUNCTION_0005
+from plait.eventstore.ddl import APPEND_FUNCTION, APPEND_FUNCTION_0005, APPEND_SIGNATURE
 
 revision = "0005_leaner_append"
 down_revision = "0004_append_plan_hint"
 branch_labels = None
 depends_on = None
-
-SIGNATURE = (
-    "plait_append(text, integer, text[], text[], integer[], text[], text[], timestamptz, text)"
-)
 
 
 def upgrade() -> None:
@@ -33,4 +29,4 @@ def upgrade() -> None:
 def downgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
         op.execute(APPEND_FUNCTION)
-        op.execute(f"ALTER FUNCTION {SIGNATURE} SET enable_seqscan = off")
+        op.execute(f"ALTER FUNCTION {APPEND_SIGNATURE} SET enable_seqscan = off")
