@@ -479,8 +479,8 @@ def _check_stream_id(stream_id: str) -> None:
 
 
 def _encode(event: NewEvent) -> hashing.EncodedEvent:
-    if not event.type or len(event.type) > 100:
-        raise ValueError(f"event type must be 1-100 characters: {event.type!r}")
+    if not event.type or len(event.type) > 100 or "\x00" in event.type:
+        raise ValueError(f"event type must be 1-100 characters, without NUL: {event.type!r}")
     if not 1 <= event.schema_version <= pg_arrays.INT4_MAX:
         raise ValueError(f"schema_version must be 1-{pg_arrays.INT4_MAX}: {event.schema_version}")
     return (

@@ -103,6 +103,19 @@ def test_an_append_that_repeats_an_event_id_within_itself_is_refused(
     assert store.stream_version(s) == 0
 
 
+def test_event_types_and_schema_versions_the_store_cannot_keep_are_refused_up_front(
+    store: SqlEventStore,
+) -> None:
+    s = stream()
+    for bad in ("", "x" * 101, "nul\x00inside"):
+        with pytest.raises(ValueError, match="event type"):
+            store.append(s, [NewEvent(type=bad, data={})], expected_version=0)
+    for version in (0, 2**31):
+        with pytest.raises(ValueError, match="schema_version"):
+            store.append(s, [NewEvent(type="T", data={}, schema_version=version)], None)
+    assert store.stream_version(s) == 0
+
+
 def test_an_event_id_stored_in_another_stream_is_refused(store: SqlEventStore) -> None:
     stored = event()
     store.append(stream(), [stored], expected_version=0)
