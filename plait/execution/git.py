@@ -70,6 +70,10 @@ class GitResult:
     stderr: str
 
 
+# A full object id: SHA-1, or SHA-256 in a repository that uses it.
+_FULL_SHA = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
+
+
 class GitError(Exception):
     """A git command failed. `str()` is a readable one-paragraph message."""
 
@@ -230,6 +234,17 @@ class Git:
         # Objects are immutable: once a sha names a commit it always will, so a run does not
         # pay a git process each time it re-checks a commit it made or verified itself.
         self._known_commits.add(sha)
+        return sha
+
+    def made_commit(self, printed: str) -> str:
+        """The commit id a git command printed as the commit it just created (commit-tree).
+
+        It is remembered like a verified one, so a later rev_parse of it costs no git process.
+        Anything but a full id is returned as is and left for rev_parse to check.
+        """
+        sha = printed.strip()
+        if _FULL_SHA.fullmatch(sha):
+            self._known_commits.add(sha)
         return sha
 
     async def current_branch(self, *, cwd: Path | None = None) -> str | None:

@@ -89,7 +89,8 @@ async def _commit_merge(git: Git, tree: str, tip: str, commit: str, task_id: str
     message = f"plait: merge task {task_id}"
     argv = ("commit-tree", tree, "-p", tip, "-p", commit, "-m", message)
     result = await git.run(*identity, "-c", "commit.gpgsign=false", *argv)
-    return result.stdout.strip()
+    # The next step's ancestry check and the landing use this commit: no rev-parse for it.
+    return git.made_commit(result.stdout)
 
 
 async def merge_chain(git: Git, onto: str, branches: Sequence[tuple[str, str]]) -> ChainResult:

@@ -87,6 +87,19 @@ async def test_rev_parse_refuses_anything_that_could_be_read_as_an_option(
         await Git(repo).rev_parse(rev)
 
 
+async def test_a_commit_git_reports_making_needs_no_git_process_to_check_again(
+    repo: Path,
+) -> None:
+    made = git(repo, "commit-tree", git(repo, "rev-parse", "HEAD^{tree}"), "-m", "made")
+    cached = Git(repo)
+    assert cached.made_commit(made + "\n") == made
+    cached.executable = str(repo / "no-such-git")  # from here on, any git process fails
+    assert await cached.rev_parse(made) == made
+    assert cached.made_commit("not a commit id") == "not a commit id"
+    with pytest.raises(FileNotFoundError, match="no-such-git"):
+        await cached.rev_parse("not a commit id")
+
+
 async def test_current_branch_is_none_when_head_is_detached(repo: Path) -> None:
     assert await Git(repo).current_branch() == "main"
     git(repo, "checkout", "--quiet", "--detach", "HEAD")
