@@ -101,7 +101,9 @@ def cmd_verify(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 1
-    print(f"ok: {report.checked} events, hash chain intact, {replay.runs} runs replay cleanly")
+    events = f"{report.checked} event{'' if report.checked == 1 else 's'}"
+    runs = "1 run replays" if replay.runs == 1 else f"{replay.runs} runs replay"
+    print(f"ok: {events}, hash chain intact, {runs} cleanly")
     return 0
 
 

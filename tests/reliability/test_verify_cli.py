@@ -40,6 +40,7 @@ def test_verify_passes_an_intact_history(tmp_path: Path) -> None:
     result = verify(url)
     assert result.returncode == 0, result.stderr
     assert "hash chain intact" in result.stdout
+    assert result.stdout.rstrip().endswith(", 1 run replays cleanly")
 
 
 def test_verify_names_an_event_edited_by_hand(tmp_path: Path) -> None:
