@@ -267,6 +267,10 @@ async def _follow(
                 console=console, refresh_per_second=8, get_renderable=lambda: progress_view(state)
             ):
                 result = await service.wait_run(run_id)
+            if not console.is_terminal:
+                # rich's Live ends its last line only on a terminal (Textualize/rich#4192):
+                # piped into a log, the summary would start on the progress view's last line.
+                console.line()
             console.print(summary_table(state))
             _print_outcome(console, result.status, state)
         return 0 if landed_all(state) else 1

@@ -84,6 +84,9 @@ def test_run_exits_0_when_every_task_lands(tmp_path: Path, home: Path, db: str, 
     assert ran.code == 0, ran.err + ran.out
     assert "landed" in ran.out
     assert {"a.txt", "b.txt", "c.txt"} <= set(os.listdir(repo))
+    # Piped output keeps the progress view and the summary on lines of their own.
+    title = next(line for line in ran.out.splitlines() if "run " in line and ": completed" in line)
+    assert title.strip().startswith("run "), title
 
 
 def test_run_exits_1_when_some_task_does_not_land(
