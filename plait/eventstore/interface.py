@@ -17,7 +17,11 @@ class EventStore(Protocol):
         `expected_version` is the stream's version the caller decided on (0 = the stream must
         be new); None appends whatever the version is. A mismatch raises ConcurrencyError and
         appends nothing. If every event id is already stored (a retried command), nothing is
-        appended and the stored positions are returned.
+        appended and the stored positions are returned; if only some are, DuplicateEventError.
+        ValueError, before anything reaches the database: a stream id that is empty, longer
+        than 200 characters or holds NUL, a negative expected version, an event type
+        that is empty, longer than 100 characters or holds NUL, a schema version outside
+        1..2**31-1, or an event id given twice in one call.
         """
         ...
 
