@@ -111,23 +111,11 @@ class WorktreeManager:
             raise WorktreeError(f"branch {branch!r}: give a short branch name, not a full ref")
         path = await self.task_path(run_id, task_id, attempt)
         sha = await self.git.rev_parse(base_commit)
-        existed = await self._branch_exists(branch)
-        if attempt == 1 and existed:
-            raise WorktreeError(f"branch {branch!r} already exists; refusing to reset it")
         path.parent.mkdir(parents=True, exist_ok=True)
-        # Always -B: a `worktree add -b` that loses the commondir race has
-        # already created the branch, so only -B makes the retry idempotent.
-        try:
-            await self.git.run_admin("worktree", "add", "-B", branch, "--", str(path), sha)
-        except GitError:
-            # A failed add (a full disk, say) may have created the branch already: remove
-            # it again, only if it is still the untouched new branch, so a later attempt
-            # is not refused because of it.
-            if not existed:
-                await self.git.run_admin("worktree", "prune", check=False)
-                ref = f"refs/heads/{branch}"
-                await self.git.run("update-ref", "-d", ref, sha, check=False)
-            raise
+        if attempt == 1:
+            await self._add_on_new_branch(branch, path, sha)
+        else:
+            await self._add(branch, path, sha, existed=await self._branch_exists(branch))
         return Worktree(path, branch, f"{run_id}/{path.name}", sha)
 
     async def create_detached(self, path: Path, commit: str) -> Worktree:
@@ -149,6 +137,44 @@ class WorktreeManager:
         await self.git.run("checkout", "--quiet", "--force", "--detach", sha, cwd=worktree.path)
         await self.git.run("clean", "-ffdq", cwd=worktree.path)
         return Worktree(worktree.path, None, worktree.worktree_id, sha)
+
+    async def _add_on_new_branch(self, branch: str, path: Path, sha: str) -> None:
+        """`worktree add -b`: git refuses an existing branch in the same step that creates
+        it, so there is no separate existence check (one git process fewer per task) and no
+        window between the check and the add."""
+        argv = ("worktree", "add", "-b", branch, "--", str(path), sha)
+        result = await self.git.run_admin(*argv, check=False)
+        if result.returncode == 0:
+            return
+        if f"a branch named '{branch}' already exists" not in result.stderr:
+            await self._forget_new_branch(branch, sha)
+            raise GitError(["git", *argv], result.returncode, result.stderr)
+        # An add that lost git's commondir race and was retried leaves the branch it created,
+        # untouched at `sha`: that one is ours. A branch anywhere else may hold work.
+        if await self._branch_commit(branch) != sha:
+            raise WorktreeError(f"branch {branch!r} already exists; refusing to reset it")
+        await self._add(branch, path, sha, existed=True)
+
+    async def _add(self, branch: str, path: Path, sha: str, *, existed: bool) -> None:
+        # -B: a later attempt moves the task branch to its new base.
+        try:
+            await self.git.run_admin("worktree", "add", "-B", branch, "--", str(path), sha)
+        except GitError:
+            if not existed:
+                await self._forget_new_branch(branch, sha)
+            raise
+
+    async def _forget_new_branch(self, branch: str, sha: str) -> None:
+        """A failed add (a full disk, say) may have created the branch already: remove it
+        again, only if it is still the untouched new branch, so a later attempt is not
+        refused because of it."""
+        await self.git.run_admin("worktree", "prune", check=False)
+        await self.git.run("update-ref", "-d", f"refs/heads/{branch}", sha, check=False)
+
+    async def _branch_commit(self, branch: str) -> str | None:
+        ref = f"refs/heads/{branch}"
+        result = await self.git.run("rev-parse", "--verify", "--quiet", ref, check=False)
+        return result.stdout.strip() if result.returncode == 0 else None
 
     async def _branch_exists(self, branch: str) -> bool:
         ref = f"refs/heads/{branch}"

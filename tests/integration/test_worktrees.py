@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from plait.execution.git import Git, GitResult, UnknownRevisionError
+from plait.execution.git import Git, GitError, GitResult, UnknownRevisionError
 from plait.execution.worktrees import (
     InvalidIdError,
     Worktree,
@@ -102,6 +102,27 @@ async def test_first_attempt_refuses_to_reset_an_existing_branch(
     with pytest.raises(WorktreeError, match="already exists"):
         await manager.create("r", "t", 1, head)
     assert git(repo, "rev-parse", "plait/r/t") == git(repo, "rev-parse", "HEAD~1")
+
+
+async def test_first_attempt_takes_over_a_branch_left_untouched_at_its_base(
+    repo: Path, manager: WorktreeManager, head: str
+) -> None:
+    # What an add that lost git's commondir race and was retried leaves behind: no work on it.
+    git(repo, "branch", "plait/r/t", head)
+    worktree = await manager.create("r", "t", 1, head)
+    assert git(worktree.path, "symbolic-ref", "--short", "HEAD") == "plait/r/t"
+
+
+async def test_a_first_attempt_that_fails_leaves_no_branch_behind(
+    repo: Path, manager: WorktreeManager, head: str
+) -> None:
+    path = await manager.task_path("r", "t", 1)
+    path.mkdir(parents=True)
+    (path / "in-the-way.txt").write_text("not git's\n")
+    with pytest.raises(GitError, match="already exists"):
+        await manager.create("r", "t", 1, head)
+    assert git(repo, "branch", "--list", "plait/r/t") == ""
+    assert (path / "in-the-way.txt").read_text() == "not git's\n"
 
 
 async def test_a_retry_resets_the_task_branch_to_the_new_base(
