@@ -247,6 +247,11 @@ class Git:
             self._known_commits.add(sha)
         return sha
 
+    async def ref_target(self, ref: str) -> str | None:
+        """What the full ref name `ref` (refs/heads/...) points at, or None if it does not exist."""
+        result = await self.run("rev-parse", "--verify", "--quiet", ref, check=False)
+        return result.stdout.strip() if result.returncode == 0 else None
+
     async def current_branch(self, *, cwd: Path | None = None) -> str | None:
         """Short name of the branch checked out at `cwd`, or None when HEAD is detached."""
         result = await self.run("symbolic-ref", "--quiet", "--short", "HEAD", cwd=cwd, check=False)

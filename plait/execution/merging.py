@@ -128,8 +128,7 @@ async def update_ref_cas(git: Git, ref: str, new: str, old: str) -> bool:
     result = await git.run("update-ref", "-m", "plait: land", ref, new_sha, old_sha, check=False)
     if result.returncode == 0:
         return True
-    current = await git.run("rev-parse", "--verify", "--quiet", ref, check=False)
-    if current.stdout.strip() != old_sha:
+    if await git.ref_target(ref) != old_sha:
         return False
     raise GitError(["git", "update-ref", ref, new_sha, old_sha], result.returncode, result.stderr)
 

@@ -118,7 +118,7 @@ class WorktreePool:
             raise WorktreeError(f"branch {branch!r}: give a short branch name, not a full ref")
         task_path = await self.manager.task_path(run_id, task_id, attempt)  # validates the ids
         sha = await self.git.rev_parse(base_commit)
-        if attempt == 1 and await self._branch_exists(branch):
+        if attempt == 1 and await self.git.ref_target(f"refs/heads/{branch}") is not None:
             raise WorktreeError(f"branch {branch!r} already exists; refusing to reset it")
         sparse = ops.sparse_patterns(sparse_paths or ())
         slot = await self._recycled(branch, sha, keep_ignored, sparse)
@@ -282,8 +282,3 @@ class WorktreePool:
         if result.returncode != 0:
             return None
         return tuple(result.stdout.splitlines())
-
-    async def _branch_exists(self, branch: str) -> bool:
-        ref = f"refs/heads/{branch}"
-        result = await self.git.run("rev-parse", "--verify", "--quiet", ref, check=False)
-        return result.returncode == 0

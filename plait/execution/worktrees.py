@@ -115,7 +115,8 @@ class WorktreeManager:
         if attempt == 1:
             await self._add_on_new_branch(branch, path, sha)
         else:
-            await self._add(branch, path, sha, existed=await self._branch_exists(branch))
+            existed = await self.git.ref_target(f"refs/heads/{branch}") is not None
+            await self._add(branch, path, sha, existed=existed)
         return Worktree(path, branch, f"{run_id}/{path.name}", sha)
 
     async def create_detached(self, path: Path, commit: str) -> Worktree:
@@ -151,7 +152,7 @@ class WorktreeManager:
             raise GitError(["git", *argv], result.returncode, result.stderr)
         # An add that lost git's commondir race and was retried leaves the branch it created,
         # untouched at `sha`: that one is ours. A branch anywhere else may hold work.
-        if await self._branch_commit(branch) != sha:
+        if await self.git.ref_target(f"refs/heads/{branch}") != sha:
             raise WorktreeError(f"branch {branch!r} already exists; refusing to reset it")
         await self._add(branch, path, sha, existed=True)
 
@@ -170,16 +171,6 @@ class WorktreeManager:
         refused because of it."""
         await self.git.run_admin("worktree", "prune", check=False)
         await self.git.run("update-ref", "-d", f"refs/heads/{branch}", sha, check=False)
-
-    async def _branch_commit(self, branch: str) -> str | None:
-        ref = f"refs/heads/{branch}"
-        result = await self.git.run("rev-parse", "--verify", "--quiet", ref, check=False)
-        return result.stdout.strip() if result.returncode == 0 else None
-
-    async def _branch_exists(self, branch: str) -> bool:
-        ref = f"refs/heads/{branch}"
-        result = await self.git.run("rev-parse", "--verify", "--quiet", ref, check=False)
-        return result.returncode == 0
 
     async def copy_ignored(
         self, worktree: Worktree, repo_root: Path, paths: Sequence[str]
