@@ -21,7 +21,6 @@ from plait.domain.events import (
     RunEnded,
     RunFailed,
     RunStopped,
-    TaskInterrupted,
 )
 from plait.domain.plan_model import Batch
 from plait.eventstore import StoreError
@@ -31,6 +30,7 @@ from plait.execution.git import GitError
 from plait.execution.integration_tests import IntegrationTester
 from plait.execution.merge_validator import LandingRaced, MergeValidator
 from plait.execution.merging import LandOutcome, LandResult, land, merge_chain, update_ref_cas
+from plait.execution.recovery import interrupt_tasks
 from plait.execution.worktrees import WorktreeError
 from plait.projections.codec import encode, project_stream
 
@@ -135,10 +135,7 @@ class RunDriver:
 
     async def _ensure_result_ref(self) -> None:
         ctx = self.ctx
-        existing = await ctx.git.run(
-            "rev-parse", "--verify", "--quiet", ctx.result_ref, check=False
-        )
-        if existing.returncode != 0:
+        if await ctx.git.ref_target(ctx.result_ref) is None:
             base = ctx.recorder.state.base_commit or ""
             # Create-only: the all-zero old value refuses to overwrite an existing ref.
             await ctx.git.run("update-ref", ctx.result_ref, base, "0" * 40)
@@ -219,20 +216,9 @@ class RunDriver:
 
     async def _stopped(self) -> RunResult:
         ctx = self.ctx
-        state = ctx.recorder.state
-        for task in state.tasks.values():
-            if task.status in ("created", "running") and task.worktree_id:
-                await ctx.recorder.record(
-                    TaskInterrupted(
-                        run_id=ctx.run_id,
-                        batch_id=task.batch_id or 0,
-                        task_id=task.task_id,
-                        worktree_id=task.worktree_id,
-                        attempt=task.attempt or 1,
-                        reason="run stopped",
-                    )
-                )
-        await ctx.recorder.record(RunStopped(run_id=ctx.run_id, reason=state.stop_reason or ""))
+        await interrupt_tasks(ctx.recorder, "run stopped")
+        reason = ctx.recorder.state.stop_reason or ""
+        await ctx.recorder.record(RunStopped(run_id=ctx.run_id, reason=reason))
         return RunResult(ctx.run_id, "stopped", None, None, None, None)
 
     async def _fail(self, error: str) -> RunResult:

@@ -141,16 +141,6 @@ def files_on(repo: Path, ref: str) -> set[str]:
     return set(git(repo, "ls-tree", "-r", "--name-only", ref).splitlines())
 
 
-def process_gone(pid: int) -> bool:
-    """No such process, or only its zombie is left."""
-    try:
-        status = Path(f"/proc/{pid}/status").read_text()
-    except FileNotFoundError:
-        return True
-    state = next((line for line in status.splitlines() if line.startswith("State:")), "")
-    return "Z" in state.split()[1:2]
-
-
 def tree_listing(root: Path) -> set[str]:
     """Every path below `root` (for 'nothing was created outside plait's own' checks)."""
     found = set()

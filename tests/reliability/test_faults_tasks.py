@@ -10,12 +10,12 @@ from pathlib import Path
 
 from plait.execution.context import result_branch
 from tests.gitrepo import git
+from tests.integration.orchestration_helpers import process_gone
 from tests.reliability.fault_helpers import (
     PYTHON,
     files_on,
     open_harness,
     plan,
-    process_gone,
     refs,
     task,
     write,

@@ -6,11 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from tests.gitrepo import git
+from tests.integration.orchestration_helpers import process_gone
 from tests.reliability.fault_helpers import (
     files_on,
     open_harness,
     plan,
-    process_gone,
     task,
     write,
 )
