@@ -1,0 +1,11 @@
+"""Placeholder: filled in by the openai_chat work."""
+
+from __future__ import annotations
+
+from starlette.routing import Route
+
+from tests.fakemodel.server import Recorder
+
+
+def routes(recorder: Recorder) -> list[Route]:
+    return []
