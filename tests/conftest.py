@@ -16,6 +16,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.exc import OperationalError
 
 from plait.eventstore import SqlEventStore
+from tests.fakemodel.server import FakeModelServer, running_fake_model
 
 PG_URL = os.environ.get("PLAIT_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
@@ -88,3 +89,10 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     if _postgres_outcomes:
         counts = ", ".join(f"{n} {outcome}" for outcome, n in sorted(_postgres_outcomes.items()))
         terminalreporter.write_line(f"PostgreSQL tests (127.0.0.1:5432): {counts}")
+
+
+@pytest.fixture(scope="session")
+def fake_model() -> Iterator[FakeModelServer]:
+    """The local stand-in for the model providers, shared by every agent test of the session."""
+    with running_fake_model() as server:
+        yield server
