@@ -77,7 +77,7 @@ class BatchExecutor:
             if outcome.status == "stopped":
                 return outcome
         for r in results:
-            if r.outcome is Outcome.FAILED:
+            if r.outcome in (Outcome.FAILED, Outcome.NO_CHANGE):
                 outcome.left_out[r.task_id] = r.error
         await self._clean_up(batch, outcome)
         duration = time.monotonic() - started
@@ -160,7 +160,7 @@ class BatchExecutor:
                     )
                 )
                 continue
-            if state.status in ("failed", "conflicted"):
+            if state.status in ("failed", "conflicted", "no_change"):
                 await ctx.recorder.record(
                     TaskRequeued(
                         run_id=ctx.run_id,
@@ -322,7 +322,9 @@ class BatchExecutor:
                 for w in ctx.live_worktrees.values()
                 if w.worktree_id.startswith(f"{ctx.run_id}/{task_id}.")
             ]
-            if task_id in outcome.landed and task_id not in outcome.left_out:
+            changed_nothing = ctx.recorder.state.tasks[task_id].status == "no_change"
+            if changed_nothing or (task_id in outcome.landed and task_id not in outcome.left_out):
+                # Landed work, or none at all (no change): nothing here is worth keeping.
                 current = ctx.recorder.state.tasks[task_id].worktree_id
                 for worktree in sorted(mine, key=lambda w: w.worktree_id != current):
                     await self._dispose(worktree, delete_branch=worktree.branch == branch)
@@ -349,5 +351,6 @@ class BatchExecutor:
 
 
 def _is_failure(ctx: RunContext, task_id: str) -> bool:
-    """A task whose own command failed (not a conflict or a culprit)."""
-    return ctx.recorder.state.tasks[task_id].status == "failed"
+    """A task whose own command failed, or that did not do its job (changed nothing where
+    that is not allowed); not a conflict or a culprit."""
+    return ctx.recorder.state.tasks[task_id].status in ("failed", "no_change")
