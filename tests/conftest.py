@@ -29,15 +29,18 @@ def _pg_admin_url() -> str:
 
 @pytest.fixture(scope="session", autouse=True)
 def data_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """plait's data directory (worktrees, logs) for the whole session: never the user's."""
+    """plait's data directory (worktrees, logs) and config directory (profiles) for the
+    whole session: never the user's own."""
     path = tmp_path_factory.mktemp("data-home")
-    before = os.environ.get("XDG_DATA_HOME")
-    os.environ["XDG_DATA_HOME"] = str(path)
+    names = {"XDG_DATA_HOME": path, "XDG_CONFIG_HOME": tmp_path_factory.mktemp("config-home")}
+    before = {name: os.environ.get(name) for name in names}
+    os.environ.update({name: str(value) for name, value in names.items()})
     yield path
-    if before is None:
-        os.environ.pop("XDG_DATA_HOME", None)
-    else:
-        os.environ["XDG_DATA_HOME"] = before
+    for name, value in before.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
 
 
 @pytest.fixture(scope="session")

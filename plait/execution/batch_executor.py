@@ -9,6 +9,7 @@ finished work waits on a broken sibling.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from dataclasses import dataclass, field
 
@@ -127,9 +128,17 @@ class BatchExecutor:
                 outcome.errors.append(f"task {task.id!r}: worktree: {exc}")
         limit = ctx.plan.max_concurrency if batch.can_parallel else 1
         gate = asyncio.Semaphore(limit)
+        # A profile's own limit (providers rate-limit): at most that many of its tasks at once.
+        per_profile = {
+            p.name: asyncio.Semaphore(p.max_concurrency)
+            for p in ctx.plan.profiles
+            if p.max_concurrency is not None
+        }
 
         async def one(task: Task, worktree: Worktree) -> AttemptResult:
-            async with gate:
+            profile = ctx.plan.profile_for(task)
+            profile_gate = per_profile.get(profile.name) if profile is not None else None
+            async with gate, profile_gate or contextlib.nullcontext():
                 return await self._attempts(batch.batch_id, task, worktree, tip)
 
         # A TaskGroup, not gather: if recording fails (the store is gone for good), the
