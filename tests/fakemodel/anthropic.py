@@ -5,7 +5,8 @@ events), and falls back to a non-streaming request (plain JSON) when a stream fa
 fake answers:
 
 - the script says `fail N`: HTTP N with Anthropic's error body, every time;
-- the script says `hang`: nothing, ever (the request is held open);
+- the script says `hang`: nothing, ever: the request is held open until the client gives up
+  (then the handler ends, so the server's shutdown has no hung task to cancel);
 - the newest user message carries a `tool_result`: the final words "Done." (`end_turn`), or
   "The command failed: REASON" when Claude Code reports the tool call as an error (a denied
   permission, a failing command), so a test's `result` says why nothing changed;
@@ -45,7 +46,7 @@ from tests.fakemodel.script import (
     resolve_shell_command,
     write_shell_command,
 )
-from tests.fakemodel.server import Recorder, hang_forever, user_text
+from tests.fakemodel.server import Recorder, user_text
 
 __all__ = ["DEFAULT_MODEL", "routes"]
 
@@ -195,6 +196,18 @@ async def stream_events(message: dict[str, Any]) -> AsyncIterator[bytes]:
     yield _sse("message_stop", {"type": "message_stop"})
 
 
+async def _hold_until_the_client_leaves(request: Request) -> None:
+    """`server.hang_forever`, except that it ends when the client closes the connection.
+
+    Claude Code gives up after API_TIMEOUT_MS; `hang_forever` would then stay pending until the
+    server stops, which waits out its graceful timeout and logs a traceback for each one.
+    Once the body is read, the next ASGI message is `http.disconnect`, sent when the client
+    goes away: waiting for it is the hang.
+    """
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+
+
 def routes(recorder: Recorder) -> list[Route]:
     async def messages(request: Request) -> Response:
         body = await recorder.record(request)
@@ -204,7 +217,8 @@ def routes(recorder: Recorder) -> list[Route]:
         if script.fail_status is not None:
             return JSONResponse(error_body(script.fail_status), script.fail_status)
         if script.hang:
-            await hang_forever()
+            await _hold_until_the_client_leaves(request)
+            return Response(status_code=499)  # nobody is there to read it
         content, stop_reason = reply_content(body, script)
         message = _message(body, content, stop_reason)
         headers = {"request-id": "req_" + uuid.uuid4().hex[:24]}
