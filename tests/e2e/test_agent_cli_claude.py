@@ -336,6 +336,25 @@ def test_resuming_a_session_sends_the_earlier_conversation_and_continues_it(
     assert "Done." in sent
 
 
+def test_after_a_resume_total_cost_usd_counts_the_whole_session_and_usage_only_this_run(
+    claude: Claude, worktree: Path
+) -> None:
+    first = claude.run(worktree, "fake: nothing")
+    assert first.code == 0, first.explain()
+
+    second = claude.run(worktree, "fake: nothing", "--resume", first.session_id)
+
+    assert second.code == 0, second.explain()
+    this_run = second.result["model_usage_since_last_result"][MODEL]
+    assert this_run["costUSD"] > 0
+    assert second.result["total_cost_usd"] == pytest.approx(
+        first.result["total_cost_usd"] + this_run["costUSD"]
+    )
+    assert second.result["modelUsage"][MODEL]["costUSD"] == second.result["total_cost_usd"]
+    assert second.result["usage"]["input_tokens"] == this_run["inputTokens"]
+    assert second.result["usage"]["output_tokens"] == this_run["outputTokens"]
+
+
 def test_a_conflict_resolution_prompt_removes_the_markers_and_keeps_both_sides(
     claude: Claude, worktree: Path
 ) -> None:
