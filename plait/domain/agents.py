@@ -89,7 +89,10 @@ PRESETS: Mapping[str, AgentPreset] = MappingProxyType(
             scratch=(".claude/settings.local.json",),
             env=_frozen(
                 {
+                    # No update checks, telemetry or error reports: only the model's API.
                     "DISABLE_AUTOUPDATER": "1",
+                    "DISABLE_TELEMETRY": "1",
+                    "DISABLE_ERROR_REPORTING": "1",
                     "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
                 }
             ),

@@ -56,7 +56,11 @@ async def check_agents(plan: Plan, env: dict[str, str] | None = None) -> dict[st
     problems = [r for r in results if isinstance(r, str)]
     if problems:
         raise AgentCheckFailed(problems)
-    return {info.program: info for info in results if isinstance(info, AgentInfo)}
+    return {
+        program: info
+        for program, info in zip(wanted, results, strict=True)
+        if isinstance(info, AgentInfo)
+    }
 
 
 async def _probe(program: str, preset: AgentPreset, env: dict[str, str]) -> AgentInfo | str:

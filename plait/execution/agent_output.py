@@ -105,7 +105,14 @@ class ClaudeStreamJson:
             _int(usage.get(key)) or 0
             for key in ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
         )
-        cost = result.get("total_cost_usd")
+        # After --resume, total_cost_usd is the whole session's: this run's is in
+        # model_usage_since_last_result (Claude Code 2.1).
+        since = result.get("model_usage_since_last_result")
+        if isinstance(since, dict) and since:
+            costs = [m.get("costUSD") for m in since.values() if isinstance(m, dict)]
+            cost: object = sum(c for c in costs if isinstance(c, int | float))
+        else:
+            cost = result.get("total_cost_usd")
         return AgentReport(
             error=self._verdict(result),
             model=self._model or _first_model(result),
@@ -117,10 +124,12 @@ class ClaudeStreamJson:
         )
 
     def _verdict(self, result: dict[str, Any]) -> str:
+        # `subtype` says "success" even for an API error: `is_error` is the verdict.
         if result.get("is_error") or result.get("subtype") not in (None, "success"):
-            text = str(result.get("result") or "") or self._api_error
-            subtype = str(result.get("subtype") or "error")
-            return _short(f"Claude Code reported an error ({subtype}): {text}".rstrip(": "))
+            text = str(result.get("result") or "") or self._api_error or "no reason given"
+            status = result.get("api_error_status")
+            http = f" (HTTP {status})" if isinstance(status, int) else ""
+            return _short(f"Claude Code failed: {text}{http}")
         denials = result.get("permission_denials") or []
         if isinstance(denials, list) and denials:
             refused = ", ".join(_denial(d) for d in denials[:5])
