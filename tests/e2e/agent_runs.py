@@ -30,6 +30,7 @@ class AgentSetup:
     env: Callable[[FakeModelServer, Path], dict[str, str]]
     profile_extra: Callable[[FakeModelServer], dict[str, Any]]
     reports_cost: bool
+    resumes: bool  # continues its own session to resolve a conflict
 
 
 def _claude_env(fake: FakeModelServer, home: Path) -> dict[str, str]:
@@ -47,7 +48,7 @@ def _no_extra(fake: FakeModelServer) -> dict[str, Any]:
 
 
 SETUPS: dict[str, AgentSetup] = {
-    "claude": AgentSetup("claude", "claude-sonnet-4-5", _claude_env, _no_extra, True),
+    "claude": AgentSetup("claude", "claude-sonnet-4-5", _claude_env, _no_extra, True, True),
 }
 
 

@@ -120,3 +120,43 @@ def test_byproducts_and_the_agents_own_files_stay_out_of_the_commit(
     landed = git(repo, "diff", "--name-only", "HEAD~1", "HEAD").splitlines()
     assert landed == ["pkg/mod.py"]
     assert git(repo, "show", "main:.gitignore") == ".env\nbuild/"
+
+
+def conflicting_plan(user: AgentRun, second_extra: str = "") -> dict[str, object]:
+    return user.plan(
+        [
+            {"id": "first", "prompt": "fake: write shared.txt from first"},
+            {"id": "second", "prompt": f"fake: write shared.txt from second\n{second_extra}"},
+        ],
+        test_command=TESTS,
+    )
+
+
+def test_a_conflict_between_two_agent_tasks_is_resolved_by_the_agent_that_made_it(
+    user: AgentRun, repo: Path
+) -> None:
+    ran = user.run(repo, conflicting_plan(user))
+
+    assert ran.code == 0, ran.err
+    assert [e["task_id"] for e in ran.of_type("MergeConflicted")] == ["second"]
+    [started] = ran.of_type("ConflictResolutionStarted")
+    assert started["files"] == ["shared.txt"]
+    if user.setup.resumes:
+        own = [e for e in ran.of_type("AgentReported") if e["task_id"] == "second"]
+        assert started["session_id"] == own[0]["session_id"]
+    assert ran.of_type("ConflictResolved")
+    both = sorted(git(repo, "show", "main:shared.txt").splitlines())
+    assert both == ["from first", "from second"]
+
+
+def test_when_the_agent_cannot_resolve_its_conflict_the_task_is_re_run_on_the_new_tip(
+    user: AgentRun, repo: Path
+) -> None:
+    ran = user.run(repo, conflicting_plan(user, "fake: leave-conflicts"))
+
+    assert ran.code == 0, ran.err
+    [failed] = ran.of_type("ConflictResolutionFailed")
+    assert "conflict markers are left in shared.txt" in failed["reason"]
+    reruns = [e for e in ran.of_type("TaskStarted") if e["task_id"] == "second"]
+    assert len(reruns) == 2
+    assert git(repo, "show", "main:shared.txt") == "from second"
