@@ -11,9 +11,11 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -99,6 +101,8 @@ def provider_overrides(server: FakeModelServer, *extra: str) -> list[str]:
         "analytics.enabled=false",
         "features.plugins=false",
         "check_for_update_on_startup=false",
+        # On by default: a refused connection is retried for ever, whatever the retry settings.
+        "features.unbounded_connection_retries=false",
         # The tests' directories are under /tmp, which workspace-write makes writable by default.
         "sandbox_workspace_write.exclude_slash_tmp=true",
         "sandbox_workspace_write.exclude_tmpdir_env_var=true",
@@ -149,6 +153,27 @@ def run(argv: list[str], place: Place, server: FakeModelServer, cwd: Path | None
     started = [e for e in events if e.get("type") == "thread.started"]
     sent = requests_of(server, started[0]["thread_id"]) if started else []
     return Ran(done.returncode, events, done.stderr, sent)
+
+
+@contextmanager
+def running(argv: list[str], place: Place) -> Iterator[subprocess.Popen[str]]:
+    """codex in the background, its events on a pipe; killed (its whole group) on the way out."""
+    process = subprocess.Popen(
+        argv,
+        cwd=place.worktree,
+        env=environment(place),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+        process.communicate()
 
 
 def exec_codex(codex: Path, place: Place, server: FakeModelServer, prompt: str, *extra: str) -> Ran:
@@ -351,20 +376,60 @@ def test_a_stream_retry_repeats_the_whole_request_and_says_reconnecting(
     assert first_error.startswith("Reconnecting... 1/1 (unexpected status 401 Unauthorized")
 
 
+@pytest.fixture
+def refused_url() -> Iterator[str]:
+    """A loopback port that refuses connections: bound, never listening."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}/v1"
+
+
+def test_a_refused_connection_fails_the_turn_once_unbounded_retries_are_off(
+    codex: Path, place: Place, fake_model: FakeModelServer, refused_url: str
+) -> None:
+    ran = exec_codex(
+        codex, place, fake_model, "fake: nothing", f'model_providers.fake.base_url="{refused_url}"'
+    )
+
+    assert ran.code == 1, ran.explain()
+    assert [e["type"] for e in ran.events] == [
+        "thread.started",
+        "turn.started",
+        "error",
+        "turn.failed",
+    ]
+    assert ran.of("turn.failed")[0]["error"]["message"].startswith("Connection failed")
+
+
+def test_a_refused_connection_is_retried_without_end_by_default(
+    codex: Path, place: Place, fake_model: FakeModelServer, refused_url: str
+) -> None:
+    argv = exec_argv(
+        codex,
+        place,
+        fake_model,
+        f'model_providers.fake.base_url="{refused_url}"',
+        "features.unbounded_connection_retries=true",
+    )
+    reconnects: list[str] = []
+    with running([*argv, "fake: nothing"], place) as process:
+        assert process.stdout is not None
+        for line in process.stdout:
+            event = json.loads(line)
+            assert event["type"] not in ("turn.failed", "turn.completed"), event
+            if event["type"] == "error":
+                reconnects.append(event["message"])
+            if len(reconnects) == 2:  # past request_max_retries=0 and stream_max_retries=0
+                break
+
+    waiting = "Reconnecting... waiting for network (Connection failed"
+    assert all(message.startswith(waiting) for message in reconnects), reconnects
+
+
 def test_a_hung_provider_holds_the_turn_until_codex_is_terminated(
     codex: Path, place: Place, fake_model: FakeModelServer
 ) -> None:
-    process = subprocess.Popen(
-        [*exec_argv(codex, place, fake_model), "fake: hang"],
-        cwd=place.worktree,
-        env=environment(place),
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
-    try:
+    with running([*exec_argv(codex, place, fake_model), "fake: hang"], place) as process:
         assert process.stdout is not None
         started = json.loads(process.stdout.readline())
         assert started["type"] == "thread.started"
@@ -373,10 +438,6 @@ def test_a_hung_provider_holds_the_turn_until_codex_is_terminated(
 
         process.terminate()
         rest, _ = process.communicate(timeout=RUN_TIMEOUT)
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.communicate()
 
     assert process.returncode == -signal.SIGTERM
     assert parse_events(rest) == []  # no turn.completed, no turn.failed: plait must time it out
