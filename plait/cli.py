@@ -21,6 +21,7 @@ from rich.live import Live
 from rich.table import Table
 from sqlalchemy.exc import DBAPIError
 
+from plait.domain.agents import preset_names
 from plait.domain.batching import plan_batches, select_mode
 from plait.domain.errors import PlanError
 from plait.domain.plan import parse_plan
@@ -36,6 +37,7 @@ from plait.execution.planning import PlanningFailed, plan_from_command
 from plait.execution.service import Plait, ServiceError
 from plait.execution.settings import Settings
 from plait.execution.user_config import user_profiles
+from plait.execution.worktrees import WorktreeError
 from plait.projections import Projector, ReadModels, all_projections
 from plait.projections.audit import verify_lifecycles
 from plait.projections.codec import run_stream
@@ -203,7 +205,7 @@ async def _plan_then_execute(args: argparse.Namespace) -> int:
             worktree_root=args.worktree_root,
             user_profiles=user_profiles(),
         )
-    except PlanningFailed as exc:
+    except (PlanningFailed, WorktreeError) as exc:
         print(f"plait: {exc}", file=sys.stderr)
         return 2
     except GitError as exc:
@@ -461,8 +463,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--plan-from",
         metavar="COMMAND",
         help="Session 0: make the plan with this command instead of a file: an agent preset "
-        "(claude, codex, aider) or a shell command that writes $PLAIT_PLAN_OUTPUT or prints "
-        "the plan",
+        f"({', '.join(preset_names())}), a profile of your profiles file, or a shell command "
+        "that writes $PLAIT_PLAN_OUTPUT or prints the plan",
     )
     run.add_argument("--spec", metavar="FILE", help="the specification the planner plans from")
     run.add_argument("--repo", default=".", help="the git repository (default: .)")

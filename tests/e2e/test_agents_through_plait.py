@@ -160,3 +160,32 @@ def test_when_the_agent_cannot_resolve_its_conflict_the_task_is_re_run_on_the_ne
     reruns = [e for e in ran.of_type("TaskStarted") if e["task_id"] == "second"]
     assert len(reruns) == 2
     assert git(repo, "show", "main:shared.txt") == "from second"
+
+
+def test_the_agent_plans_the_work_in_a_worktree_and_every_planned_task_runs_on_it(
+    user: AgentRun, repo: Path, tmp_path: Path
+) -> None:
+    before = git(repo, "status", "--porcelain")
+    plan = (
+        "tasks:\\n  - id: greet\\n    prompt: 'fake: write hello.txt hi'\\n"
+        "  - id: wave\\n    prompt: 'fake: write wave.txt o/'"
+    )
+    spec = tmp_path / "SPEC.md"
+    spec.write_text(
+        f"Greet and wave; mind the 'quotes' and $(dollars).\nfake: write plait-plan.yaml {plan}\n"
+    )
+
+    user.write_profiles_file({"planner": user.profile()})  # ~/.config/plait/profiles.yaml
+
+    ran = user.plait(
+        "run", "--plan-from", "planner", "--spec", str(spec), "--repo", str(repo), "--json"
+    )
+
+    assert ran.code == 0, ran.err
+    started = ran.of_type("TaskStarted")
+    assert sorted(e["task_id"] for e in started) == ["greet", "wave"]
+    assert {e["agent"] for e in started} == {user.setup.preset}
+    assert {e["profile"] for e in started} == {"planner"}
+    assert git(repo, "show", "main:hello.txt") == "hi"
+    assert git(repo, "show", "main:wave.txt") == "o/"
+    assert git(repo, "status", "--porcelain") == before
