@@ -2,7 +2,8 @@
 
 Two streams carry them (see ARCHITECTURE.md, "Streams and events"):
 
-- the project stream (`project-<id>`): ProjectRegistered, PlanAccepted, RunStarted, RunEnded;
+- the project stream (`project-<id>`): ProjectRegistered, ProjectDeleted, PlanAccepted,
+  RunStarted, RunEnded;
 - the run stream (`run-<id>`): everything else. Every run-stream event carries `run_id`
   and, where it applies, `batch_id`, `task_id`, `worktree_id` and `attempt`.
 
@@ -89,6 +90,14 @@ class RunEvent(DomainEvent):
 class ProjectRegistered(ProjectEvent):
     name: str
     repo_path: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProjectDeleted(ProjectEvent):
+    """The project is no longer registered. Its runs stay in the history; registering the
+    same repository again continues this stream (the id is the repository's)."""
+
+    reason: str = ""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -450,6 +459,7 @@ class WorkKept(RunEvent):
 
 PROJECT_EVENTS: tuple[type[ProjectEvent], ...] = (
     ProjectRegistered,
+    ProjectDeleted,
     PlanAccepted,
     RunStarted,
     RunEnded,

@@ -16,6 +16,7 @@ from typing import Any
 from plait.domain.batching import plan_batches, select_mode
 from plait.domain.events import (
     PlanAccepted,
+    ProjectDeleted,
     ProjectRegistered,
     RunCreated,
     RunEnded,
@@ -51,6 +52,7 @@ from plait.execution.projects import (
     checked_id,
     fold_project,
     new_id,
+    project_id_for,
     repository_root,
     storable,
 )
@@ -69,6 +71,12 @@ from plait.projections import Projector, ReadModels, all_projections
 from plait.projections.codec import decode, encode, project_stream, run_stream
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Registration:
+    project_id: str
+    created: bool  # False: the repository was registered already
 
 
 @dataclass
@@ -214,26 +222,61 @@ class Plait:
     # -- projects and plans ----------------------------------------------------------------
 
     async def register_project(self, path: str, name: str | None = None) -> str:
+        return (await self.register(path, name)).project_id
+
+    async def register(self, path: str, name: str | None = None) -> Registration:
+        """Register the repository at `path`, or find it registered already: one repository
+        is one project (two would let two runs work on it at once)."""
         repo = await repository_root(path)
         if name is not None and not storable(name):
             raise ServiceError(
                 f"project name {name!r}: not storable text (a NUL or a lone surrogate)"
             )
-        project_id = new_id()
+        known = await self._project_at(repo)
+        if known is not None:  # registered before ids came from the path
+            return Registration(known, created=False)
+        project_id = project_id_for(repo)
+        stream = project_stream(project_id)
+        events = await asyncio.to_thread(self.store.read_stream, stream)
+        if events and not fold_project(project_id, events).deleted:
+            return Registration(project_id, created=False)
         event = ProjectRegistered(
             project_id=project_id, name=(name or repo.name)[:200], repo_path=str(repo)
         )
-        await self._append(project_stream(project_id), [event], expected=0)
-        return project_id
+        try:
+            await self._append(stream, [event], expected=events[-1].stream_version if events else 0)
+        except ConcurrencyError:  # registered meanwhile by someone else: that one counts
+            return Registration(project_id, created=False)
+        return Registration(project_id, created=True)
 
-    async def find_project(self, path: str) -> str | None:
-        """The project registered for this repository, if any (CLI convenience)."""
-        repo = await repository_root(path)
+    async def _project_at(self, repo: Path) -> str | None:
         await self.wait_until_projected()
-        for project in self.read.projects():
+        for project in await asyncio.to_thread(self.read.projects):
             if project["repo_path"] == str(repo):
                 return str(project["project_id"])
         return None
+
+    async def find_project(self, path: str) -> str | None:
+        """The project registered for this repository, if any."""
+        return await self._project_at(await repository_root(path))
+
+    async def delete_project(self, project_id: str) -> None:
+        """Unregister a project. Refused while one of its runs is active; its runs, branches
+        and worktrees stay (see `plait clean`)."""
+        facts = await self.project(project_id)
+        if facts.active_run is not None:
+            raise RunAlreadyActive(
+                f"run {facts.active_run} of project {project_id} is active: stop it first",
+                facts.active_run,
+            )
+        try:
+            await self._append(
+                project_stream(project_id),
+                [ProjectDeleted(project_id=project_id)],
+                expected=facts.version,
+            )
+        except ConcurrencyError:
+            raise RunAlreadyActive(f"project {project_id} changed meanwhile; try again") from None
 
     async def submit_plan(self, project_id: str, plan: Plan, source: str = "api") -> dict[str, Any]:
         facts = await self.project(project_id)
@@ -254,9 +297,10 @@ class Plait:
     async def project(self, project_id: str) -> ProjectFacts:
         checked_id("project id", project_id)
         events = await asyncio.to_thread(self.store.read_stream, project_stream(project_id))
-        if not events:
+        facts = fold_project(project_id, events) if events else None
+        if facts is None or facts.deleted:
             raise UnknownProject(f"no project {project_id!r}")
-        return fold_project(project_id, events)
+        return facts
 
     def project_of_run(self, run_id: str) -> str | None:
         active = self._runs.get(run_id)
@@ -552,6 +596,7 @@ __all__ = [
     "NotResumable",
     "Plait",
     "ProjectFacts",
+    "Registration",
     "RunAlreadyActive",
     "ServiceError",
     "UnknownProject",

@@ -36,7 +36,8 @@ ERROR_TEXT = {
     413: "Request body too large",
     415: "Unsupported content type",
     421: "Host header not served here (DNS rebinding guard)",
-    422: "Plan refused; `problems` lists every reason",
+    422: "A plan refused (`problems` lists every reason), or a body field this request "
+    "does not take",
     503: "Starting, stopping, or the event store is unreachable",
 }
 STATUS_REQUIRED = [
@@ -149,6 +150,7 @@ def schemas() -> JSON:
         },
         "NewProject": {
             "type": "object",
+            "additionalProperties": False,
             "required": ["path"],
             "properties": {
                 "path": {"type": "string", "minLength": 1},
@@ -157,8 +159,16 @@ def schemas() -> JSON:
         },
         "ProjectCreated": {
             "type": "object",
-            "required": ["project_id"],
-            "properties": {"project_id": {"type": "string"}},
+            "required": ["project_id", "created"],
+            "properties": {
+                "project_id": {"type": "string"},
+                "created": {"type": "boolean", "description": "false: registered before"},
+            },
+        },
+        "ProjectDeleted": {
+            "type": "object",
+            "required": ["project_id", "deleted"],
+            "properties": {"project_id": {"type": "string"}, "deleted": {"type": "boolean"}},
         },
         "RunSummary": {
             "type": "object",
@@ -242,6 +252,7 @@ def schemas() -> JSON:
         },
         "ResumeRequest": {
             "type": "object",
+            "additionalProperties": False,
             "properties": {"run_id": nullable("string", pattern=f"^{ID_REGEX}$")},
         },
         "RunStatus": {
@@ -321,7 +332,10 @@ def paths() -> JSON:
         "/api/projects": {
             "post": operation(
                 "Register a project",
-                {"201": body(ref("ProjectCreated"), "Registered")},
+                {
+                    "201": body(ref("ProjectCreated"), "Registered"),
+                    "200": body(ref("ProjectCreated"), "This repository's existing project"),
+                },
                 request={
                     "required": True,
                     "content": {"application/json": {"schema": ref("NewProject")}},
@@ -338,7 +352,13 @@ def paths() -> JSON:
                 "Get a project",
                 {"200": body(ref("Project"), "The project, its plan and its runs")},
                 params=[PROJECT_ID],
-            )
+            ),
+            "delete": operation(
+                "Delete a project",
+                {"200": body(ref("ProjectDeleted"), "Unregistered (409 while a run is active)")},
+                params=[PROJECT_ID],
+                write=True,
+            ),
         },
         f"{project}/plan": {
             "put": operation(

@@ -34,7 +34,7 @@ async def stop(request: Request) -> JSONResponse:
 
 
 async def resume(request: Request) -> JSONResponse:
-    body = await json_object(request, required=False)
+    body = await json_object(request, ("run_id",), required=False)
     wanted = body.get("run_id")
     wanted = checked_id(wanted if isinstance(wanted, str) else None, "run_id")
     plait = runtime_of(request).plait
