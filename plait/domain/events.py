@@ -154,6 +154,9 @@ class BaselineTested(RunEvent):
     exit_code: int | None
     output_tail: str = ""
     allowed: bool = False
+    duration: float = 0.0
+    log_path: str = ""  # the whole output, where the driving process kept it
+    failing_tests: Sequence[str] = ()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -163,9 +166,14 @@ class StopRequested(RunEvent):
 
 @dataclass(frozen=True, kw_only=True)
 class RunCompleted(RunEvent):
+    """The run's tested result `landed_commit` is on `landed_on`: the base branch when the
+    base moved (or already had it), else the run's result branch, kept there for
+    `plait land` because of `not_landed_reason`."""
+
     landed_commit: str
     landed_on: str
     land_command: str | None = None
+    not_landed_reason: str = ""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -180,6 +188,13 @@ class RunStopped(RunEvent):
 
 @dataclass(frozen=True, kw_only=True)
 class RunResumed(RunEvent):
+    reason: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class LandRequested(RunEvent):
+    """`plait land`: run no more tasks; land the tested result with the run's own landing."""
+
     reason: str = ""
 
 
@@ -207,6 +222,8 @@ class TestsPassed(RunEvent):
     exit_code: int | None
     duration: float
     output_tail: str = ""
+    log_path: str = ""
+    failing_tests: Sequence[str] = ()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -217,6 +234,8 @@ class TestsFailed(RunEvent):
     exit_code: int | None
     duration: float
     output_tail: str = ""
+    log_path: str = ""
+    failing_tests: Sequence[str] = ()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -227,6 +246,8 @@ class TestsFlaky(RunEvent):
     commit: str
     command: str
     output_tail: str = ""
+    log_path: str = ""
+    failing_tests: Sequence[str] = ()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -287,6 +308,7 @@ class TaskStarted(RunEvent):
     agent_version: str = ""  # as the CLI reported it before the run
     profile: str = ""
     model: str = ""
+    log_path: str = ""  # the attempt's whole output, where the driving process keeps it
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -394,6 +416,7 @@ class ConflictResolutionStarted(RunEvent):
     onto: str
     files: Sequence[str] = ()
     session_id: str = ""  # "" : a new session
+    log_path: str = ""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -426,15 +449,27 @@ class CulpritFound(RunEvent):
     batch_id: int
     task_id: str
     output_tail: str = ""
+    failing_tests: Sequence[str] = ()
 
 
 @dataclass(frozen=True, kw_only=True)
 class TaskRequeued(RunEvent):
-    """A conflicted task queued to re-run on the new integration tip."""
+    """A task queued to run again: a conflicted one on the new integration tip, a failed
+    one when its run resumes, any unlanded one a user retries."""
 
     batch_id: int
     task_id: str
     reason: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class TaskSkipped(RunEvent):
+    """The task will not run in this run: a task it depends on did not land, a user
+    skipped it, or the run was landed without it."""
+
+    task_id: str
+    reason: str
+    batch_id: int | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -493,6 +528,7 @@ RUN_EVENTS: tuple[type[RunEvent], ...] = (
     BatchFailed,
     FellBackToSequential,
     TaskRequeued,
+    TaskSkipped,
     WorktreeRemoved,
     WorkKept,
     StopRequested,
@@ -500,6 +536,7 @@ RUN_EVENTS: tuple[type[RunEvent], ...] = (
     RunFailed,
     RunStopped,
     RunResumed,
+    LandRequested,
 )
 
 

@@ -5,11 +5,18 @@ from __future__ import annotations
 
 import asyncio
 import os
+import uuid
 from dataclasses import dataclass
+from pathlib import Path
 
+from plait.domain.failures import failing_tests
 from plait.execution.context import RunContext
 from plait.execution.processes import ProcessResult, start_process, task_env
 from plait.execution.worktrees import Worktree
+
+# How much of a red run's log is read for the names of the failing tests: the runners print
+# their summaries last.
+SUMMARY_BYTES = 256 * 1024
 
 
 @dataclass(frozen=True)
@@ -19,6 +26,8 @@ class TestRun:
     exit_code: int | None
     duration: float
     output_tail: str
+    log_path: str = ""
+    failing_tests: tuple[str, ...] = ()
     __test__ = False  # not a pytest test class
 
 
@@ -37,7 +46,8 @@ class IntegrationTester:
         assert self.command is not None
         worktree = await self._checkout(commit)
         self._runs += 1
-        log_path = self.ctx.log_dir / f"tests.{self._runs}.log"
+        # Unique across processes: a resumed run's tester counts from 1 again.
+        log_path = self.ctx.log_dir / f"tests.{commit[:12]}.{uuid.uuid4().hex[:8]}.log"
         log_path.parent.mkdir(parents=True, exist_ok=True)
         env = task_env(
             os.environ, {"PLAIT_RUN_ID": self.ctx.run_id, "PLAIT_WORKTREE": str(worktree.path)}
@@ -62,7 +72,11 @@ class IntegrationTester:
         tail = result.output_tail[-3000:]
         if result.timed_out:
             tail += f"\n[plait: the test command timed out after {result.duration:.0f} s]"
-        return TestRun(commit, result.exit_code == 0, result.exit_code, result.duration, tail)
+        passed = result.exit_code == 0
+        failing = () if passed else tuple(failing_tests(_summary(log_path) or tail))
+        return TestRun(
+            commit, passed, result.exit_code, result.duration, tail, str(log_path), failing
+        )
 
     async def _checkout(self, commit: str) -> Worktree:
         if self._worktree is None:
@@ -82,3 +96,14 @@ class IntegrationTester:
             await self.ctx.worktrees.remove(self._worktree)
             self.ctx.live_worktrees.pop(self._worktree.worktree_id, None)
             self._worktree = None
+
+
+def _summary(log_path: Path) -> str:
+    """The end of a test run's log, where test runners print which tests failed."""
+    try:
+        with log_path.open("rb") as log:
+            size = log.seek(0, os.SEEK_END)
+            log.seek(max(0, size - SUMMARY_BYTES))
+            return log.read().decode("utf-8", errors="replace")
+    except OSError:
+        return ""

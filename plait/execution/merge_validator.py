@@ -50,7 +50,7 @@ class MergeValidator:
     def __init__(self, ctx: RunContext, tester: IntegrationTester) -> None:
         self.ctx = ctx
         self.tester = tester
-        self._last_failure = ""  # the output tail of the latest red test run
+        self._last_failure: TestRun | None = None  # the latest red test run
 
     async def validate(
         self, batch_id: int, onto: str, candidates: Sequence[Candidate]
@@ -92,12 +92,14 @@ class MergeValidator:
                 outcome.stopped = True
                 return outcome
             culprit = chain.steps[culprit_at]
+            failure = self._last_failure
             await record(
                 CulpritFound(
                     run_id=run_id,
                     batch_id=batch_id,
                     task_id=culprit.task_id,
-                    output_tail=self._last_failure,
+                    output_tail=failure.output_tail if failure else "",
+                    failing_tests=failure.failing_tests if failure else (),
                 )
             )
             outcome.ejected.append(culprit.task_id)
@@ -167,6 +169,8 @@ class MergeValidator:
                     commit=commit,
                     command=self.tester.command or "",
                     output_tail=first.output_tail,
+                    log_path=first.log_path,
+                    failing_tests=first.failing_tests,
                 )
             )
             return True
@@ -206,7 +210,7 @@ class MergeValidator:
     async def _record(self, batch_id: int, verdict: TestRun) -> None:
         kind = TestsPassed if verdict.passed else TestsFailed
         if not verdict.passed:
-            self._last_failure = verdict.output_tail
+            self._last_failure = verdict
         await self.ctx.recorder.record(
             kind(
                 run_id=self.ctx.run_id,
@@ -216,6 +220,8 @@ class MergeValidator:
                 exit_code=verdict.exit_code,
                 duration=verdict.duration,
                 output_tail=verdict.output_tail,
+                log_path=verdict.log_path,
+                failing_tests=verdict.failing_tests,
             )
         )
 

@@ -9,27 +9,39 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from plait.domain.batching import plan_batches, select_mode
 from plait.domain.events import (
+    LandRequested,
     PlanAccepted,
     ProjectDeleted,
     ProjectRegistered,
     RunCreated,
     RunEnded,
+    RunEvent,
     RunResumed,
     RunStarted,
     StopRequested,
 )
 from plait.domain.plan_model import Plan
-from plait.domain.run import RunState
+from plait.domain.run import RunState, result_branch
+from plait.domain.run_actions import ActionRefused, check_landable, retry_events, skip_events
+from plait.domain.statuses import (
+    ACTIVE_RUN,
+    DRIVEN_RUN,
+    LANDABLE_RUN,
+    RESUMABLE_RUN,
+    RunStatus,
+    TaskStatus,
+)
 from plait.eventstore import ConcurrencyError, SqlEventStore, StoreError
 from plait.eventstore.leases import DEFAULT_TTL, LeaseStore
 from plait.execution.agent_check import AgentCheckFailed, AgentInfo, check_agents
-from plait.execution.context import RunContext, result_branch
+from plait.execution.context import RunContext
 from plait.execution.errors import (
     AgentsUnavailable,
     BadWorktreeRoot,
@@ -71,6 +83,38 @@ from plait.projections import Projector, ReadModels, all_projections
 from plait.projections.codec import decode, encode, project_stream, run_stream
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class _Action:
+    """How a run is continued: what the resume is called, from which statuses, and the
+    events (decided in the domain) recorded right after RunResumed."""
+
+    name: str  # the reason RunResumed records
+    allowed: frozenset[RunStatus]
+    events: Callable[[RunState], Sequence[RunEvent]]
+    needs: str = "only a stopped, failed or interrupted run can continue"
+
+
+_RESUME = _Action(
+    "resumed",
+    RESUMABLE_RUN | DRIVEN_RUN,
+    lambda state: (),
+    "only a stopped, failed or interrupted run can be resumed",
+)
+
+
+def _land_events(state: RunState) -> list[RunEvent]:
+    check_landable(state)
+    return [LandRequested(run_id=state.run_id, reason="plait land")]
+
+
+_LAND = _Action(
+    "to land its tested work",
+    LANDABLE_RUN,
+    _land_events,
+    "only a stopped, failed or kept run has a result to land",
+)
 
 
 @dataclass(frozen=True)
@@ -139,7 +183,7 @@ class Plait:
             # RunStarted was stored but the process died before RunCreated: nothing ran.
             await self._append(
                 project_stream(project_id),
-                [RunEnded(project_id=project_id, run_id=run_id, outcome="failed")],
+                [RunEnded(project_id=project_id, run_id=run_id, outcome=RunStatus.FAILED)],
                 expected=None,
             )
             return False
@@ -147,20 +191,20 @@ class Plait:
             return False  # a live process drives it
         recorder = await self._recorder(run_id)
         status = recorder.state.status
-        if status not in ("created", "running", "stopping"):
+        if status not in ACTIVE_RUN:
             await asyncio.to_thread(self.leases.release, run_id)
             return False
         await self._reap_orphans(recorder)
-        if status == "stopping":  # the stop was asked for: finish it, do not resume
+        if status == RunStatus.STOPPING:  # the stop was asked for: finish it, do not resume
             await stop_orphan(recorder, recorder.state.stop_reason or "stop requested")
             await self._append(
                 project_stream(project_id),
-                [RunEnded(project_id=project_id, run_id=run_id, outcome="stopped")],
+                [RunEnded(project_id=project_id, run_id=run_id, outcome=RunStatus.STOPPED)],
                 expected=None,
             )
             await asyncio.to_thread(self.leases.release, run_id)
             return False
-        if status == "running":
+        if status == RunStatus.RUNNING:
             await interrupt_tasks(recorder, "the process driving the run ended")
             await recorder.record(RunResumed(run_id=run_id, reason="recovered after a crash"))
         await self._launch(project_id, run_id, recorder, leased=True)
@@ -176,7 +220,7 @@ class Plait:
         places = {run_root} | {
             Path(task.worktree_path)
             for task in recorder.state.tasks.values()
-            if task.status in ("created", "running", "resolving") and task.worktree_path
+            if task.status in (TaskStatus.RUNNING, TaskStatus.RESOLVING) and task.worktree_path
         }
         pids: set[int] = set()
         for place in places:
@@ -281,7 +325,7 @@ class Plait:
     async def submit_plan(self, project_id: str, plan: Plan, source: str = "api") -> dict[str, Any]:
         facts = await self.project(project_id)
         batches = plan_batches(plan)
-        decision = select_mode(batches)
+        decision = select_mode(batches, plan.max_concurrency)
         described = [b.to_dict() for b in batches]
         event = PlanAccepted(
             project_id=facts.project_id,
@@ -311,13 +355,21 @@ class Plait:
 
     # -- runs ------------------------------------------------------------------------------
 
-    async def start_run(self, project_id: str, *, max_concurrency: int | None = None) -> str:
+    async def start_run(
+        self, project_id: str, *, max_concurrency: int | None = None, base: str | None = None
+    ) -> str:
+        """Start a run of the project's plan; `max_concurrency` and `base` override the
+        plan's."""
         facts = await self.project(project_id)
         if facts.active_run is not None and await self._abandoned_start(facts.active_run):
             # A start that died between RunStarted and RunCreated: nothing ran; close it.
             await self._append(
                 project_stream(project_id),
-                [RunEnded(project_id=project_id, run_id=facts.active_run, outcome="failed")],
+                [
+                    RunEnded(
+                        project_id=project_id, run_id=facts.active_run, outcome=RunStatus.FAILED
+                    )
+                ],
                 expected=facts.version,
             )
             facts = await self.project(project_id)
@@ -328,9 +380,9 @@ class Plait:
             )
         if facts.plan is None:
             raise NoPlan(f"project {project_id} has no plan: submit one first")
-        plan = Plan.from_dict(facts.plan["plan"])
-        if max_concurrency is not None:
-            plan = _with_concurrency(plan, max_concurrency)
+        plan = _overridden(
+            Plan.from_dict(facts.plan["plan"]), max_concurrency=max_concurrency, base=base
+        )
         git = Git(Path(facts.repo_path))
         base_branch = plan.base or await git.current_branch()
         if not base_branch:
@@ -419,12 +471,47 @@ class Plait:
         await stop_orphan(recorder, reason)
         await self._append(
             project_stream(project_id),
-            [RunEnded(project_id=project_id, run_id=run_id, outcome="stopped")],
+            [RunEnded(project_id=project_id, run_id=run_id, outcome=RunStatus.STOPPED)],
             expected=None,
         )
         return run_id
 
     async def resume_run(self, project_id: str, run_id: str | None = None) -> str:
+        return await self._continue(project_id, run_id, _RESUME)
+
+    async def land_run(self, run_id: str) -> str:
+        """`plait land`: land a stopped, failed or kept run's tested result on its base with
+        the run's own landing (compare-and-swap, or a fast-forward of a clean checkout)."""
+        return await self._continue(await self._owner(run_id), run_id, _LAND)
+
+    async def retry_task(self, run_id: str, task_id: str) -> str:
+        """Run a task that did not land again (and the tasks skipped because of it), then
+        carry on with the run."""
+        action = _Action(
+            f"to retry task {task_id!r}",
+            RESUMABLE_RUN | DRIVEN_RUN,
+            lambda s: retry_events(s, task_id),
+        )
+        return await self._continue(await self._owner(run_id), run_id, action)
+
+    async def skip_task(self, run_id: str, task_id: str) -> str:
+        """Go on without a task (its dependents are skipped too), then carry on with the run."""
+        action = _Action(
+            f"to skip task {task_id!r}",
+            RESUMABLE_RUN | DRIVEN_RUN,
+            lambda s: skip_events(s, task_id),
+        )
+        return await self._continue(await self._owner(run_id), run_id, action)
+
+    async def _owner(self, run_id: str) -> str:
+        checked_id("run id", run_id)
+        await self.wait_until_projected()
+        project_id = self.project_of_run(run_id)
+        if project_id is None:
+            raise UnknownRun(f"no run {run_id!r}")
+        return project_id
+
+    async def _continue(self, project_id: str, run_id: str | None, action: _Action) -> str:
         facts = await self.project(project_id)
         run_id = checked_id("run id", run_id) if run_id else facts.last_run
         if run_id is None:
@@ -437,20 +524,24 @@ class Plait:
             holder = await asyncio.to_thread(self.leases.holder, run_id)
             raise RunAlreadyActive(f"run {run_id} is driven by another process ({holder})", run_id)
         try:
-            return await self._resume_leased(facts, project_id, run_id)
+            return await self._resume_leased(facts, project_id, run_id, action)
         except BaseException:
             await asyncio.to_thread(self.leases.release, run_id)
             raise
 
-    async def _resume_leased(self, facts: ProjectFacts, project_id: str, run_id: str) -> str:
+    async def _resume_leased(
+        self, facts: ProjectFacts, project_id: str, run_id: str, action: _Action
+    ) -> str:
         recorder = await self._recorder(run_id)
         status = recorder.state.status
-        if status not in ("stopped", "failed", "running", "stopping"):
-            raise NotResumable(
-                f"run {run_id} is {status}: only a stopped, failed or "
-                "interrupted run can be resumed"
-            )
-        await self._agents(Plan.from_dict(recorder.plan))
+        if status not in action.allowed:
+            raise NotResumable(f"run {run_id} is {status}: {action.needs}")
+        try:
+            then = action.events(recorder.state)  # refused here, before anything is recorded
+        except ActionRefused as exc:
+            raise NotResumable(str(exc)) from None
+        if action is not _LAND:
+            await self._agents(Plan.from_dict(recorder.plan))
         if facts.active_run is None:
             try:
                 await self._append(
@@ -460,10 +551,10 @@ class Plait:
                 )
             except ConcurrencyError:
                 raise RunAlreadyActive(f"project {project_id} changed; try again") from None
-        if status in ("running", "stopping"):
+        if status in DRIVEN_RUN:
             await self._reap_orphans(recorder)
             await interrupt_tasks(recorder, "the process driving the run ended")
-        await recorder.record(RunResumed(run_id=run_id, reason="resumed"))
+        await recorder.record(RunResumed(run_id=run_id, reason=action.name), *then)
         await self._launch(project_id, run_id, recorder, leased=True)
         return run_id
 
@@ -576,7 +667,7 @@ class Plait:
         return recorder
 
     async def _request_stop(self, active: _ActiveRun, reason: str) -> None:
-        if active.ctx.recorder.state.status in ("running", "created"):
+        if active.ctx.recorder.state.status in (RunStatus.RUNNING, RunStatus.PENDING):
             await active.ctx.recorder.record(StopRequested(run_id=active.ctx.run_id, reason=reason))
         active.ctx.stop.set()
 
@@ -604,7 +695,8 @@ __all__ = [
 ]
 
 
-def _with_concurrency(plan: Plan, max_concurrency: int) -> Plan:
-    data = plan.to_dict()
-    data["max_concurrency"] = max_concurrency
-    return Plan.from_dict(data)
+def _overridden(plan: Plan, **settings: object) -> Plan:
+    """The plan with the given settings (None: the plan's own), checked like a plan file:
+    a bad `base` is refused in the plan's words."""
+    given = {key: value for key, value in settings.items() if value is not None}
+    return Plan.from_dict({**plan.to_dict(), **given}) if given else plan

@@ -342,7 +342,7 @@ async def test_a_started_run_lands_every_batch(client: AppClient, tmp_path: Path
     assert body == {"status": "started", "message": "Parallel execution initiated"}
 
     status = await finished(client, project_id)
-    assert status["status"] == "completed", status
+    assert status["status"] == "landed", status
     assert status["run_id"] == run_id
     assert SEED_STATUS_FIELDS | {"run_id", "status", "batches", "tasks"} <= set(status)
     assert (status["batches_total"], status["completed_batches"]) == (2, 2)
@@ -354,7 +354,7 @@ async def test_a_started_run_lands_every_batch(client: AppClient, tmp_path: Path
     run = (await client.get(f"/api/runs/{run_id}")).json()
     assert run == status
     runs = (await client.get(f"/api/projects/{project_id}")).json()["runs"]
-    assert [(r["run_id"], r["status"]) for r in runs] == [(run_id, "completed")]
+    assert [(r["run_id"], r["status"]) for r in runs] == [(run_id, "landed")]
 
 
 async def test_a_second_start_while_a_run_is_active_is_a_conflict(
@@ -427,7 +427,7 @@ async def test_history_replays_the_run_as_it_was_at_a_position_or_a_time(
     types = [row["type"] for row in now["timeline"]]
     assert types[:3] == ["ProjectRegistered", "PlanAccepted", "RunStarted"]
     assert "RunCompleted" in types
-    assert now["status_at"]["status"] == "completed"
+    assert now["status_at"]["status"] == "landed"
     assert now["run_id"] == run_id
 
     first_batch_done = next(
@@ -500,7 +500,7 @@ async def test_metrics_count_runs_tasks_and_stream_clients(
     lines = response.text.splitlines()
     assert "plait_runs_started_total 1.0" in lines
     assert "plait_sse_clients 0.0" in lines
-    assert 'plait_tasks{status="removed"} 3.0' in lines or any(
+    assert 'plait_tasks{status="landed"} 3.0' in lines or any(
         line.startswith("plait_tasks{") for line in lines
     )
     assert any(line.startswith("plait_store_position ") for line in lines)

@@ -49,7 +49,7 @@ async def test_a_hanging_test_command_times_out_and_its_culprit_is_left_out(
     for pid in map(int, pids.read_text().split()):
         assert process_gone(pid), f"test process {pid} outlived its timeout"
     # Only what was tested green landed; the culprit's work is kept on its branch.
-    assert done.result.status == "completed"
+    assert done.result.status == "landed"
     assert "fine.txt" in files_on(h.repo, "main")
     assert "hang.txt" not in files_on(h.repo, "main")
     assert git(h.repo, "rev-parse", "main") != before
