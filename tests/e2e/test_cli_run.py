@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.gitrepo import make_repo
+from tests.gitrepo import git, make_repo
 
 PLAIT = str(Path(sys.executable).with_name("plait"))
 
@@ -85,7 +85,7 @@ def test_run_exits_0_when_every_task_lands(tmp_path: Path, home: Path, db: str, 
     assert "landed" in ran.out
     assert {"a.txt", "b.txt", "c.txt"} <= set(os.listdir(repo))
     # Piped output keeps the progress view and the summary on lines of their own.
-    title = next(line for line in ran.out.splitlines() if "run " in line and ": completed" in line)
+    title = next(line for line in ran.out.splitlines() if "run " in line and ": landed" in line)
     assert title.strip().startswith("run "), title
 
 
@@ -158,10 +158,10 @@ def test_status_and_history_until_a_position_show_a_finished_run(
 
     status = plait(home, db, "status", run_id)
     assert status.code == 0, status.err
-    assert f"run {run_id}: completed" in status.out
+    assert f"run {run_id}: landed" in status.out
 
     as_json = plait(home, db, "status", run_id, "--json")
-    assert json.loads(as_json.out)["status"] == "completed"
+    assert json.loads(as_json.out)["status"] == "landed"
 
     history = plait(home, db, "history", run_id, "--until", str(while_running), "--json")
     assert history.code == 0, history.err
@@ -179,7 +179,7 @@ def test_status_and_history_until_a_position_show_a_finished_run(
     assert unknown.code == 2
 
 
-def test_demo_shows_a_parallel_batch_a_conflict_re_run_a_culprit_and_a_landed_result(
+def test_demo_shows_a_parallel_batch_a_conflict_a_culprit_and_stops_with_tested_work(
     tmp_path: Path, home: Path
 ) -> None:
     directory = tmp_path / "demo"
@@ -188,7 +188,7 @@ def test_demo_shows_a_parallel_batch_a_conflict_re_run_a_culprit_and_a_landed_re
         home, f"sqlite:///{tmp_path / 'demo.db'}", "demo", "--dir", str(directory), "--json"
     )
 
-    assert ran.code == 0, ran.err  # the culprit is left out by design: the demo succeeded
+    assert ran.code == 0, ran.err  # the demo stops by design: it did what it shows
     events = ran.events()
     types = [e["type"] for e in events]
     running: set[str] = set()
@@ -204,8 +204,9 @@ def test_demo_shows_a_parallel_batch_a_conflict_re_run_a_culprit_and_a_landed_re
     assert "FellBackToSequential" in types
     assert "TaskRequeued" in types
     assert [e["task_id"] for e in events if e["type"] == "CulpritFound"] == ["fast-add"]
-    assert types[-1] == "RunCompleted"
-    assert events[-1]["landed_on"] == "main"
+    assert [e["task_id"] for e in events if e["type"] == "TaskFailed"] == ["rates"]
+    assert types[-1] == "RunFailed"
     repo = directory / "calculator"
-    assert (repo / "calc" / "cli.py").exists()
-    assert "a - b" not in (repo / "calc" / "ops.py").read_text()
+    result = f"plait/{events[0]['run_id']}/_result"
+    assert "calc/divide.py" in git(repo, "ls-tree", "-r", "--name-only", result)
+    assert not (repo / "calc" / "divide.py").exists()  # main did not move
