@@ -387,7 +387,19 @@ def _status_text(view: dict[str, object]) -> str:
         f"batches: {view['completed_batches']}/{view['batches_total']} completed",
     ]
     for task in view["tasks"]:  # type: ignore[attr-defined]
-        lines.append(f"  {task['task_id']:<20} {task['status']:<11} attempt {task['attempt']}")
+        line = f"  {task['task_id']:<20} {task['status']:<11} attempt {task['attempt']}"
+        if task.get("agent"):
+            line += (
+                f"  {task['agent']} {task.get('model') or ''}  tokens"
+                f" {task['total_tokens_in']:,}/{task['total_tokens_out']:,}"
+                f"  ${task['total_cost_usd']:.4f}"
+            )
+        lines.append(line)
+    if any(task.get("agent") for task in view["tasks"]):  # type: ignore[attr-defined]
+        lines.append(
+            f"agents: tokens {view['tokens_in']:,} in, {view['tokens_out']:,} out;"
+            f" cost ${view['cost_usd']:.4f}"
+        )
     return "\n".join(lines)
 
 

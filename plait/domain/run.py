@@ -209,6 +209,10 @@ class RunState:
             "completed_batches": self.completed_batches,
             "landed_commit": self.landed_commit,
             "error": self.error,
+            # What the run's agent sessions used, over every task and attempt.
+            "tokens_in": sum(t.total_tokens_in for t in self.tasks.values()),
+            "tokens_out": sum(t.total_tokens_out for t in self.tasks.values()),
+            "cost_usd": round(sum(t.total_cost_usd for t in self.tasks.values()), 6),
             "batches": [dataclasses.asdict(b) for b in self._sorted_batches()],
             "tasks": [dataclasses.asdict(t) for t in self.tasks.values()],
         }
