@@ -189,3 +189,41 @@ def test_the_agent_plans_the_work_in_a_worktree_and_every_planned_task_runs_on_i
     assert git(repo, "show", "main:hello.txt") == "hi"
     assert git(repo, "show", "main:wave.txt") == "o/"
     assert git(repo, "status", "--porcelain") == before
+
+
+def most_at_once(events: list[dict[str, object]], tasks: set[str]) -> int:
+    """The most of `tasks` whose agent was running at the same time, in event order."""
+    running = most = 0
+    for event in events:
+        if event.get("task_id") not in tasks:
+            continue
+        if event["type"] == "TaskStarted":
+            running += 1
+            most = max(most, running)
+        elif event["type"] in ("TaskSucceeded", "TaskFailed", "TaskChangedNothing"):
+            running -= 1
+    return most
+
+
+def test_a_dozen_real_agents_run_at_once_and_a_profiles_limit_holds(
+    user: AgentRun, repo: Path
+) -> None:
+    limited = {f"slow-{n}" for n in range(6)}
+    free = {f"free-{n}" for n in range(6)}
+    tasks = [
+        {"id": name, "prompt": f"fake: write {name}.txt {name}", "profile": profile}
+        for names, profile in ((sorted(limited), "limited"), (sorted(free), "agent"))
+        for name in names
+    ]
+    plan = user.plan(tasks, max_concurrency=12)
+    plan["profiles"]["limited"] = user.profile(max_concurrency=2)
+
+    ran = user.run(repo, plan)
+
+    assert ran.code == 0, ran.err
+    events = ran.events()
+    assert most_at_once(events, limited) <= 2
+    assert most_at_once(events, limited | free) > 2
+    assert len(ran.of_type("TaskSucceeded")) == 12
+    for name in limited | free:
+        assert git(repo, "show", f"main:{name}.txt") == name
