@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 from plait.eventstore import SqlEventStore
@@ -16,7 +17,7 @@ PLAIT = str(Path(sys.executable).with_name("plait"))
 
 
 def run_plan(
-    tmp_path: Path, plan: dict[str, object], path: str
+    tmp_path: Path, plan: Mapping[str, object], path: str
 ) -> subprocess.CompletedProcess[str]:
     repo = make_repo(tmp_path / "repo")
     plan_file = tmp_path / "plan.json"
