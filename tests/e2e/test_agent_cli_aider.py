@@ -155,6 +155,10 @@ def aider_argv(
         "--no-analytics",
         "--no-show-release-notes",
         "--no-show-model-warnings",
+        "--no-detect-urls",
+        "--disable-playwright",
+        "--no-auto-lint",
+        "--no-suggest-shell-commands",
     ]  # fmt: skip
     if metadata is not None:
         argv += ["--model-metadata-file", str(metadata)]
@@ -558,3 +562,44 @@ def test_restore_chat_history_sends_the_previous_run_again_command_line_and_all(
     # The history file logs the command line as a quote, whose continuation lines (the rest of
     # a multi-line --message, then the other flags) come back as an assistant message.
     assert any(text.startswith("fake: nothing --yes-always") for text in assistant)
+
+
+def test_a_url_in_the_prompt_is_fetched_into_the_chat_unless_no_detect_urls(
+    layout: Layout, fake_model: FakeModelServer, metadata_file: Path
+) -> None:
+    page = f"/docs/{uuid.uuid4().hex}"
+    prompt = f"See {fake_model.url}{page} for the spec.\nfake: nothing"
+    recommended = aider_argv(layout, fake_model, prompt, metadata_file)
+    detecting = [arg for arg in recommended if arg != "--no-detect-urls"]
+
+    run_aider(layout, fake_model, prompt, metadata_file, argv=recommended)
+    assert [r for r in fake_model.recorder.snapshot() if r.path == page] == []
+
+    # --yes-always says yes to "Add URL to the chat?"; without --disable-playwright it would
+    # also say yes to "Install playwright?" (pip install, then playwright install --with-deps).
+    run = run_aider(layout, fake_model, prompt, metadata_file, argv=detecting)
+    assert f"Scraping {fake_model.url}{page}...\n" in run.stdout
+    [fetched] = [r for r in fake_model.recorder.snapshot() if r.path == page]
+    assert fetched.method == "GET"
+
+
+def test_auto_lint_sends_a_broken_python_file_back_to_the_model_three_more_times(
+    layout: Layout, fake_model: FakeModelServer, metadata_file: Path
+) -> None:
+    prompt = "fake: write broken.py def f(:"
+    argv = [
+        a for a in aider_argv(layout, fake_model, prompt, metadata_file) if a != "--no-auto-lint"
+    ]
+
+    run = run_aider(layout, fake_model, prompt, metadata_file, argv=argv)
+
+    assert len(run.requests) == 4
+    # Lint output after each of the 4 replies; the last one is not sent.
+    assert run.stdout.count("# Fix any errors below, if possible.\n") == 4
+    assert run.stdout.rstrip("\n").endswith("Only 3 reflections allowed, stopping.")
+    assert len(TOKENS_LINE.findall(run.stdout)) == 4  # one per request; "session" adds up
+    assert run.returncode == 0
+
+    quiet = run_aider(layout, fake_model, prompt, metadata_file)
+    assert len(quiet.requests) == 1
+    assert "Fix any errors" not in quiet.stdout
