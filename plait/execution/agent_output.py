@@ -223,7 +223,7 @@ _AIDER_TOKENS = re.compile(
     r"(?: Cost: \$(?P<msg>[\d.,]+) message, \$(?P<session>[\d.,]+) session\.)?"
 )
 _AIDER_ERRORS = (
-    re.compile(r"^(litellm\.\w+Error: .*)$"),
+    re.compile(r"^(litellm\.\w+: .*)$"),
     re.compile(r"^(The API provider is not able to authenticate you.*)$"),
     re.compile(r"^(The API provider's servers are down or overloaded.*)$"),
     re.compile(r"^(The API provider has rate limited you.*)$"),
@@ -239,7 +239,9 @@ def _aider_count(number: str, suffix: str) -> int:
 
 
 class AiderText:
-    """aider's plain-text output: its token and cost lines, its model, its errors."""
+    """aider's plain-text output: its token and cost lines, its model, its errors. aider
+    retries a failed request (a 500, a timeout) and may then succeed: an error counts only
+    when no reply (a token line) came after it."""
 
     def __init__(self) -> None:
         self._tokens_in = 0
@@ -253,7 +255,7 @@ class AiderText:
         line = line.strip()
         tokens = _AIDER_TOKENS.search(line)
         if tokens:
-            self._saw = True
+            self._saw, self._error = True, ""
             self._tokens_in += _aider_count(tokens["sent"], tokens["sk"])
             self._tokens_out += _aider_count(tokens["recv"], tokens["rk"])
             if tokens["session"]:
@@ -265,8 +267,9 @@ class AiderText:
             return
         for pattern in _AIDER_ERRORS:
             found = pattern.match(line)
-            if found and not self._error:
+            if found:
                 self._error = found.group(1)
+                return
 
     def report(self) -> AgentReport:
         return AgentReport(
