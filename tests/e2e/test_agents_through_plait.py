@@ -229,3 +229,12 @@ def test_a_dozen_real_agents_run_at_once_and_a_profiles_limit_holds(
     assert len(ran.of_type("TaskSucceeded")) == 12
     for name in limited | free:
         assert git(repo, "show", f"main:{name}.txt") == name
+
+
+def test_an_agent_leaves_the_users_git_config_as_it_was(user: AgentRun, tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "bare-identity", identity=False)
+    config = (repo / ".git" / "config").read_text()
+    ran = user.run(repo, user.plan([{"id": "greet", "prompt": "fake: write hello.txt hi"}]))
+
+    assert ran.code == 0, ran.err
+    assert (repo / ".git" / "config").read_text() == config
