@@ -87,9 +87,18 @@ def status_text(args: argparse.Namespace, view: dict[str, Any]) -> str:
     lines.append(f"  {'task':<{width}}  {'status':<10} {'attempt':>7} {'duration':>9}  note")
     for task in state.tasks.values():
         took = duration_text(task.duration)
+        line = f"  {task.task_id:<{width}}  {task.status:<10} {task.attempt:>7} {took:>9}  "
+        if task.agent:
+            line += (
+                f"{task.agent} {task.model or ''}  tokens"
+                f" {task.total_tokens_in:,}/{task.total_tokens_out:,}"
+                f"  ${task.total_cost_usd:.4f}  "
+            )
+        lines.append(line + task_note(state, task))
+    if any(task.agent for task in state.tasks.values()):
         lines.append(
-            f"  {task.task_id:<{width}}  {task.status:<10} {task.attempt:>7} {took:>9}  "
-            f"{task_note(state, task)}"
+            f"agents: tokens {view['tokens_in']:,} in, {view['tokens_out']:,} out;"
+            f" cost ${view['cost_usd']:.4f}"
         )
     if state.status == RunStatus.LANDED:
         lines.append(f"landed {(state.landed_commit or '')[:12]} on {state.landed_on}")

@@ -327,6 +327,10 @@ class RunState:
             "error": self.error,
             "resumes": self.resumes,
             "baseline_passed": self.baseline_passed,
+            # What the run's agent sessions used, over every task and attempt.
+            "tokens_in": sum(t.total_tokens_in for t in self.tasks.values()),
+            "tokens_out": sum(t.total_tokens_out for t in self.tasks.values()),
+            "cost_usd": round(sum(t.total_cost_usd for t in self.tasks.values()), 6),
             "batches": [dataclasses.asdict(b) for b in self._sorted_batches()],
             "tasks": [
                 {**dataclasses.asdict(t), "note": task_note(self, t)} for t in self.tasks.values()

@@ -109,12 +109,14 @@ def test_a_task_that_may_change_nothing_is_a_success(user: AgentRun, repo: Path)
 def test_byproducts_and_the_agents_own_files_stay_out_of_the_commit(
     user: AgentRun, repo: Path
 ) -> None:
-    prompt = (
-        "fake: write pkg/mod.py VALUE = 1\n"
-        "fake: write pkg/__pycache__/mod.cpython-311.pyc not source\n"
-        "fake: write .pytest_cache/v/cache/lastfailed {}\n"
+    # What a setup or a test run leaves behind, untracked: bytecode, a pytest cache, a venv.
+    setup = (
+        "mkdir -p pkg/__pycache__ .pytest_cache/v .venv/bin"
+        " && echo x > pkg/__pycache__/mod.cpython-311.pyc"
+        " && echo {} > .pytest_cache/v/lastfailed && echo x > .venv/bin/python"
     )
-    ran = user.run(repo, user.plan([{"id": "mod", "prompt": prompt}]))
+    plan = user.plan([{"id": "mod", "prompt": "fake: write pkg/mod.py VALUE = 1"}])
+    ran = user.run(repo, {**plan, "setup_command": setup})
 
     assert ran.code == 0, ran.err
     landed = git(repo, "diff", "--name-only", "HEAD~1", "HEAD").splitlines()
@@ -189,3 +191,75 @@ def test_the_agent_plans_the_work_in_a_worktree_and_every_planned_task_runs_on_i
     assert git(repo, "show", "main:hello.txt") == "hi"
     assert git(repo, "show", "main:wave.txt") == "o/"
     assert git(repo, "status", "--porcelain") == before
+
+
+def most_at_once(events: list[dict[str, object]], tasks: set[str]) -> int:
+    """The most of `tasks` whose agent was running at the same time, in event order."""
+    running = most = 0
+    for event in events:
+        if event.get("task_id") not in tasks:
+            continue
+        if event["type"] == "TaskStarted":
+            running += 1
+            most = max(most, running)
+        elif event["type"] in ("TaskSucceeded", "TaskFailed", "TaskChangedNothing"):
+            running -= 1
+    return most
+
+
+def test_a_dozen_real_agents_run_at_once_and_a_profiles_limit_holds(
+    user: AgentRun, repo: Path
+) -> None:
+    limited = {f"slow-{n}" for n in range(6)}
+    free = {f"free-{n}" for n in range(6)}
+    tasks = [
+        {"id": name, "prompt": f"fake: write {name}.txt {name}", "profile": profile}
+        for names, profile in ((sorted(limited), "limited"), (sorted(free), "agent"))
+        for name in names
+    ]
+    plan = user.plan(tasks, max_concurrency=12)
+    plan["profiles"]["limited"] = user.profile(max_concurrency=2)
+
+    ran = user.run(repo, plan)
+
+    assert ran.code == 0, ran.err
+    events = ran.events()
+    assert most_at_once(events, limited) <= 2
+    assert most_at_once(events, limited | free) > 2
+    assert len(ran.of_type("TaskSucceeded")) == 12
+    for name in limited | free:
+        assert git(repo, "show", f"main:{name}.txt") == name
+
+
+def test_an_agent_leaves_the_users_git_config_as_it_was(user: AgentRun, tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "bare-identity", identity=False)
+    config = (repo / ".git" / "config").read_text()
+    ran = user.run(repo, user.plan([{"id": "greet", "prompt": "fake: write hello.txt hi"}]))
+
+    assert ran.code == 0, ran.err
+    assert (repo / ".git" / "config").read_text() == config
+
+
+@pytest.mark.slow  # aider backs off for about a minute before it gives up
+def test_a_provider_that_keeps_failing_fails_the_task_with_the_clis_own_reason(
+    user: AgentRun, repo: Path
+) -> None:
+    plan = user.plan([{"id": "down", "prompt": "fake: fail 500\nfake: write a.txt A"}])
+    ran = user.run(repo, plan)
+
+    assert ran.code == 1
+    [failed] = ran.of_type("TaskFailed")
+    assert failed["error"]
+    assert "{" not in failed["error"], failed["error"]
+    assert not ran.of_type("TaskSucceeded")
+
+
+def test_an_agent_whose_provider_hangs_is_stopped_at_its_timeout(
+    user: AgentRun, repo: Path
+) -> None:
+    plan = user.plan([{"id": "stuck", "prompt": "fake: hang", "timeout": 5}])
+    ran = user.run(repo, plan)
+
+    assert ran.code == 1
+    [failed] = ran.of_type("TaskFailed")
+    assert "timed out after 5 s" in failed["error"]
