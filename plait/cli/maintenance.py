@@ -10,7 +10,6 @@ from datetime import UTC, datetime, timedelta
 
 from plait.cli.common import hint, open_store, settings
 from plait.cli.errors import UsageError
-from plait.domain.run import RunState
 from plait.domain.times import parse_time
 from plait.eventstore import StoreUnavailable, configured_url
 from plait.eventstore import migrate as store_migrate
@@ -101,19 +100,18 @@ def cmd_clean(args: argparse.Namespace) -> int:
         Projector(store, all_projections()).catch_up()
         models = ReadModels(store)
         if args.run:
-            view = models.run_status(args.run)
-            if view is None:
+            state = models.run_state(args.run)
+            if state is None:
                 raise UsageError(f"no run {args.run!r} in {store}")
-            views = [view]
+            states = [state]
         else:
-            views = [
-                view
+            states = [
+                state
                 for summary in models.runs(limit=1_000_000)
-                if (view := models.run_status(summary["run_id"])) is not None
+                if (state := models.run_state(summary["run_id"])) is not None
             ]
     finally:
         store.close()
-    states = [RunState.from_json_dict(view) for view in views]
     if age is not None:
         cutoff = datetime.now(UTC) - age
         states = [s for s in states if (ended := parse_time(s.ended_at)) and ended < cutoff]

@@ -66,6 +66,7 @@ async def _clean_run(
     async def on_base(commit: str) -> bool:
         return base_tip is not None and await git.is_ancestor(commit, base_tip)
 
+    checked_out: set[str] = set()  # the branches of kept worktrees stay with them
     for entry in await manager.list_porcelain():
         path = entry.path.resolve()
         branch = entry.branch or ""
@@ -78,11 +79,14 @@ async def _clean_run(
                 await manager.remove(Worktree(path, entry.branch_name, path.name, entry.head or ""))
         else:
             report.kept.append(f"worktree {path}: {why}")
+            checked_out.add(branch)
     listed = await git.run("for-each-ref", "--format=%(refname) %(objectname)", prefix)
     for line in listed.stdout.splitlines():
         ref, _, commit = line.partition(" ")
         name = ref.removeprefix("refs/heads/")
-        if await on_base(commit) or discard:
+        if ref in checked_out:
+            report.kept.append(f"branch {name}: its worktree is kept")
+        elif await on_base(commit) or discard:
             report.removed.append(f"branch {name}")
             if not dry_run:
                 await git.run("update-ref", "-d", ref, commit)

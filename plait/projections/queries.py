@@ -29,13 +29,16 @@ class ReadModels:
         self.store = store
 
     def run_status(self, run_id: str) -> dict[str, Any] | None:
+        state = self.run_state(run_id)
+        return None if state is None else state.status_view()
+
+    def run_state(self, run_id: str) -> RunState | None:
+        """The run's folded state, as its projection row holds it."""
         with self.store.connect() as conn:
             row = conn.execute(
                 select(run_status.c.state).where(run_status.c.run_id == run_id)
             ).scalar_one_or_none()
-        if row is None:
-            return None
-        return RunState.from_json_dict(json.loads(row)).status_view()
+        return None if row is None else RunState.from_json_dict(json.loads(row))
 
     def runs(
         self,

@@ -5,27 +5,12 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 
+from tests.e2e.cli_support import plait, write_plan, writes
 from tests.gitrepo import git, make_repo
-
-PLAIT = str(Path(sys.executable).with_name("plait"))
-
-
-@dataclass(frozen=True)
-class Ran:
-    code: int
-    out: str
-    err: str
-
-    def events(self) -> list[dict[str, Any]]:
-        return [json.loads(line) for line in self.out.splitlines() if line.strip()]
 
 
 @pytest.fixture
@@ -34,32 +19,6 @@ def home(tmp_path: Path) -> Path:
     path = tmp_path / "home"
     path.mkdir()
     return path
-
-
-def plait(home: Path, db: str, *args: str) -> Ran:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PLAIT_", "GIT_"))}
-    env.update({"XDG_DATA_HOME": str(home), "COLUMNS": "200", "NO_COLOR": "1"})
-    # The demo's test command is pytest: spare it loading this environment's plugins.
-    env["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
-    done = subprocess.run(
-        [PLAIT, *args, "--db", db],
-        env=env,
-        capture_output=True,
-        text=True,
-        stdin=subprocess.DEVNULL,
-        check=False,
-        timeout=240,
-    )
-    return Ran(done.returncode, done.stdout, done.stderr)
-
-
-def write_plan(path: Path, **plan: Any) -> str:
-    path.write_text(json.dumps({"retries": 0, **plan}))
-    return str(path)
-
-
-def writes(task_id: str, name: str, *depends_on: str) -> dict[str, Any]:
-    return {"id": task_id, "run": f"echo {task_id} > {name}", "depends_on": list(depends_on)}
 
 
 @pytest.fixture
