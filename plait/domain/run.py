@@ -259,6 +259,8 @@ class RunState:
     baseline_passed: bool | None = None
     baseline_allowed: bool = False
     baseline_failing_tests: list[str] = field(default_factory=list)
+    baseline_ended_at: str | None = None
+    baseline_duration: float | None = None
     stop_reason: str | None = None
     error: str | None = None
     resumes: int = 0
@@ -599,6 +601,7 @@ def _baseline_tested(state: RunState, event: BaselineTested, at: str | None) -> 
     state._require_active(event.TYPE)
     state.baseline_passed, state.baseline_allowed = event.passed, event.allowed
     state.baseline_failing_tests = list(event.failing_tests)
+    state.baseline_ended_at, state.baseline_duration = at, event.duration
 
 
 def _batch_started(state: RunState, event: BatchStarted, at: str | None) -> None:

@@ -42,6 +42,7 @@ from plait.eventstore import ConcurrencyError, SqlEventStore, StoreError
 from plait.eventstore.leases import DEFAULT_TTL, LeaseStore
 from plait.execution.agent_check import AgentCheckFailed, AgentInfo, check_agents
 from plait.execution.context import RunContext
+from plait.execution.diffs import Diff, NoDiff, task_diff
 from plait.execution.errors import (
     AgentsUnavailable,
     BadWorktreeRoot,
@@ -55,6 +56,7 @@ from plait.execution.errors import (
     ServiceError,
     UnknownProject,
     UnknownRun,
+    UnknownTask,
 )
 from plait.execution.git import Git, GitError
 from plait.execution.orchestrator import RunDriver, RunResult
@@ -568,6 +570,21 @@ class Plait:
         active = self._runs.get(run_id)
         return None if active is None else active.ctx.recorder.state
 
+    async def task_diff(self, run_id: str, task_id: str, attempt: int | None = None) -> Diff:
+        """A task attempt's diff against its base: its commit, or its worktree so far."""
+        checked_id("run id", run_id)
+        await self.wait_until_projected()
+        state = await asyncio.to_thread(self.read.run_state, run_id)
+        if state is None:
+            raise UnknownRun(f"no run {run_id!r}")
+        task = state.tasks.get(task_id)
+        if task is None:
+            raise UnknownTask(f"run {run_id} has no task {task_id!r}")
+        try:
+            return await task_diff(Path(state.repo_path or "."), task, attempt)
+        except NoDiff as exc:
+            raise UnknownTask(str(exc)) from None
+
     # -- internals -------------------------------------------------------------------------
 
     async def _launch(
@@ -692,6 +709,7 @@ __all__ = [
     "ServiceError",
     "UnknownProject",
     "UnknownRun",
+    "UnknownTask",
 ]
 
 

@@ -142,3 +142,15 @@ def after_position(request: Request) -> int:
         if raw is not None and not raw.strip().isdigit():
             raise ApiError(400, "bad_request", "Last-Event-ID and after must be event positions")
     return next((int(raw) for raw in given if raw is not None), 0)
+
+
+def int_param(
+    request: Request, name: str, *, default: int | None, low: int, high: int
+) -> int | None:
+    """A whole-number query parameter from `low` to `high`; 400 naming it otherwise."""
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return default
+    if not raw.isdigit() or not low <= int(raw) <= high:
+        raise ApiError(400, "bad_request", f"{name} must be a whole number from {low} to {high}")
+    return int(raw)

@@ -9,7 +9,7 @@ cleaned away, gets what the events kept.
 from __future__ import annotations
 
 import codecs
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,22 +48,23 @@ def attempt_logs(task: TaskState, attempt: int | None = None) -> list[AttemptSta
 
 def task_output(events: Sequence[StoredEvent], task: TaskState, attempt: AttemptState) -> str:
     """An attempt's whole output."""
-    return read_attempt(events, task, attempt, 0, None).text
+    return read_attempt(lambda: events, task, attempt, 0, None).text
 
 
 def read_attempt(
-    events: Sequence[StoredEvent],
+    events: Callable[[], Sequence[StoredEvent]],
     task: TaskState,
     attempt: AttemptState,
     offset: int,
     limit: int | None = DEFAULT_LIMIT,
 ) -> LogSlice:
+    """`events` is called (to read the run's stream) only when the log file is not there."""
     file = _read_file(Path(attempt.log_path), offset, limit) if attempt.log_path else None
     if file is not None:
         return file
     text = "".join(
         str(stored.data.get("text") or "")
-        for stored in events
+        for stored in events()
         if stored.type == TaskOutput.TYPE
         and stored.data.get("task_id") == task.task_id
         and stored.data.get("worktree_id") == attempt.worktree_id
