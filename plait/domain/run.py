@@ -94,9 +94,13 @@ from plait.domain.events import (
 )
 from plait.domain.lifecycles import BATCH, RUN, TASK, Lifecycle
 from plait.domain.statuses import (
+    ACTIVE_RUN,
     DRIVEN_RUN,
     IN_FLIGHT_BATCH,
     LANDABLE_RUN,
+    RESUMABLE_RUN,
+    RETRYABLE_TASK,
+    SKIPPABLE_TASK,
     BatchStatus,
     RunStatus,
     TaskStatus,
@@ -333,11 +337,28 @@ class RunState:
             "tokens_in": sum(t.total_tokens_in for t in self.tasks.values()),
             "tokens_out": sum(t.total_tokens_out for t in self.tasks.values()),
             "cost_usd": round(sum(t.total_cost_usd for t in self.tasks.values()), 6),
+            "actions": self.actions(),
             "batches": [dataclasses.asdict(b) for b in self._sorted_batches()],
             "tasks": [
-                {**dataclasses.asdict(t), "note": task_note(self, t)} for t in self.tasks.values()
+                {**dataclasses.asdict(t), "note": task_note(self, t), "actions": self.actions(t)}
+                for t in self.tasks.values()
             ],
         }
+
+    def actions(self, task: TaskState | None = None) -> list[str]:
+        """What a user can do now with the run, or with one of its tasks: the buttons a
+        page offers, the commands the CLI prints."""
+        if task is None:
+            found = ["stop"] if self.status in ACTIVE_RUN else []
+            found += ["resume"] if self.status in RESUMABLE_RUN else []
+            return found + (["land"] if self.landable else [])
+        if self.status not in RESUMABLE_RUN:
+            return []
+        return [
+            action
+            for action, allowed in (("retry", RETRYABLE_TASK), ("skip", SKIPPABLE_TASK))
+            if task.status in allowed
+        ]
 
     # --- snapshots --------------------------------------------------------------------
 

@@ -48,6 +48,8 @@ class OutputSink:
         self.bytes_seen += len(data)
         if self._log:
             self._log.write(data)
+            # Readers follow the file live (`plait logs`, the dashboard): no data in buffers.
+            self._log.flush()
         self._tail += data
         del self._tail[:-TAIL_BYTES]
 

@@ -12,6 +12,7 @@ from functools import cache
 from typing import Any
 
 from plait.domain.agents import runner_names
+from plait.domain.events import EVENT_TYPES
 from plait.domain.statuses import MEANING, BatchStatus, RunStatus, TaskStatus
 from plait.http.params import ID_REGEX, YAML_TYPES
 from plait.projections.logs import DEFAULT_LIMIT, MAX_LIMIT
@@ -323,6 +324,11 @@ def schemas() -> JSON:
                 "not_landed_reason": {"type": "string"},
                 "landable": {"type": "boolean"},
                 "land_command": nullable("string"),
+                "actions": {
+                    "type": "array",
+                    "items": {"type": "string", "enum": ["stop", "resume", "land"]},
+                    "description": "what a user can do with the run now",
+                },
                 "on_task_failure": {"type": "string", "enum": ["stop", "land"]},
                 "started_at": nullable("string"),
                 "ended_at": nullable("string"),
@@ -354,6 +360,11 @@ def schemas() -> JSON:
                 "task_id": {"type": "string"},
                 "status": words(TaskStatus),
                 "note": {"type": "string", "description": "why it is in this status"},
+                "actions": {
+                    "type": "array",
+                    "items": {"type": "string", "enum": ["retry", "skip"]},
+                    "description": "what a user can do with it now",
+                },
                 "attempt": {"type": "integer"},
                 "attempts": {"type": "array", "items": {"type": "object"}},
                 "branch": nullable("string"),
@@ -481,7 +492,7 @@ def schemas() -> JSON:
             "required": ["position", "type", "stream_id", "recorded_at", "data"],
             "properties": {
                 "position": {"type": "integer"},
-                "type": {"type": "string"},
+                "type": {"type": "string", "enum": sorted(EVENT_TYPES)},
                 "stream_id": {"type": "string"},
                 "recorded_at": {"type": "string"},
                 "run_id": nullable("string"),
@@ -649,6 +660,12 @@ def paths() -> JSON:
                         "limit",
                         {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT},
                         f"At most this much (default {DEFAULT_LIMIT})",
+                    ),
+                    query(
+                        "source",
+                        {"type": "string", "enum": ["file", "events"]},
+                        "events: the output as the events hold it (an agent's rendered for a "
+                        "person); default: the log file where it is, else the events",
                     ),
                 ],
             )

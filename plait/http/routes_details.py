@@ -69,6 +69,9 @@ async def task_log(request: Request) -> JSONResponse:
     attempt = int_param(request, "attempt", default=None, low=1, high=10_000)
     offset = int_param(request, "offset", default=0, low=0, high=2**62) or 0
     limit = int_param(request, "limit", default=DEFAULT_LIMIT, low=1, high=MAX_LIMIT)
+    source = request.query_params.get("source") or None
+    if source not in (None, "file", "events"):
+        raise ApiError(400, "bad_request", "source must be file or events")
     events = _events(runtime, state.run_id)
     try:
         answer = await asyncio.to_thread(
@@ -79,6 +82,7 @@ async def task_log(request: Request) -> JSONResponse:
             attempt,
             offset,
             limit or DEFAULT_LIMIT,
+            source,
         )
     except NotFound as exc:
         raise ApiError(404, "unknown_task", str(exc)) from None

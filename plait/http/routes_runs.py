@@ -82,6 +82,7 @@ def idle_status(project: dict[str, Any]) -> dict[str, Any]:
         "completed_batches": 0,
         "landed_commit": None,
         "error": None,
+        "actions": [],
         "batches": [],
         "tasks": [],
     }

@@ -57,11 +57,16 @@ def read_attempt(
     attempt: AttemptState,
     offset: int,
     limit: int | None = DEFAULT_LIMIT,
+    *,
+    source: str | None = None,
 ) -> LogSlice:
-    """`events` is called (to read the run's stream) only when the log file is not there."""
-    file = _read_file(Path(attempt.log_path), offset, limit) if attempt.log_path else None
-    if file is not None:
-        return file
+    """From the log file, else (or with `source="events"`) from the events, which hold an
+    agent's output as a person reads it rather than its raw JSON. `events` is called (to
+    read the run's stream) only when it is needed."""
+    if source != "events" and attempt.log_path:
+        file = _read_file(Path(attempt.log_path), offset, limit)
+        if file is not None:
+            return file
     text = "".join(
         str(stored.data.get("text") or "")
         for stored in events()

@@ -35,6 +35,7 @@ def attempt_log(
     attempt: int | None,
     offset: int,
     limit: int = DEFAULT_LIMIT,
+    source: str | None = None,
 ) -> dict[str, Any]:
     task = state.tasks.get(task_id)
     if task is None:
@@ -48,7 +49,7 @@ def attempt_log(
     if chosen is None:
         attempts = ", ".join(str(a.attempt) for a in started)
         raise NotFound(f"task {task_id!r} has no attempt {attempt} (its attempts: {attempts})")
-    piece = read_attempt(events, task, chosen, offset, limit)
+    piece = read_attempt(events, task, chosen, offset, limit, source=source)
     return {
         "task_id": task_id,
         "attempt": chosen.attempt,
@@ -93,7 +94,10 @@ def batch_tests(events: Sequence[StoredEvent], state: RunState, batch_id: int) -
                 }
             )
         elif stored.type in TEST_TYPES:
-            runs.append(_test_run(stored, merged, onto))
+            run = _test_run(stored, merged, onto)
+            if runs and runs[-1]["commit"] == run["commit"]:
+                run["tested"] = "the same commit again, to tell a flaky test from a failure"
+            runs.append(run)
     command = next((str(e.data.get("command")) for e in mine if e.type in TEST_TYPES), "")
     return {
         "batch_id": batch_id,
