@@ -272,8 +272,9 @@ def outcome_lines(args: argparse.Namespace, state: RunState) -> list[str]:
         lines.append(f"{status}: the run is still going on elsewhere")
     if state.landable:
         landed = sum(1 for t in state.tasks.values() if t.status == TaskStatus.LANDED)
+        work = "tested work" if state.has_tests else "work (the plan has no test command)"
         lines.append(
-            f"the tested work of {landed} task(s) is on {result_branch(run_id)}; "
+            f"the {work} of {landed} task(s) is on {result_branch(run_id)}; "
             f"{state.base_branch} did not move. Land it with: {hint(args, 'land', run_id)}"
         )
     if status in (RunStatus.STOPPED, RunStatus.FAILED):

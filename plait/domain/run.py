@@ -257,6 +257,7 @@ class RunState:
     worktree_root: str = ""
     max_concurrency: int | None = None
     on_task_failure: str = "stop"
+    has_tests: bool = False  # the plan has a test command: what lands has passed it
     created_at: str | None = None
     started_at: str | None = None
     ended_at: str | None = None
@@ -324,6 +325,7 @@ class RunState:
             "landable": self.landable,
             "land_command": land_command(self.run_id) if self.landable else None,
             "on_task_failure": self.on_task_failure,
+            "has_tests": self.has_tests,
             "max_concurrency": self.max_concurrency,
             "created_at": self.created_at,
             "started_at": self.started_at,
@@ -481,7 +483,8 @@ def task_note(state: RunState, task: TaskState) -> str:
     if status == TaskStatus.LANDED and state.status == RunStatus.LANDED:
         return f"on {state.landed_on}"
     if status == TaskStatus.LANDED:
-        return f"on {result_branch(state.run_id)}, tested"
+        tested = ", tested" if state.has_tests else " (the plan has no test command)"
+        return f"on {result_branch(state.run_id)}{tested}"
     return ""
 
 
@@ -588,6 +591,7 @@ def _run_created(state: RunState, event: RunCreated, at: str | None) -> None:
     state.repo_path, state.max_concurrency = event.repo_path, event.max_concurrency
     state.worktree_root = event.worktree_root
     state.on_task_failure = str(event.plan.get("on_task_failure") or "stop")
+    state.has_tests = bool(event.plan.get("test_command"))
     state.created_at = at
     for batch in batches:
         state.batches[batch.batch_id] = batch

@@ -330,6 +330,7 @@ def schemas() -> JSON:
                     "description": "what a user can do with the run now",
                 },
                 "on_task_failure": {"type": "string", "enum": ["stop", "land"]},
+                "has_tests": {"type": "boolean", "description": "the plan has a test command"},
                 "started_at": nullable("string"),
                 "ended_at": nullable("string"),
                 "duration": nullable("number"),

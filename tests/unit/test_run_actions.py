@@ -46,7 +46,10 @@ def with_deps(events: list[RunEvent], deps: dict[str, list[str]]) -> list[RunEve
     """The same history with `depends_on` in its RunCreated plan."""
     created = events[0]
     assert isinstance(created, RunCreated)
-    plan = {"tasks": [{"id": t, "depends_on": d} for t, d in deps.items()]}
+    plan = {
+        "test_command": "pytest -q",
+        "tasks": [{"id": t, "depends_on": d} for t, d in deps.items()],
+    }
     return [dataclasses.replace(created, plan=plan), *events[1:]]
 
 

@@ -491,7 +491,7 @@ function outcome(run) {
       el(
         "p",
         { class: "notice notice-land", id: "landable" },
-        `The tested work of ${landed} task(s) is on ${run.result_branch}; ${base} did not move. `,
+        `The ${run.has_tests ? "tested work" : "work (the plan has no test command)"} of ${landed} task(s) is on ${run.result_branch}; ${base} did not move. `,
         "Land lands it (or ",
         el("code", { text: run.land_command }),
         ").",
