@@ -26,10 +26,12 @@ class Ran:
         return [json.loads(line) for line in self.out.splitlines() if line.strip()]
 
     def hint(self, words: str) -> list[str]:
-        """The argv of the printed command that starts with `plait WORDS`, as printed."""
+        """The argv of the printed command `... plait WORDS ...`, exactly as printed: its
+        program is `plait` when that is the one on PATH, else the full path of this one."""
         for line in self.out.splitlines():
-            start = line.find(f"plait {words}")
-            if start >= 0:
+            found = line.find(f"plait {words}")
+            if found >= 0:
+                start = line.rfind(" ", 0, found) + 1  # the program's own word
                 return shlex.split(line[start:])
         raise AssertionError(f"no `plait {words}` hint in:\n{self.out}")
 

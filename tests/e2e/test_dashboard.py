@@ -110,8 +110,6 @@ def nothing_shown_as_null(page: Page) -> None:
     )
     found = NOTHING.search(text)
     assert found is None, text[max(0, found.start() - 200) : found.end() + 200]
-        max(0, (NOTHING.search(text) or re.match("", "")).start() - 200) :
-    ][:400]
 
 
 def save_screenshot(page: Page, name: str) -> None:
