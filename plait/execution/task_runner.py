@@ -22,6 +22,7 @@ from plait.domain.events import (
     WorktreeCreated,
 )
 from plait.domain.plan_model import Task
+from plait.execution.agent_check import AgentInfo, with_own_tools
 from plait.execution.agent_output import AgentReport, LineFeed, parser_for
 from plait.execution.agents import Command, agent_env, build_command
 from plait.execution.context import RunContext
@@ -183,8 +184,7 @@ def _agent_facts(ctx: RunContext, command: Command) -> dict[str, str]:
     """What TaskStarted records of the agent: preset, version (as checked), profile, model."""
     if command.preset is None:
         return {"profile": command.profile.name if command.profile else ""}
-    program = command.argv[0] if command.argv else command.preset.program
-    info = ctx.agents.get(program) or ctx.agents.get(command.preset.program)
+    info = _agent_info(ctx, command)
     return {
         "agent": command.preset.name,
         "agent_version": info.version if info is not None else "",
@@ -222,7 +222,15 @@ def environment(
         "PLAIT_TASK_PROMPT": task.prompt or "",
         "PLAIT_WORKTREE": str(worktree.path),
     }
-    return agent_env(task_env(os.environ, variables), command)
+    env = agent_env(task_env(os.environ, variables), command)
+    return with_own_tools(env, _agent_info(ctx, command))
+
+
+def _agent_info(ctx: RunContext, command: Command) -> AgentInfo | None:
+    if command.preset is None:
+        return None
+    program = command.argv[0] if command.argv else command.preset.program
+    return ctx.agents.get(program) or ctx.agents.get(command.preset.program)
 
 
 async def commit_work(ctx: RunContext, worktree: Worktree, message: str) -> str | None:
