@@ -32,7 +32,12 @@ from plait.domain.plan_model import (
     Plan,
     Task,
 )
-from plait.domain.plan_paths import copy_path_problem, relative_path_problem
+from plait.domain.plan_paths import (
+    copy_path_problem,
+    kept_path_problem,
+    path_parts,
+    relative_path_problem,
+)
 
 # Safe as a git branch component and as a directory name: no dots, slashes or leading dash.
 TASK_ID_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
@@ -49,7 +54,11 @@ PLAN_FIELDS = frozenset(
         "test_command",
         "test_timeout",
         "setup_command",
+        "test_setup_command",
         "copy_ignored",
+        "keep_ignored",
+        "setup_inputs",
+        "junit_report",
         "agent",
         "allow_red_base",
         "tasks",
@@ -70,6 +79,7 @@ def read_plan(obj: object) -> Plan:
     fields.reject_unknown(PLAN_FIELDS)
     agent = read_agent(fields)
     settings = read_settings(fields, SHELL if agent is None else agent)
+    check_test_fields(fields)
     # Without a valid plan agent there is nothing to check a task's runner against.
     task_default = SHELL if obj.get("agent") is None else agent
     tasks = read_tasks(obj.get("tasks"), task_default, problems)
@@ -95,10 +105,40 @@ def read_settings(fields: FieldReader, agent: Agent) -> Plan:
         test_command=fields.text("test_command", max_len=MAX_TEXT),
         test_timeout=fields.seconds("test_timeout"),
         setup_command=fields.text("setup_command", max_len=MAX_TEXT),
+        test_setup_command=fields.text("test_setup_command", max_len=MAX_TEXT),
         copy_ignored=fields.text_list("copy_ignored", what="paths", check=copy_path_problem) or (),
+        keep_ignored=fields.text_list("keep_ignored", what="paths", check=kept_path_problem) or (),
+        setup_inputs=fields.text_list("setup_inputs", what="paths", check=input_path_problem)
+        or (),
+        junit_report=read_junit_report(fields),
         agent=agent,
         allow_red_base=fields.flag("allow_red_base", default=False),
     )
+
+
+def input_path_problem(path: str) -> str | None:
+    problem = relative_path_problem(path)
+    if problem is None and ".git" in path_parts(path):
+        problem = "must not be inside '.git'"
+    return problem
+
+
+def read_junit_report(fields: FieldReader) -> str | None:
+    report = fields.text("junit_report")
+    why = None if report is None else copy_path_problem(report)
+    if why is not None:
+        fields.problem(f"'junit_report' {why}")
+        return None
+    return report
+
+
+def check_test_fields(fields: FieldReader) -> None:
+    """Fields that only mean something to a test command."""
+    if fields.get("test_command") is not None:
+        return
+    for key in ("test_setup_command", "junit_report"):
+        if fields.get(key) is not None:
+            fields.problem(f"{key!r} needs a 'test_command' to serve")
 
 
 def read_base(fields: FieldReader) -> str | None:
