@@ -23,7 +23,13 @@ from plait.execution.agents import build_command
 from plait.execution.context import RunContext
 from plait.execution.git import GitError
 from plait.execution.output_buffer import OutputBuffer
-from plait.execution.processes import ProcessHandle, ProcessResult, start_process, task_env
+from plait.execution.processes import (
+    ProcessHandle,
+    ProcessResult,
+    preparation_env,
+    start_process,
+    task_env,
+)
 from plait.execution.worktrees import Worktree, WorktreeError
 
 
@@ -56,7 +62,9 @@ async def prepare_worktree(
 ) -> Worktree:
     """Create the attempt's worktree on the task's branch and record it."""
     if ctx.pool is not None:
-        worktree = await ctx.pool.acquire(ctx.run_id, task.id, attempt, base_commit)
+        worktree = await ctx.pool.acquire(
+            ctx.run_id, task.id, attempt, base_commit, keep=ctx.plan.keep_ignored
+        )
     else:
         worktree = await ctx.worktrees.create(ctx.run_id, task.id, attempt, base_commit)
     ctx.live_worktrees[worktree.worktree_id] = worktree
@@ -129,7 +137,7 @@ async def run_attempt(
                 ctx.plan.setup_command,
                 None,
                 worktree,
-                env,
+                preparation_env(env),
                 ctx.plan.timeout_for(task),
                 buffer,
                 log_path,
@@ -137,11 +145,11 @@ async def run_attempt(
             if setup is None:
                 await buffer.close()
                 return await _interrupted(ctx, ids, worktree, "stopped during setup")
-            if setup.exit_code != 0:
+            if not setup.succeeded:
                 await buffer.close()
                 error = f"setup command failed ({_exit_text(setup)}): {_tail(setup)}"
                 return await _failed(
-                    ctx, ids, worktree, setup.exit_code, error, will_retry, started
+                    ctx, ids, worktree, setup.exit_code, error, will_retry, started, setup
                 )
         result = await _supervised(
             ctx,
@@ -156,9 +164,11 @@ async def run_attempt(
         await buffer.close()
         if result is None:
             return await _interrupted(ctx, ids, worktree, "stopped")
-        if result.exit_code != 0:
+        if not result.succeeded:
             error = f"command failed ({_exit_text(result)}): {_tail(result)}"
-            return await _failed(ctx, ids, worktree, result.exit_code, error, will_retry, started)
+            return await _failed(
+                ctx, ids, worktree, result.exit_code, error, will_retry, started, result
+            )
         commit = await ctx.worktrees.commit_all(worktree, f"plait: {task.title or task.id}")
         changed = await ctx.worktrees.changed_files(worktree.base_commit, commit) if commit else []
     except (GitError, WorktreeError, OSError) as exc:
@@ -229,6 +239,7 @@ async def _failed(
     error: str,
     will_retry: bool,
     started: float,
+    process: ProcessResult | None = None,
 ) -> AttemptResult:
     await ctx.recorder.record(
         TaskFailed(
@@ -237,6 +248,7 @@ async def _failed(
             error=error[-2000:],
             will_retry=will_retry,
             duration=time.monotonic() - started,
+            timed_out=process is not None and process.timed_out,
         )
     )
     return AttemptResult(ids["task_id"], ids["attempt"], Outcome.FAILED, worktree, error=error)
