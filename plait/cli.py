@@ -1,7 +1,8 @@
 """The `plait` console script. Thin: parse arguments, call the application, print, exit.
 
 Exit status: 0 success, 1 the work did not fully succeed (or an integrity check failed),
-2 invalid input or an unusable environment.
+2 invalid input or an unusable environment (a plan, a database, or a test command that cannot
+run or does not judge the merged commit).
 """
 
 from __future__ import annotations
@@ -273,6 +274,8 @@ async def _follow(
                 console.line()
             console.print(summary_table(state))
             _print_outcome(console, result.status, state)
+        if state.status == "failed" and state.baseline_problem:
+            return 2  # the plan or the environment was refused before any task ran
         return 0 if landed_all(state) else 1
     finally:
         loop.remove_signal_handler(signal.SIGINT)
