@@ -36,6 +36,7 @@ from plait.execution.git import GitError
 from plait.execution.planning import PlanningFailed, plan_from_command
 from plait.execution.service import Plait, ServiceError
 from plait.execution.settings import Settings
+from plait.execution.user_config import user_profiles
 from plait.projections import Projector, ReadModels, all_projections
 from plait.projections.audit import verify_lifecycles
 from plait.projections.codec import run_stream
@@ -50,11 +51,27 @@ REUSE_HELP = (
 )
 
 
-def _add_run_options(parser: argparse.ArgumentParser) -> None:
-    """What every command that drives a run takes: output, worktree reuse, the database."""
-    parser.add_argument("--json", action="store_true", help="print one JSON event per line")
+WORKTREE_ROOT_HELP = (
+    "where plait makes its worktrees (each repository in a directory of its own below it; "
+    "default: the plan's worktree_root, else worktrees/ in your data directory). Never "
+    "inside the repository"
+)
+
+
+def _add_worktree_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--reuse-worktrees", action="store_true", help=REUSE_HELP)
+    parser.add_argument("--worktree-root", metavar="DIR", type=Path, help=WORKTREE_ROOT_HELP)
+
+
+def _add_run_options(parser: argparse.ArgumentParser) -> None:
+    """What every command that drives a run takes: output, worktrees, the database."""
+    parser.add_argument("--json", action="store_true", help="print one JSON event per line")
+    _add_worktree_options(parser)
     _add_db(parser)
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return Settings(reuse_worktrees=args.reuse_worktrees, worktree_root=args.worktree_root)
 
 
 def _add_db(parser: argparse.ArgumentParser) -> None:
@@ -113,7 +130,7 @@ def _read_plan(path: str) -> Plan:
         text = Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise PlanError([f"cannot read plan file {path!r}: {exc}"]) from None
-    return parse_plan(text, source=path)
+    return parse_plan(text, source=path, user_profiles=user_profiles())
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
@@ -181,7 +198,11 @@ async def _plan_then_execute(args: argparse.Namespace) -> int:
     console.print(f"planning with {args.plan_from!r} ...")
     try:
         made = await plan_from_command(
-            Path(args.repo), args.plan_from, Path(args.spec) if args.spec else None
+            Path(args.repo),
+            args.plan_from,
+            Path(args.spec) if args.spec else None,
+            worktree_root=args.worktree_root,
+            user_profiles=user_profiles(),
         )
     except PlanningFailed as exc:
         print(f"plait: {exc}", file=sys.stderr)
@@ -209,7 +230,7 @@ async def _execute(
     args: argparse.Namespace, plan: Plan, repo: str, *, source: str, demo: bool = False
 ) -> int:
     store = _open_store(args.db)
-    service = Plait(store, Settings(reuse_worktrees=args.reuse_worktrees))
+    service = Plait(store, _settings(args))
     await service.start()
     try:
         project_id = await service.find_project(repo) or await service.register_project(repo)
@@ -317,7 +338,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
 async def _resume(args: argparse.Namespace) -> int:
     store = _open_store(args.db)
-    service = Plait(store, Settings(reuse_worktrees=args.reuse_worktrees))
+    service = Plait(store, _settings(args))
     await service.start()
     try:
         await service.wait_until_projected()
@@ -411,7 +432,7 @@ def _until_position(models: ReadModels, until: str | None) -> int | None:
 def cmd_serve(args: argparse.Namespace) -> int:
     from plait.http.serve import serve
 
-    return serve(args.host, args.port, args.db, args.token, reuse_worktrees=args.reuse_worktrees)
+    return serve(args.host, args.port, args.db, args.token, settings=_settings(args))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -485,7 +506,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="bearer token (default: $PLAIT_TOKEN "
         "or one generated and kept in your data directory)",
     )
-    serve.add_argument("--reuse-worktrees", action="store_true", help=REUSE_HELP)
+    _add_worktree_options(serve)
     _add_db(serve)
     serve.set_defaults(handler=cmd_serve)
 

@@ -24,17 +24,18 @@ STYLES = {
     "failed": "bold red",
     "test_failed": "bold red",
     "conflicted": "bold yellow",
+    "no_change": "yellow",
     "ejected": "bold magenta",
     "cancelled": "yellow",
     "stopped": "yellow",
     "stopping": "yellow",
 }
 DONE_TASK = {"merged", "removed"}
-SETTLED_TASK = DONE_TASK | {"failed", "ejected", "conflicted"}
+SETTLED_TASK = DONE_TASK | {"failed", "ejected", "conflicted", "no_change"}
 
 
 def badge(status: str | None) -> Text:
-    label = {"removed": "landed"}.get(status or "", status or "-")
+    label = {"removed": "landed", "no_change": "no change"}.get(status or "", status or "-")
     return Text(label, style=STYLES.get(status or "", ""))
 
 
@@ -71,11 +72,19 @@ def progress_view(state: RunState) -> RenderableType:
 
 
 def summary_table(state: RunState) -> Table:
-    table = Table(title=f"run {state.run_id}: {state.status}")
-    table.add_column("task")
+    agents = any(t.agent for t in state.tasks.values())
+    table = Table(title=f"run {state.run_id}: {state.status}", show_footer=agents)
+    table.add_column("task", footer="total" if agents else "")
     table.add_column("status")
     table.add_column("attempts", justify="right")
     table.add_column("duration", justify="right")
+    if agents:
+        total_in = sum(t.total_tokens_in for t in state.tasks.values())
+        total_out = sum(t.total_tokens_out for t in state.tasks.values())
+        total_cost = sum(t.total_cost_usd for t in state.tasks.values())
+        table.add_column("agent")
+        table.add_column("tokens in/out", justify="right", footer=_tokens(total_in, total_out))
+        table.add_column("cost", justify="right", footer=_usd(total_cost))
     table.add_column("landed commit")
     table.add_column("note", max_width=60)
     for task in state.tasks.values():
@@ -87,15 +96,31 @@ def summary_table(state: RunState) -> Table:
             note = task.error.splitlines()[0] if task.error else ""
         if task.kept_branch and not landed:
             note += f" (work kept on {task.kept_branch})"
+        agent_cells: list[str] = []
+        if agents:
+            agent_cells = [
+                " ".join(filter(None, (task.agent, task.agent_version, task.model))),
+                _tokens(task.total_tokens_in, task.total_tokens_out) if task.agent else "",
+                _usd(task.total_cost_usd) if task.agent else "",
+            ]
         table.add_row(
             task.task_id,
             badge(task.status),
             str(task.attempt or 0),
             f"{task.duration:.1f}s" if task.duration else "",
+            *agent_cells,
             (task.merge_commit or "")[:12] if landed else "",
             note.strip(),
         )
     return table
+
+
+def _tokens(tokens_in: int, tokens_out: int) -> str:
+    return f"{tokens_in:,}/{tokens_out:,}"
+
+
+def _usd(amount: float) -> str:
+    return f"${amount:.4f}"
 
 
 def landed_all(state: RunState) -> bool:

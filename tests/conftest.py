@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -24,6 +25,22 @@ BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 
 def _pg_admin_url() -> str:
     return PG_URL.replace("postgresql://", "postgresql+psycopg://", 1)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def data_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """plait's data directory (worktrees, logs) and config directory (profiles) for the
+    whole session: never the user's own."""
+    path = tmp_path_factory.mktemp("data-home")
+    names = {"XDG_DATA_HOME": path, "XDG_CONFIG_HOME": tmp_path_factory.mktemp("config-home")}
+    before = {name: os.environ.get(name) for name in names}
+    os.environ.update({name: str(value) for name, value in names.items()})
+    yield path
+    for name, value in before.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
 
 
 @pytest.fixture(scope="session")

@@ -128,6 +128,9 @@ class RunCreated(RunEvent):
     base_commit: str
     repo_path: str
     max_concurrency: int = 3
+    # This repository's worktree root for the run ("": a run of an older plait, whose
+    # worktrees are in <git common dir>/plait-worktrees).
+    worktree_root: str = ""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -293,6 +296,41 @@ class TaskStarted(RunEvent):
     worktree_id: str
     attempt: int
     command: Sequence[str]
+    agent: str = ""  # the preset ("" for the shell or a custom template)
+    agent_version: str = ""  # as the CLI reported it before the run
+    profile: str = ""
+    model: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class AgentReported(RunEvent):
+    """What the agent CLI said of its own session, from its structured output: its verdict
+    (an error even when it exited 0), its model, session, tokens and cost."""
+
+    batch_id: int
+    task_id: str
+    worktree_id: str
+    attempt: int
+    agent: str
+    model: str = ""
+    session_id: str = ""
+    tokens_in: int | None = None
+    tokens_out: int | None = None
+    cost_usd: float | None = None  # where the CLI reports it
+    error: str = ""  # the CLI's own reason, when it reports a failure
+
+
+@dataclass(frozen=True, kw_only=True)
+class TaskChangedNothing(RunEvent):
+    """The task exited 0 without changing a file, where the plan does not allow that (see
+    `allow_no_change`; an allowed one is a TaskSucceeded without a commit). Not merged,
+    not retried: an agent that did nothing did not do its job."""
+
+    batch_id: int
+    task_id: str
+    worktree_id: str
+    attempt: int
+    duration: float = 0.0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -413,7 +451,9 @@ RUN_EVENTS: tuple[type[RunEvent], ...] = (
     WorktreeCreated,
     TaskStarted,
     TaskOutput,
+    AgentReported,
     TaskSucceeded,
+    TaskChangedNothing,
     TaskFailed,
     TaskInterrupted,
     MergeStarted,

@@ -52,12 +52,14 @@ Task (one task and the worktree of its current attempt):
     provision  requested                  created     WorktreeCreated
     start      created                    running     TaskStarted
     succeed    running                    succeeded   TaskSucceeded
+    find_no_change running                no_change   TaskChangedNothing (allowed: no)
     fail       created, running           failed      TaskFailed
     retry      failed                     requested   TaskFailed (will_retry), after `fail`
     merge      succeeded, merged          merged      BranchMerged
     conflict   succeeded, merged          conflicted  MergeConflicted
     eject      succeeded, merged          ejected     CulpritFound
-    requeue    conflicted, failed         requested   TaskRequeued
+    requeue    conflicted, failed,        requested   TaskRequeued
+               no_change
     interrupt  created, running           requested   TaskInterrupted
     remove     merged, ejected, failed    removed     WorktreeRemoved
 
@@ -208,6 +210,7 @@ TASK = Lifecycle(
         "created",
         "running",
         "succeeded",
+        "no_change",
         "failed",
         "merged",
         "conflicted",
@@ -218,12 +221,13 @@ TASK = Lifecycle(
         ("provision", "requested", "created"),
         ("start", "created", "running"),
         ("succeed", "running", "succeeded"),
+        ("find_no_change", "running", "no_change"),
         ("fail", ("created", "running"), "failed"),
         ("retry", "failed", "requested"),
         ("merge", ("succeeded", "merged"), "merged"),
         ("conflict", ("succeeded", "merged"), "conflicted"),
         ("eject", ("succeeded", "merged"), "ejected"),
-        ("requeue", ("conflicted", "failed"), "requested"),
+        ("requeue", ("conflicted", "failed", "no_change"), "requested"),
         ("interrupt", ("created", "running"), "requested"),
         ("remove", ("merged", "ejected", "failed"), "removed"),
     ),

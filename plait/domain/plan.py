@@ -33,14 +33,15 @@ MAX_PLAN_CHARS = 10_000_000
 _MAX_DETAIL = 300  # characters of a parser's own message worth quoting
 
 
-def parse_plan(text: str, *, source: str = "<plan>") -> Plan:
-    """Parse a YAML or JSON plan; `source` (e.g. a file name) prefixes syntax errors."""
-    return plan_from_mapping(load_plan_text(text, source=source))
+def parse_plan(text: str, *, source: str = "<plan>", user_profiles: object = None) -> Plan:
+    """Parse a YAML or JSON plan; `source` (e.g. a file name) prefixes syntax errors.
+    `user_profiles`: the profiles of the user's config file, under the plan's own."""
+    return plan_from_mapping(load_plan_text(text, source=source), user_profiles=user_profiles)
 
 
-def plan_from_mapping(obj: object) -> Plan:
+def plan_from_mapping(obj: object, *, user_profiles: object = None) -> Plan:
     """Check an already-decoded plan, e.g. an HTTP JSON body or a stored `Plan.to_dict()`."""
-    return read_plan(obj)
+    return read_plan(obj, user_profiles)
 
 
 def load_plan_text(text: str, *, source: str = "<plan>") -> object:

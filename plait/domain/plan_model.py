@@ -9,11 +9,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
+from plait.domain.agents import SHELL, runner_names
+
 # A runner: a preset name, or a custom argv template with "{prompt}" in an argument.
 Agent = str | tuple[str, ...]
 
-SHELL: Final = "shell"
-BUILTIN_AGENTS: Final = (SHELL, "claude", "codex", "aider")
+BUILTIN_AGENTS: Final = runner_names()
 PROMPT_PLACEHOLDER: Final = "{prompt}"
 
 DEFAULT_MAX_CONCURRENCY: Final = 3
@@ -31,6 +32,8 @@ class Task:
     depends_on: tuple[str, ...] = ()
     files: tuple[str, ...] = ()  # hint: tasks touching the same paths never run side by side
     timeout: float | None = None  # None: the plan's timeout
+    profile: str | None = None  # a named profile (its agent, model, env, limit)
+    allow_no_change: bool | None = None  # None: the plan's setting
 
     def __post_init__(self) -> None:
         if not self.title:
@@ -46,6 +49,36 @@ class Task:
             "depends_on": list(self.depends_on),
             "files": list(self.files),
             "timeout": self.timeout,
+            "profile": self.profile,
+            "allow_no_change": self.allow_no_change,
+        }
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A named way to run an agent: a preset (or template) plus a model, extra arguments,
+    environment to add or drop, and a limit on how many of its tasks run at once."""
+
+    name: str
+    agent: Agent
+    model: str | None = None
+    args: tuple[str, ...] = ()
+    env: tuple[tuple[str, str], ...] = ()  # added; `${NAME}` is read from plait's environment
+    drop_env: tuple[str, ...] = ()  # removed from the task's environment
+    pass_env: tuple[str, ...] = ()  # provider variables let through (names or `PREFIX_`)
+    max_concurrency: int | None = None
+    program: str | None = None  # the CLI's path, instead of the preset's program on PATH
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "agent": _agent_to_json(self.agent),
+            "model": self.model,
+            "args": list(self.args),
+            "env": dict(self.env),
+            "drop_env": list(self.drop_env),
+            "pass_env": list(self.pass_env),
+            "max_concurrency": self.max_concurrency,
+            "program": self.program,
         }
 
 
@@ -86,6 +119,10 @@ class Plan:
     agent: Agent = SHELL
     allow_red_base: bool = False
     batches: tuple[Batch, ...] | None = None  # None: derived from dependencies and files
+    profiles: tuple[Profile, ...] = ()
+    profile: str | None = None  # the default profile of tasks that name no agent or profile
+    allow_no_change: bool | None = None  # None: only shell tasks may end without a change
+    worktree_root: str | None = None  # None: plait's data directory (or --worktree-root)
 
     @property
     def task_ids(self) -> tuple[str, ...]:
@@ -98,8 +135,26 @@ class Plan:
                 return task
         raise KeyError(task_id)
 
+    def profile_for(self, task: Task) -> Profile | None:
+        name = task.profile or (self.profile if task.agent is None else None)
+        for profile in self.profiles:
+            if profile.name == name:
+                return profile
+        return None
+
     def agent_for(self, task: Task) -> Agent:
-        return self.agent if task.agent is None else task.agent
+        if task.agent is not None:
+            return task.agent
+        profile = self.profile_for(task)
+        return self.agent if profile is None else profile.agent
+
+    def allows_no_change(self, task: Task) -> bool:
+        """Whether a task that changes nothing has done its job (a shell task, by default)
+        or has failed to (an agent that was asked for a change)."""
+        for setting in (task.allow_no_change, self.allow_no_change):
+            if setting is not None:
+                return setting
+        return self.agent_for(task) == SHELL
 
     def timeout_for(self, task: Task) -> float:
         return self.timeout if task.timeout is None else task.timeout
@@ -123,6 +178,10 @@ class Plan:
             "allow_red_base": self.allow_red_base,
             "tasks": [task.to_dict() for task in self.tasks],
             "batches": None if self.batches is None else [b.to_dict() for b in self.batches],
+            "profiles": {p.name: p.to_dict() for p in self.profiles} or None,
+            "profile": self.profile,
+            "allow_no_change": self.allow_no_change,
+            "worktree_root": self.worktree_root,
         }
 
     @classmethod

@@ -9,6 +9,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import replace
 
+from plait.domain.agents import SHELL
 from plait.domain.errors import PlanError
 from plait.domain.plan_checks import batch_problems, graph_problems
 from plait.domain.plan_fields import (
@@ -21,15 +22,13 @@ from plait.domain.plan_fields import (
     type_name,
 )
 from plait.domain.plan_model import (
-    BUILTIN_AGENTS,
     DEFAULT_MAX_CONCURRENCY,
     DEFAULT_RETRIES,
     DEFAULT_TIMEOUT,
-    PROMPT_PLACEHOLDER,
-    SHELL,
     Agent,
     Batch,
     Plan,
+    Profile,
     Task,
 )
 from plait.domain.plan_paths import (
@@ -38,6 +37,8 @@ from plait.domain.plan_paths import (
     path_parts,
     relative_path_problem,
 )
+from plait.domain.plan_profiles import read_profiles
+from plait.domain.plan_runners import check_runner, read_agent
 
 # Safe as a git branch component and as a directory name: no dots, slashes or leading dash.
 TASK_ID_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
@@ -63,13 +64,31 @@ PLAN_FIELDS = frozenset(
         "allow_red_base",
         "tasks",
         "batches",
+        "profiles",
+        "profile",
+        "allow_no_change",
+        "worktree_root",
     }
 )
-TASK_FIELDS = frozenset({"id", "title", "prompt", "run", "agent", "depends_on", "files", "timeout"})
+TASK_FIELDS = frozenset(
+    {
+        "id",
+        "title",
+        "prompt",
+        "run",
+        "agent",
+        "depends_on",
+        "files",
+        "timeout",
+        "profile",
+        "allow_no_change",
+    }
+)
 BATCH_FIELDS = frozenset({"batch_id", "task_ids", "can_parallel"})
 
 
-def read_plan(obj: object) -> Plan:
+def read_plan(obj: object, user_profiles: object = None) -> Plan:
+    """`user_profiles`: the `profiles` mapping of the user's config file, if any."""
     if obj is None:
         raise PlanError(["the plan is empty"])
     if not isinstance(obj, Mapping):
@@ -78,11 +97,15 @@ def read_plan(obj: object) -> Plan:
     fields = FieldReader(obj, None, problems)
     fields.reject_unknown(PLAN_FIELDS)
     agent = read_agent(fields)
-    settings = read_settings(fields, SHELL if agent is None else agent)
+    profiles = read_profiles(obj.get("profiles"), user_profiles, problems)
+    settings = read_settings(fields, SHELL if agent is None else agent, profiles)
     check_test_fields(fields)
     # Without a valid plan agent there is nothing to check a task's runner against.
     task_default = SHELL if obj.get("agent") is None else agent
-    tasks = read_tasks(obj.get("tasks"), task_default, problems)
+    if settings.profile is not None:
+        default_profile = _named(profiles, settings.profile)
+        task_default = None if default_profile is None else default_profile.agent
+    tasks = read_tasks(obj.get("tasks"), task_default, profiles, problems)
     batches = read_batches(obj.get("batches"), problems)
     problems.extend(graph_problems(tasks))
     if batches is not None:
@@ -92,8 +115,12 @@ def read_plan(obj: object) -> Plan:
     return replace(settings, tasks=tasks, batches=batches)
 
 
-def read_settings(fields: FieldReader, agent: Agent) -> Plan:
+def read_settings(fields: FieldReader, agent: Agent, profiles: tuple[Profile, ...] = ()) -> Plan:
     """Everything but the tasks and batches, as a task-less Plan."""
+    profile = read_profile_name(fields, profiles)
+    worktree_root = fields.text("worktree_root")
+    if worktree_root is not None and not worktree_root.startswith("/"):
+        fields.problem(f"'worktree_root' must be an absolute path, got {show(worktree_root)}")
     return Plan(
         tasks=(),
         base=read_base(fields),
@@ -108,11 +135,14 @@ def read_settings(fields: FieldReader, agent: Agent) -> Plan:
         test_setup_command=fields.text("test_setup_command", max_len=MAX_TEXT),
         copy_ignored=fields.text_list("copy_ignored", what="paths", check=copy_path_problem) or (),
         keep_ignored=fields.text_list("keep_ignored", what="paths", check=kept_path_problem) or (),
-        setup_inputs=fields.text_list("setup_inputs", what="paths", check=input_path_problem)
-        or (),
+        setup_inputs=fields.text_list("setup_inputs", what="paths", check=input_path_problem) or (),
         junit_report=read_junit_report(fields),
         agent=agent,
         allow_red_base=fields.flag("allow_red_base", default=False),
+        profiles=profiles,
+        profile=profile,
+        allow_no_change=read_optional_flag(fields, "allow_no_change"),
+        worktree_root=worktree_root,
     )
 
 
@@ -141,6 +171,22 @@ def check_test_fields(fields: FieldReader) -> None:
             fields.problem(f"{key!r} needs a 'test_command' to serve")
 
 
+def read_profile_name(fields: FieldReader, profiles: tuple[Profile, ...]) -> str | None:
+    name = fields.text("profile")
+    if name is not None and _named(profiles, name) is None:
+        known = ", ".join(p.name for p in profiles) or "none are defined"
+        fields.problem(f"unknown profile {show(name)} (profiles: {known})")
+    return name
+
+
+def read_optional_flag(fields: FieldReader, key: str) -> bool | None:
+    return None if fields.get(key) is None else fields.flag(key, default=False)
+
+
+def _named(profiles: tuple[Profile, ...], name: str) -> Profile | None:
+    return next((p for p in profiles if p.name == name), None)
+
+
 def read_base(fields: FieldReader) -> str | None:
     base = fields.text("base")
     why = None if base is None else branch_name_problem(base)
@@ -149,29 +195,9 @@ def read_base(fields: FieldReader) -> str | None:
     return base
 
 
-def read_agent(fields: FieldReader) -> Agent | None:
-    """A preset name or a custom argv template; None if absent or invalid (already reported)."""
-    value = fields.get("agent")
-    if value is None:
-        return None
-    if isinstance(value, str):
-        if value in BUILTIN_AGENTS:
-            return value
-        fields.problem(
-            f"unknown agent {show(value)}: use one of {', '.join(BUILTIN_AGENTS)},"
-            f" or a list of argv strings with {PROMPT_PLACEHOLDER!r} in one of them"
-        )
-        return None
-    template = fields.text_list("agent", what="argv strings", max_len=MAX_TEXT)
-    if template is None or not isinstance(value, list | tuple) or len(template) != len(value):
-        return None  # the reader has said what is wrong
-    if not any(PROMPT_PLACEHOLDER in arg for arg in template):
-        fields.problem(f"a custom 'agent' must have {PROMPT_PLACEHOLDER!r} in one of its arguments")
-        return None
-    return template
-
-
-def read_tasks(raw: object, plan_agent: Agent | None, problems: list[str]) -> tuple[Task, ...]:
+def read_tasks(
+    raw: object, plan_agent: Agent | None, profiles: tuple[Profile, ...], problems: list[str]
+) -> tuple[Task, ...]:
     if raw is None or raw == []:
         problems.append("the plan has no tasks")
         return ()
@@ -181,12 +207,19 @@ def read_tasks(raw: object, plan_agent: Agent | None, problems: list[str]) -> tu
     if len(raw) > MAX_ITEMS:
         problems.append(f"the plan has {len(raw)} tasks; the limit is {MAX_ITEMS}")
         return ()
-    tasks = (read_task(item, number, plan_agent, problems) for number, item in enumerate(raw, 1))
+    tasks = (
+        read_task(item, number, plan_agent, profiles, problems)
+        for number, item in enumerate(raw, 1)
+    )
     return tuple(task for task in tasks if task is not None)
 
 
 def read_task(
-    raw: object, number: int, plan_agent: Agent | None, problems: list[str]
+    raw: object,
+    number: int,
+    plan_agent: Agent | None,
+    profiles: tuple[Profile, ...],
+    problems: list[str],
 ) -> Task | None:
     """The task, or None if it has no usable id (its other problems are still reported)."""
     if not isinstance(raw, Mapping):
@@ -198,6 +231,10 @@ def read_task(
     valid_id = read_task_id(fields)
     fields.reject_unknown(TASK_FIELDS)
     agent = read_agent(fields)
+    profile_name = read_profile_name(fields, profiles)
+    profile = None if profile_name is None else _named(profiles, profile_name)
+    if profile_name is not None and raw.get("agent") is not None:
+        fields.problem("give 'agent' or 'profile', not both (a profile names its agent)")
     task = Task(
         id=valid_id or "",
         title=fields.text("title") or "",
@@ -207,8 +244,13 @@ def read_task(
         depends_on=fields.text_list("depends_on", what="task ids") or (),
         files=fields.text_list("files", what="paths", check=relative_path_problem) or (),
         timeout=fields.seconds("timeout"),
+        profile=profile_name,
+        allow_no_change=read_optional_flag(fields, "allow_no_change"),
     )
-    if raw.get("agent") is None or agent is not None:  # an invalid agent is reported already
+    if profile is not None:
+        check_runner(fields, profile.agent)
+    elif profile_name is None and (raw.get("agent") is None or agent is not None):
+        # An invalid agent or profile is reported already.
         check_runner(fields, plan_agent if raw.get("agent") is None else agent)
     return task if valid_id else None
 
@@ -223,22 +265,6 @@ def read_task_id(fields: FieldReader) -> str | None:
         fields.problem(f"id must match ^{TASK_ID_PATTERN.pattern}$")
         return None
     return task_id
-
-
-def check_runner(fields: FieldReader, agent: Agent | None) -> None:
-    """The shell runner needs `run`; every agent needs a `prompt` and has no use for `run`."""
-    if agent is None:
-        return  # the plan's agent is invalid and reported; no runner to check against
-    has_run = fields.get("run") is not None
-    if agent == SHELL:
-        if not has_run:
-            fields.problem("the shell runner needs a 'run' command")
-        return
-    name = show(agent) if isinstance(agent, str) else "the custom agent"
-    if fields.get("prompt") is None:
-        fields.problem(f"agent {name} needs a 'prompt'")
-    if has_run:
-        fields.problem(f"'run' is only for the shell runner, but this task's agent is {name}")
 
 
 def read_batches(raw: object, problems: list[str]) -> tuple[Batch, ...] | None:

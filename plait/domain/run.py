@@ -43,6 +43,7 @@ from typing import Any
 
 from plait.domain.errors import InvalidTransition
 from plait.domain.events import (
+    AgentReported,
     BaselineTested,
     BatchCompleted,
     BatchFailed,
@@ -62,6 +63,7 @@ from plait.domain.events import (
     RunResumed,
     RunStopped,
     StopRequested,
+    TaskChangedNothing,
     TaskFailed,
     TaskInterrupted,
     TaskOutput,
@@ -142,6 +144,17 @@ class TaskState:
     kept_branch: str | None = None
     started_at: str | None = None
     ended_at: str | None = None
+    agent: str = ""
+    agent_version: str = ""
+    model: str = ""
+    session_id: str = ""
+    tokens_in: int | None = None
+    tokens_out: int | None = None
+    cost_usd: float | None = None
+    # Over every attempt of the task: what its agent sessions cost in all.
+    total_tokens_in: int = 0
+    total_tokens_out: int = 0
+    total_cost_usd: float = 0.0
 
 
 Move = tuple[Lifecycle, HasStatus, str, str]
@@ -157,6 +170,7 @@ class RunState:
     base_branch: str | None = None
     base_commit: str | None = None
     repo_path: str | None = None
+    worktree_root: str = ""
     max_concurrency: int | None = None
     created_at: str | None = None
     started_at: str | None = None
@@ -334,6 +348,7 @@ def _run_created(state: RunState, event: RunCreated, at: str | None) -> None:
     state.status = RUN.initial
     state.base_branch, state.base_commit = event.base_branch, event.base_commit
     state.repo_path, state.max_concurrency = event.repo_path, event.max_concurrency
+    state.worktree_root = event.worktree_root
     state.created_at = at
     for batch in batches:
         state.batches[batch.batch_id] = batch
@@ -409,6 +424,31 @@ def _task_started(state: RunState, event: TaskStarted, at: str | None) -> None:
         )
     _transit((TASK, task, "start", task.task_id))
     task.command, task.started_at = list(event.command), at
+    task.agent, task.agent_version, task.model = event.agent, event.agent_version, event.model
+
+
+def _agent_reported(state: RunState, event: AgentReported, at: str | None) -> None:
+    task = state._task(event.task_id, event.TYPE)
+    if event.worktree_id != task.worktree_id:
+        return  # a report of an earlier attempt (a resolution session): counted below only
+    task.model = event.model or task.model
+    task.session_id = event.session_id
+    task.tokens_in, task.tokens_out, task.cost_usd = (
+        event.tokens_in,
+        event.tokens_out,
+        event.cost_usd,
+    )
+    task.total_tokens_in += event.tokens_in or 0
+    task.total_tokens_out += event.tokens_out or 0
+    task.total_cost_usd += event.cost_usd or 0.0
+
+
+def _task_changed_nothing(state: RunState, event: TaskChangedNothing, at: str | None) -> None:
+    state._require_active(event.TYPE)
+    task = state._task(event.task_id, event.TYPE)
+    _transit((TASK, task, "find_no_change", task.task_id))
+    task.commit, task.changed_files = None, []
+    task.duration, task.ended_at, task.error = event.duration, at, "changed nothing"
 
 
 def _task_output(state: RunState, event: TaskOutput, at: str | None) -> None:
@@ -542,7 +582,8 @@ def _task_requeued(state: RunState, event: TaskRequeued, at: str | None) -> None
 def _worktree_removed(state: RunState, event: WorktreeRemoved, at: str | None) -> None:
     task = state._task(event.task_id, event.TYPE)
     # An older attempt's worktree, or one left behind by an interrupted or requeued task.
-    if event.worktree_id != task.worktree_id or task.status == "requested":
+    # A task that changed nothing keeps saying so: it has no work, landed or kept.
+    if event.worktree_id != task.worktree_id or task.status in ("requested", "no_change"):
         return
     _transit((TASK, task, "remove", task.task_id))
 
@@ -598,6 +639,10 @@ def _dispatch(state: RunState, event: RunEvent, at: str | None) -> None:
             _task_output(state, event, at)
         case TaskSucceeded():
             _task_succeeded(state, event, at)
+        case AgentReported():
+            _agent_reported(state, event, at)
+        case TaskChangedNothing():
+            _task_changed_nothing(state, event, at)
         case TaskFailed():
             _task_failed(state, event, at)
         case TaskInterrupted():

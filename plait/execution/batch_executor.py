@@ -9,6 +9,7 @@ finished work waits on a broken sibling.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from dataclasses import dataclass, field
 
@@ -77,7 +78,7 @@ class BatchExecutor:
             if outcome.status == "stopped":
                 return outcome
         for r in results:
-            if r.outcome is Outcome.FAILED:
+            if r.outcome in (Outcome.FAILED, Outcome.NO_CHANGE):
                 outcome.left_out[r.task_id] = r.error
         await self._clean_up(batch, outcome)
         duration = time.monotonic() - started
@@ -127,9 +128,17 @@ class BatchExecutor:
                 outcome.errors.append(f"task {task.id!r}: worktree: {exc}")
         limit = ctx.plan.max_concurrency if batch.can_parallel else 1
         gate = asyncio.Semaphore(limit)
+        # A profile's own limit (providers rate-limit): at most that many of its tasks at once.
+        per_profile = {
+            p.name: asyncio.Semaphore(p.max_concurrency)
+            for p in ctx.plan.profiles
+            if p.max_concurrency is not None
+        }
 
         async def one(task: Task, worktree: Worktree) -> AttemptResult:
-            async with gate:
+            profile = ctx.plan.profile_for(task)
+            profile_gate = per_profile.get(profile.name) if profile is not None else None
+            async with gate, profile_gate or contextlib.nullcontext():
                 return await self._attempts(batch.batch_id, task, worktree, tip)
 
         # A TaskGroup, not gather: if recording fails (the store is gone for good), the
@@ -160,7 +169,7 @@ class BatchExecutor:
                     )
                 )
                 continue
-            if state.status in ("failed", "conflicted"):
+            if state.status in ("failed", "conflicted", "no_change"):
                 await ctx.recorder.record(
                     TaskRequeued(
                         run_id=ctx.run_id,
@@ -322,7 +331,9 @@ class BatchExecutor:
                 for w in ctx.live_worktrees.values()
                 if w.worktree_id.startswith(f"{ctx.run_id}/{task_id}.")
             ]
-            if task_id in outcome.landed and task_id not in outcome.left_out:
+            changed_nothing = ctx.recorder.state.tasks[task_id].status == "no_change"
+            if changed_nothing or (task_id in outcome.landed and task_id not in outcome.left_out):
+                # Landed work, or none at all (no change): nothing here is worth keeping.
                 current = ctx.recorder.state.tasks[task_id].worktree_id
                 for worktree in sorted(mine, key=lambda w: w.worktree_id != current):
                     await self._dispose(worktree, delete_branch=worktree.branch == branch)
@@ -349,5 +360,6 @@ class BatchExecutor:
 
 
 def _is_failure(ctx: RunContext, task_id: str) -> bool:
-    """A task whose own command failed (not a conflict or a culprit)."""
-    return ctx.recorder.state.tasks[task_id].status == "failed"
+    """A task whose own command failed, or that did not do its job (changed nothing where
+    that is not allowed); not a conflict or a culprit."""
+    return ctx.recorder.state.tasks[task_id].status in ("failed", "no_change")

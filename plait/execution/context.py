@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from plait.domain.plan_model import Plan
+from plait.execution.agent_check import AgentInfo
 from plait.execution.git import Git
 from plait.execution.recorder import RunRecorder
 from plait.execution.settings import Settings
@@ -29,6 +30,8 @@ class RunContext:
     live_worktrees: dict[str, Worktree] = field(default_factory=dict)
     # Settings.reuse_worktrees: task worktrees come from (and go back to) this pool.
     pool: WorktreePool | None = None
+    # The agent CLIs the plan uses, by program, as checked when the run was launched.
+    agents: dict[str, AgentInfo] = field(default_factory=dict)
 
     @property
     def log_dir(self) -> Path:

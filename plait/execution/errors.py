@@ -7,6 +7,8 @@ ServiceError
  ├── NotARepository      a project path that is not a git repo    (HTTP 400)
  ├── NoPlan              start before any plan was accepted       (HTTP 400)
  ├── NoBaseBranch        no base branch given and HEAD detached   (HTTP 400)
+ ├── AgentsUnavailable   an agent CLI is missing or of an unknown version (HTTP 400)
+ ├── BadWorktreeRoot     a worktree root inside the repository    (HTTP 400)
  ├── RunAlreadyActive    a second start while a run is active     (HTTP 409)
  ├── NotResumable        resume of a run that cannot continue     (HTTP 409)
  └── NoActiveRun         stop while nothing runs                  (HTTP 409)
@@ -40,6 +42,14 @@ class NoPlan(ServiceError):
 
 
 class NoBaseBranch(ServiceError):
+    pass
+
+
+class AgentsUnavailable(ServiceError):
+    pass
+
+
+class BadWorktreeRoot(ServiceError):
     pass
 
 

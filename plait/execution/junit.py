@@ -29,8 +29,9 @@ def read_report(path: Path) -> Report:
     except OSError as exc:
         return Report(None, f"cannot read the JUnit report {path}: {exc}")
     if size > MAX_REPORT_BYTES:
-        return Report(None, f"the JUnit report {path} is {size} bytes; the limit is "
-                      f"{MAX_REPORT_BYTES}")
+        return Report(
+            None, f"the JUnit report {path} is {size} bytes; the limit is {MAX_REPORT_BYTES}"
+        )
     failed: set[str] = set()
     # expat resolves no external entity and refuses entity expansion bombs.
     try:

@@ -17,13 +17,16 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from plait.domain.agents import PRESETS, preset_names
 from plait.domain.errors import PlanError
-from plait.domain.plan import parse_plan
-from plait.domain.plan_model import Plan
-from plait.execution.agents import PRESETS, build_command
+from plait.domain.plan import load_plan_text, plan_from_mapping
+from plait.domain.plan_model import Plan, Task
+from plait.execution.agent_check import AgentCheckFailed, check_agents
+from plait.execution.agent_output import LineFeed, parser_for
+from plait.execution.agents import agent_env, build_command
 from plait.execution.git import Git
 from plait.execution.processes import run_process, task_env
-from plait.execution.worktrees import WorktreeManager
+from plait.execution.worktrees import WorktreeManager, worktree_root_for
 
 PLAN_FILE = "plait-plan.yaml"
 MAX_PLAN_OUTPUT = 1024 * 1024  # what is kept of a planning command's stdout
@@ -40,7 +43,7 @@ The plan is YAML: a top-level mapping with `tasks:`, a list of tasks, each with
 do, self-contained), optional `depends_on` (ids of tasks that must land first) and optional
 `files` (paths the task will touch; tasks sharing a file never run at the same time).
 Optional top-level keys: `test_command` (the project's test command), `agent`
-(claude, codex or aider: the agent that runs the tasks), `max_concurrency`.
+({agents}: the agent that runs the tasks), `max_concurrency`.
 Keep tasks independent where you can: independent tasks run in parallel.
 
 Specification:
@@ -65,15 +68,22 @@ async def plan_from_command(
     *,
     worktree_root: Path | None = None,
     timeout: float = DEFAULT_TIMEOUT,
+    user_profiles: object = None,
 ) -> PlanFromCommand:
     spec_text = _read_spec(spec)
+    if command in PRESETS:
+        await _check_planner(command)
     git = Git(repo)
-    worktrees = WorktreeManager(git, worktree_root)
+    worktrees = WorktreeManager(git, await worktree_root_for(git, worktree_root))
     head = await git.rev_parse("HEAD")
     where = (await worktrees.root()) / "_planning" / uuid.uuid4().hex[:12]
     worktree = await worktrees.create_detached(where, head)
     try:
-        prompt = PROMPT.format(plan_file=PLAN_FILE, spec=spec_text or "(no specification given)")
+        prompt = PROMPT.format(
+            plan_file=PLAN_FILE,
+            spec=spec_text or "(no specification given)",
+            agents=", ".join(preset_names()),
+        )
         output = worktree.path / PLAN_FILE
         env = task_env(
             os.environ,
@@ -93,11 +103,27 @@ async def plan_from_command(
                 stdout.append(text)
                 kept += len(text)
 
+        verdict = ""
         if command in PRESETS:
-            argv = build_command(command, prompt, "plan", "Plan the work").argv
-            result = await run_process(
-                argv, cwd=worktree.path, env=env, timeout=timeout, on_output=collect
+            preset = PRESETS[command]
+            built = build_command(
+                command, prompt, "plan", "Plan the work", scratch=worktree.path.parent
             )
+            feed = LineFeed(parser_for(preset.output))
+
+            def collect_and_parse(stream: str, text: str) -> None:
+                feed.add(stream, text)
+                collect(stream, text)
+
+            result = await run_process(
+                built.argv,
+                cwd=worktree.path,
+                env=agent_env(env, built),
+                timeout=timeout,
+                on_output=collect_and_parse,
+            )
+            verdict = feed.report().error
+            stdout.clear()  # an agent's stdout is its session log, never the plan
         else:  # the user's own command line, run by a shell on purpose
             result = await run_process(
                 shell_command=command,
@@ -108,17 +134,45 @@ async def plan_from_command(
             )
         if not result.succeeded:
             how = "timed out" if result.timed_out else f"exited with {result.exit_code}"
-            tail = "\n".join(result.output_tail.strip().splitlines()[-15:])
+            tail = verdict or "\n".join(result.output_tail.strip().splitlines()[-15:])
             raise PlanningFailed(f"the planning command {how}:\n{tail}")
+        if verdict:
+            raise PlanningFailed(f"the planning agent failed: {verdict}")
         text = output.read_text(encoding="utf-8") if output.exists() else "".join(stdout)
         if not text.strip():
             raise PlanningFailed(
                 f"the planning command wrote no plan ({PLAN_FILE} is missing, stdout is empty)"
             )
         source = f"planned by {command!r}"
-        return PlanFromCommand(parse_plan(text, source=source), source)
+        data = load_plan_text(text, source=source)
+        if command in PRESETS:
+            data = _with_explicit_runners(data, command)
+        return PlanFromCommand(plan_from_mapping(data, user_profiles=user_profiles), source)
     finally:
         await worktrees.remove(worktree)
+
+
+async def _check_planner(preset: str) -> None:
+    """The planning agent is installed, in a version plait drives: refused up front."""
+    try:
+        await check_agents(Plan(tasks=(Task(id="plan", prompt="plan"),), agent=preset))
+    except AgentCheckFailed as exc:
+        raise PlanningFailed("; ".join(exc.problems)) from None
+
+
+def _with_explicit_runners(data: object, preset: str) -> object:
+    """Every planned task names its runner: the planning agent's, unless the planner chose
+    one (for the task, or for the plan as a whole)."""
+    if not isinstance(data, dict) or not isinstance(data.get("tasks"), list):
+        return data  # not a plan: the check reports it
+    default = data.get("agent") or preset
+    tasks = [
+        {**task, "agent": default}
+        if isinstance(task, dict) and task.get("agent") is None and task.get("profile") is None
+        else task
+        for task in data["tasks"]
+    ]
+    return {**data, "tasks": tasks}
 
 
 def _read_spec(spec: Path | None) -> str:

@@ -27,8 +27,11 @@ from plait.domain.plan_model import Plan
 from plait.domain.run import RunState
 from plait.eventstore import ConcurrencyError, SqlEventStore, StoreError
 from plait.eventstore.leases import DEFAULT_TTL, LeaseStore
+from plait.execution.agent_check import AgentCheckFailed, AgentInfo, check_agents
 from plait.execution.context import RunContext, result_branch
 from plait.execution.errors import (
+    AgentsUnavailable,
+    BadWorktreeRoot,
     InvalidId,
     NoActiveRun,
     NoBaseBranch,
@@ -55,7 +58,13 @@ from plait.execution.recorder import RunRecorder
 from plait.execution.recovery import adopt_worktrees, interrupt_tasks, stop_orphan
 from plait.execution.settings import Settings
 from plait.execution.worktree_pool import WorktreePool
-from plait.execution.worktrees import Worktree, WorktreeManager
+from plait.execution.worktrees import (
+    LEGACY_ROOT,
+    Worktree,
+    WorktreeError,
+    WorktreeManager,
+    worktree_root_for,
+)
 from plait.projections import Projector, ReadModels, all_projections
 from plait.projections.codec import decode, encode, project_stream, run_stream
 
@@ -152,7 +161,7 @@ class Plait:
     async def _reap_orphans(self, recorder: RunRecorder) -> None:
         """Kill what the dead driver's tasks left running; clear half-made worktrees."""
         git = Git(Path(recorder.state.repo_path or "."))
-        worktrees = WorktreeManager(git, self.settings.worktree_root)
+        worktrees = await self._worktrees(git, recorder.state)
         run_root = (await worktrees.root()) / recorder.run_id
         # The run's own directory, and the worktrees its unfinished tasks were given (a
         # pooled worktree lives outside the run's directory).
@@ -288,6 +297,8 @@ class Plait:
             base_commit = await git.rev_parse(f"refs/heads/{base_branch}")
         except GitError as exc:
             raise NoBaseBranch(f"base branch {base_branch!r}: {exc}") from None
+        worktree_root = await self._worktree_root(git, plan)
+        await self._agents(plan)
         run_id = new_id()
         # The lease first: while this start is between RunStarted and RunCreated, a
         # concurrent start must see a live run, not an abandoned one.
@@ -314,10 +325,35 @@ class Plait:
             base_commit=base_commit,
             repo_path=facts.repo_path,
             max_concurrency=plan.max_concurrency,
+            worktree_root=str(worktree_root),
         )
         await self._append(run_stream(run_id), [created], expected=0)
         await self._launch(project_id, run_id, leased=True)
         return run_id
+
+    async def _worktree_root(self, git: Git, plan: Plan) -> Path:
+        """--worktree-root, else the plan's `worktree_root`, else plait's data directory."""
+        base = self.settings.worktree_root or (
+            Path(plan.worktree_root) if plan.worktree_root else None
+        )
+        try:
+            return await worktree_root_for(git, base)
+        except WorktreeError as exc:
+            raise BadWorktreeRoot(str(exc)) from None
+
+    @staticmethod
+    async def _agents(plan: Plan) -> dict[str, AgentInfo]:
+        """The plan's agent CLIs, each installed in a version plait drives, or refused."""
+        try:
+            return await check_agents(plan)
+        except AgentCheckFailed as exc:
+            raise AgentsUnavailable("; ".join(exc.problems)) from None
+
+    async def _worktrees(self, git: Git, state: RunState) -> WorktreeManager:
+        """The run's own worktree root, as recorded when it was created."""
+        if state.worktree_root:
+            return WorktreeManager(git, Path(state.worktree_root))
+        return WorktreeManager(git, await git.common_dir() / LEGACY_ROOT)
 
     async def _abandoned_start(self, run_id: str) -> bool:
         """RunStarted with no run stream, and nobody holding the run's lease."""
@@ -370,6 +406,7 @@ class Plait:
                 f"run {run_id} is {status}: only a stopped, failed or "
                 "interrupted run can be resumed"
             )
+        await self._agents(Plan.from_dict(recorder.plan))
         if facts.active_run is None:
             try:
                 await self._append(
@@ -419,11 +456,15 @@ class Plait:
             plan=plan,
             repo=repo,
             git=git,
-            worktrees=WorktreeManager(git, self.settings.worktree_root),
+            worktrees=await self._worktrees(git, state),
             recorder=recorder,
             settings=self.settings,
             result_ref=f"refs/heads/{result_branch(run_id)}",
         )
+        try:
+            ctx.agents = await check_agents(plan)
+        except AgentCheckFailed as exc:  # recovery at start-up: the tasks will say so
+            log.warning("run %s: %s", run_id, "; ".join(exc.problems))
         if self.settings.reuse_worktrees:
             # First: the pool takes back (and detaches) the slots a dead process held, so
             # they are not adopted below as this run's worktrees.
@@ -501,6 +542,8 @@ class Plait:
 
 
 __all__ = [
+    "AgentsUnavailable",
+    "BadWorktreeRoot",
     "InvalidId",
     "NoActiveRun",
     "NoBaseBranch",

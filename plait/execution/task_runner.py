@@ -5,12 +5,16 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 from typing import Literal, TypedDict
 
+from plait.domain.agents import BYPRODUCTS, PRESETS
 from plait.domain.events import (
+    AgentReported,
+    TaskChangedNothing,
     TaskFailed,
     TaskInterrupted,
     TaskOutput,
@@ -19,7 +23,8 @@ from plait.domain.events import (
     WorktreeCreated,
 )
 from plait.domain.plan_model import Task
-from plait.execution.agents import build_command
+from plait.execution.agent_output import AgentReport, LineFeed, parser_for
+from plait.execution.agents import Command, agent_env, build_command
 from plait.execution.context import RunContext
 from plait.execution.git import GitError
 from plait.execution.output_buffer import OutputBuffer
@@ -43,6 +48,7 @@ class TaskIds(TypedDict):
 
 class Outcome(Enum):
     SUCCEEDED = "succeeded"
+    NO_CHANGE = "no_change"  # exited 0 and changed nothing, where that is not allowed
     FAILED = "failed"
     INTERRUPTED = "interrupted"
 
@@ -112,22 +118,34 @@ async def run_attempt(
     )
     try:
         command = build_command(
-            ctx.plan.agent_for(task), task.prompt or "", task.id, task.title or task.id, task.run
+            ctx.plan.agent_for(task),
+            task.prompt or "",
+            task.id,
+            task.title or task.id,
+            task.run,
+            profile=ctx.plan.profile_for(task),
+            scratch=ctx.log_dir / f"{task.id}.{attempt}.scratch",
         )
     except ValueError as exc:
         return await _failed(ctx, ids, worktree, None, str(exc), False, started)
     argv = command.argv if command.argv is not None else ["/bin/sh", "-c", command.shell or ""]
-    await ctx.recorder.record(TaskStarted(**ids, command=argv))
-    env = task_env(
-        os.environ,
-        {
-            "PLAIT_RUN_ID": ctx.run_id,
-            "PLAIT_TASK_ID": task.id,
-            "PLAIT_TASK_TITLE": task.title or task.id,
-            "PLAIT_TASK_PROMPT": task.prompt or "",
-            "PLAIT_WORKTREE": str(worktree.path),
-        },
+    await ctx.recorder.record(TaskStarted(**ids, command=argv, **_agent_facts(ctx, command)))
+    if command.preset is not None:
+        (ctx.log_dir / f"{task.id}.{attempt}.scratch").mkdir(parents=True, exist_ok=True)
+    env = agent_env(
+        task_env(
+            os.environ,
+            {
+                "PLAIT_RUN_ID": ctx.run_id,
+                "PLAIT_TASK_ID": task.id,
+                "PLAIT_TASK_TITLE": task.title or task.id,
+                "PLAIT_TASK_PROMPT": task.prompt or "",
+                "PLAIT_WORKTREE": str(worktree.path),
+            },
+        ),
+        command,
     )
+    feed = LineFeed(parser_for(command.preset.output)) if command.preset is not None else None
     try:
         await _copy_ignored(ctx, worktree, buffer)
         if ctx.plan.setup_command:
@@ -145,7 +163,7 @@ async def run_attempt(
             if setup is None:
                 await buffer.close()
                 return await _interrupted(ctx, ids, worktree, "stopped during setup")
-            if not setup.succeeded:
+            if setup.timed_out or setup.exit_code != 0:
                 await buffer.close()
                 error = f"setup command failed ({_exit_text(setup)}): {_tail(setup)}"
                 return await _failed(
@@ -160,21 +178,38 @@ async def run_attempt(
             ctx.plan.timeout_for(task),
             buffer,
             log_path,
+            also=feed.add if feed is not None else None,
         )
         await buffer.close()
         if result is None:
             return await _interrupted(ctx, ids, worktree, "stopped")
-        if not result.succeeded:
-            error = f"command failed ({_exit_text(result)}): {_tail(result)}"
+        report = await _reported(ctx, ids, command, feed)
+        if result.timed_out or result.exit_code != 0:
+            # A timed-out task failed, whatever status it exited with after the signal.
+            reason = report.error if report is not None and report.error else _tail(result)
+            error = f"command failed ({_exit_text(result)}): {reason}"
             return await _failed(
                 ctx, ids, worktree, result.exit_code, error, will_retry, started, result
             )
-        commit = await ctx.worktrees.commit_all(worktree, f"plait: {task.title or task.id}")
+        if report is not None and report.error:
+            # The agent's own verdict: it failed even though it exited 0.
+            return await _failed(ctx, ids, worktree, 0, report.error, will_retry, started)
+        excludes = await ctx.worktrees.write_excludes(
+            ctx.log_dir / "commit.exclude", _excluded_patterns()
+        )
+        commit = await ctx.worktrees.commit_all(
+            worktree, f"plait: {task.title or task.id}", excludes=excludes
+        )
         changed = await ctx.worktrees.changed_files(worktree.base_commit, commit) if commit else []
     except (GitError, WorktreeError, OSError) as exc:
         await buffer.close()
         return await _failed(
             ctx, ids, worktree, None, f"plait could not run the task: {exc}", will_retry, started
+        )
+    if commit is None and not ctx.plan.allows_no_change(task):
+        await ctx.recorder.record(TaskChangedNothing(**ids, duration=time.monotonic() - started))
+        return AttemptResult(
+            task.id, attempt, Outcome.NO_CHANGE, worktree, error="it exited 0 but changed nothing"
         )
     await ctx.recorder.record(
         TaskSucceeded(
@@ -182,6 +217,48 @@ async def run_attempt(
         )
     )
     return AttemptResult(task.id, attempt, Outcome.SUCCEEDED, worktree, commit)
+
+
+def _agent_facts(ctx: RunContext, command: Command) -> dict[str, str]:
+    """What TaskStarted records of the agent: preset, version (as checked), profile, model."""
+    if command.preset is None:
+        return {"profile": command.profile.name if command.profile else ""}
+    program = command.argv[0] if command.argv else command.preset.program
+    info = ctx.agents.get(program) or ctx.agents.get(command.preset.program)
+    return {
+        "agent": command.preset.name,
+        "agent_version": info.version if info is not None else "",
+        "profile": command.profile.name if command.profile else "",
+        "model": command.model,
+    }
+
+
+async def _reported(
+    ctx: RunContext, ids: TaskIds, command: Command, feed: LineFeed | None
+) -> AgentReport | None:
+    """Record what the agent said of its session (verdict, tokens, cost); None for shell
+    tasks and custom templates, whose exit status is their only verdict."""
+    if feed is None or command.preset is None:
+        return None
+    report = feed.report()
+    await ctx.recorder.record(
+        AgentReported(
+            **ids,
+            agent=command.preset.name,
+            model=report.model or command.model,
+            session_id=report.session_id,
+            tokens_in=report.tokens_in,
+            tokens_out=report.tokens_out,
+            cost_usd=report.cost_usd,
+            error=report.error,
+        )
+    )
+    return report
+
+
+def _excluded_patterns() -> list[str]:
+    scratch = {pattern for preset in PRESETS.values() for pattern in preset.scratch}
+    return [*BYPRODUCTS, *sorted(scratch)]
 
 
 async def _copy_ignored(ctx: RunContext, worktree: Worktree, buffer: OutputBuffer) -> None:
@@ -207,15 +284,23 @@ async def _supervised(
     timeout: float,
     buffer: OutputBuffer,
     log_path: Path,
+    also: Callable[[str, str], None] | None = None,
 ) -> ProcessResult | None:
-    """Run a process; None if the run was stopped meanwhile (the process group is killed)."""
+    """Run a process; None if the run was stopped meanwhile (the process group is killed).
+    `also` sees every chunk of output too (an agent's output parser)."""
+
+    async def on_output(stream: str, text: str) -> None:
+        if also is not None:
+            also(stream, text)
+        await buffer.add(stream, text)
+
     handle: ProcessHandle = await start_process(
         argv,
         shell_command=shell,
         cwd=worktree.path,
         env=env,
         timeout=timeout,
-        on_output=buffer.add,
+        on_output=on_output,
         max_chunk=ctx.settings.output_chunk_bytes,
         log_path=log_path,
         grace=ctx.settings.stop_grace,

@@ -1,19 +1,31 @@
-"""Task and integration worktrees, kept outside the user's working tree.
+"""Task and integration worktrees, kept outside the user's repository.
 
 Layout: `<root>/<run_id>/<task_id>.<attempt>` for task worktrees and
-`<root>/<run_id>/_integration` for the detached integration worktree, with
-`root` defaulting to `<git common dir>/plait-worktrees`. Ids are checked
-against ID_PATTERN before any path is built, so `_integration` can never be a
-task's directory and no id can climb out of the root.
+`<root>/<run_id>/_integration` for the detached integration worktree. `root` is
+`<base>/<repository key>`: `base` is plait's data directory
+(`~/.local/share/plait/worktrees` on Linux) unless `--worktree-root` or the plan's
+`worktree_root` names another, and the key (`<name>-<hash of the git common dir>`)
+keeps the worktrees of different repositories apart. The root is never inside the
+repository's working tree or its `.git`: Claude Code refuses to edit anything under
+`.git/` (anthropics/claude-code#11059), and tools that walk the tree would see
+nested checkouts. Runs made before this layout kept their worktrees in
+`<git common dir>/plait-worktrees` (LEGACY_ROOT); they are recovered and cleaned there.
+
+Ids are checked against ID_PATTERN before any path is built, so `_integration` can
+never be a task's directory and no id can climb out of the root.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+import platformdirs
 
 from plait.execution.clean_tree import clean_argv, remove_caches
 from plait.execution.git import Git, GitError
@@ -29,11 +41,47 @@ __all__ = [
     "WorktreeEntry",
     "WorktreeError",
     "WorktreeManager",
+    "default_worktree_base",
+    "repository_key",
     "validate_id",
+    "worktree_root_for",
 ]
 
 ID_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
 INTEGRATION_DIR = "_integration"
+LEGACY_ROOT = "plait-worktrees"  # under the git common dir, before worktrees moved out
+_KEY_UNSAFE = re.compile(r"[^a-z0-9_.-]+")
+
+
+def default_worktree_base() -> Path:
+    return Path(platformdirs.user_data_dir("plait", appauthor=False)) / "worktrees"
+
+
+def repository_key(common_dir: Path) -> str:
+    """`<name>-<12 hex>`: readable, and distinct for every repository on the machine."""
+    name = common_dir.parent.name if common_dir.name == ".git" else common_dir.name
+    readable = _KEY_UNSAFE.sub("-", name.lower()).strip("-.")[:40] or "repo"
+    digest = hashlib.sha256(str(common_dir).encode()).hexdigest()[:12]
+    return f"{readable}-{digest}"
+
+
+async def worktree_root_for(git: Git, base: Path | None = None) -> Path:
+    """Where this repository's worktrees go under `base` (default: plait's data directory).
+    WorktreeError if that would be inside the repository or its git directory."""
+    common = await git.common_dir()
+    chosen = (base.expanduser() if base is not None else default_worktree_base()).resolve()
+    root = chosen / repository_key(common)
+    try:
+        toplevel: Path | None = await git.toplevel()
+    except GitError:  # a bare repository has no working tree
+        toplevel = None
+    for inside, what in ((common, "git directory"), (toplevel, "working tree")):
+        if inside is not None and root.is_relative_to(inside):
+            raise WorktreeError(
+                f"the worktree root {chosen} is inside the repository's {what} ({inside}):"
+                " choose a directory outside the repository (--worktree-root DIR)"
+            )
+    return root
 
 
 class InvalidIdError(ValueError):
@@ -65,12 +113,14 @@ class WorktreeManager:
     """Creates, lists, commits in and removes worktrees of one repository."""
 
     def __init__(self, git: Git, root: Path | None = None) -> None:
+        """`root`: this repository's worktree root exactly (a run's recorded one);
+        None: the default for the repository (see `worktree_root_for`)."""
         self.git = git
         self._root = root
 
     async def root(self) -> Path:
         if self._root is None:
-            self._root = await self.git.common_dir() / "plait-worktrees"
+            self._root = await worktree_root_for(self.git)
         return self._root.resolve()
 
     @staticmethod
@@ -220,14 +270,38 @@ class WorktreeManager:
         result = await self.git.run("worktree", "list", "--porcelain", "-z")
         return parse_worktree_list(result.stdout)
 
-    async def commit_all(self, worktree: Worktree, message: str) -> str | None:
+    async def write_excludes(self, path: Path, patterns: Sequence[str]) -> Path:
+        """An ignore file for `commit_all`: the user's own global excludes (which
+        `core.excludesFile` would otherwise replace) plus `patterns`."""
+        configured = await self.git.run(
+            "config", "--path", "--get", "core.excludesFile", check=False
+        )
+        own = Path(configured.stdout.strip()) if configured.returncode == 0 else None
+        if own is None:
+            config_home = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+            own = Path(config_home) / "git" / "ignore"
+        try:
+            user = own.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            user = ""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        text = f"{user.rstrip()}\n# plait: tool files and byproducts\n" + "\n".join(patterns)
+        path.write_text(text.lstrip() + "\n", encoding="utf-8")
+        return path
+
+    async def commit_all(
+        self, worktree: Worktree, message: str, *, excludes: Path | None = None
+    ) -> str | None:
         """Commit everything the task changed; return HEAD, or None if nothing changed at all.
 
         If the task made its own commits and left nothing else, its HEAD is returned.
         Hooks and signing are skipped: the user's hooks must not block or alter a task's result.
+        `excludes` (from `write_excludes`) keeps untracked tool files and byproducts out:
+        as ignore rules, they leave tracked files and files the task added itself alone.
         """
         cwd = worktree.path
-        await self.git.run("add", "-A", cwd=cwd)
+        add = ("-c", f"core.excludesFile={excludes}") if excludes is not None else ()
+        await self.git.run(*add, "add", "-A", cwd=cwd)
         identity = await self.git.identity_options(cwd=cwd)
         argv = [
             *identity,

@@ -32,6 +32,8 @@ SERVICE_STATUS: dict[type[Exception], int] = {
     service.NotResumable: 409,
     service.NoActiveRun: 409,
     service.NoBaseBranch: 400,
+    service.AgentsUnavailable: 400,
+    service.BadWorktreeRoot: 400,
     service.NotARepository: 400,
     service.InvalidId: 400,
 }

@@ -18,6 +18,7 @@ from starlette.requests import Request
 from plait.domain.errors import PlanError
 from plait.domain.plan import parse_plan, plan_from_mapping
 from plait.domain.plan_model import Plan
+from plait.execution.user_config import user_profiles
 from plait.http.errors import ApiError
 
 ID_REGEX = "[a-z0-9][a-z0-9_-]{0,62}"
@@ -94,12 +95,12 @@ async def plan_body(request: Request) -> Plan:
             text = raw.decode("utf-8")
         except UnicodeDecodeError:
             raise PlanError(["request body: a YAML plan must be UTF-8 text"]) from None
-        return parse_plan(text, source="request body")
+        return parse_plan(text, source="request body", user_profiles=user_profiles())
     if kind not in ("", *JSON_TYPES):
         raise ApiError(
             415, "unsupported_media_type", "send the plan as application/json or application/yaml"
         )
-    return plan_from_mapping(await json_body(request))
+    return plan_from_mapping(await json_body(request), user_profiles=user_profiles())
 
 
 def parse_until(raw: str | None) -> int | datetime | None:

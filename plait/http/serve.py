@@ -86,7 +86,7 @@ def serve(
     token: str | None,
     *,
     out: TextIO | None = None,
-    reuse_worktrees: bool = False,
+    settings: Settings | None = None,
 ) -> int:
     """Serve until interrupted. 0 after a clean stop; 2 if the service could not start."""
     out = out or sys.stdout
@@ -100,7 +100,7 @@ def serve(
         print(f"plait serve: {exc}", file=sys.stderr)
         return 2
     allowed = (*DEFAULT_ALLOWED_HOSTS, url_host(host).lower())
-    settings = Settings(reuse_worktrees=reuse_worktrees)
+    settings = settings or Settings()
     app = create_app(url, token=token, allowed_hosts=allowed, settings=settings)
 
     def announce(base_url: str) -> None:

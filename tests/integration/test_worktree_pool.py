@@ -83,7 +83,8 @@ async def test_pooled_worktrees_live_under_the_worktree_root_where_git_lists_the
     repo: Path, manager: WorktreeManager, pool: WorktreePool, head: str
 ) -> None:
     wt = await pool.acquire("run1", "t", 1, head)
-    assert wt.path == (repo / ".git" / "plait-worktrees" / "_pool" / "1").resolve()
+    assert wt.path == (await manager.root()) / "_pool" / "1"
+    assert not wt.path.is_relative_to(repo.resolve())
     listed = {e.path: e for e in await manager.list_porcelain()}
     assert listed[wt.path].branch_name == "plait/run1/t"
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from plait.execution.worktrees import (
     Worktree,
     WorktreeError,
     WorktreeManager,
+    worktree_root_for,
 )
 from tests.gitrepo import ENV, commit_file, git, make_repo
 
@@ -34,24 +36,39 @@ def head(repo: Path) -> str:
     return git(repo, "rev-parse", "HEAD")
 
 
-async def test_a_task_worktree_gets_its_own_branch_outside_the_users_checkout(
+async def test_a_task_worktree_gets_its_own_branch_outside_the_users_repository(
     repo: Path, manager: WorktreeManager, head: str
 ) -> None:
     wt = await manager.create("run1", "task-a", 1, head)
     assert wt.branch == "plait/run1/task-a"
     assert wt.base_commit == head
-    assert wt.path == (repo / ".git" / "plait-worktrees" / "run1" / "task-a.1").resolve()
+    data_home = Path(os.environ["XDG_DATA_HOME"]).resolve()
+    assert wt.path.is_relative_to(data_home / "plait" / "worktrees")
+    assert wt.path.parent.parent.name.startswith("repo-")
+    assert wt.path.parts[-2:] == ("run1", "task-a.1")
+    assert not wt.path.is_relative_to(repo.resolve())
     assert git(wt.path, "rev-parse", "HEAD") == head
     assert git(wt.path, "symbolic-ref", "--short", "HEAD") == "plait/run1/task-a"
     assert git(repo, "status", "--porcelain") == ""
 
 
-async def test_an_explicit_root_is_used_instead_of_the_git_dir(
-    repo: Path, tmp_path: Path, head: str
-) -> None:
+async def test_an_explicit_root_is_used_as_it_is(repo: Path, tmp_path: Path, head: str) -> None:
     manager = WorktreeManager(Git(repo), tmp_path / "trees")
     wt = await manager.create("r", "t", 1, head)
     assert wt.path == (tmp_path / "trees" / "r" / "t.1").resolve()
+
+
+async def test_a_worktree_base_keys_each_repository_apart(tmp_path: Path) -> None:
+    first, second = make_repo(tmp_path / "one" / "app"), make_repo(tmp_path / "two" / "app")
+    roots = {await worktree_root_for(Git(r), tmp_path / "trees") for r in (first, second)}
+    assert len(roots) == 2
+    assert all(root.parent == (tmp_path / "trees").resolve() for root in roots)
+
+
+@pytest.mark.parametrize("inside", [".git/trees", "sub/trees", "."])
+async def test_a_worktree_root_inside_the_repository_is_refused(repo: Path, inside: str) -> None:
+    with pytest.raises(WorktreeError, match="inside the repository"):
+        await worktree_root_for(Git(repo), repo / inside)
 
 
 UNSAFE_IDS = [
@@ -77,7 +94,7 @@ async def test_an_unsafe_task_id_is_refused_before_anything_is_created(
     with pytest.raises(InvalidIdError):
         await manager.create("run1", task_id, 1, head)
     assert git(repo, "for-each-ref") == before
-    assert not (repo / ".git" / "plait-worktrees").exists()
+    assert not (await manager.root()).exists()
 
 
 @pytest.mark.parametrize("run_id", ["../run", "--x", "a/b", "r\n"])

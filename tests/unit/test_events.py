@@ -34,6 +34,7 @@ SAMPLES: dict[str, Any] = {
     "int | None": 3,
     "bool": True,
     "float": 1.25,
+    "float | None": 0.0125,
     "dict[str, Any]": {"tasks": [{"id": "a", "depends_on": []}]},
     "Sequence[str]": ("one", "two"),
     "Sequence[Mapping[str, Any]]": ({"batch_id": 1, "task_ids": ["a"], "can_parallel": True},),
@@ -76,7 +77,7 @@ def test_type_is_the_class_name_and_schema_version_starts_at_one(type_name: str)
 
 def test_the_registry_holds_every_project_and_run_event() -> None:
     assert set(EVENT_TYPES.values()) == {*PROJECT_EVENTS, *RUN_EVENTS}
-    assert len(EVENT_TYPES) == 33
+    assert len(EVENT_TYPES) == 35
 
 
 @pytest.mark.parametrize("cls", RUN_EVENTS, ids=lambda cls: cls.TYPE)
