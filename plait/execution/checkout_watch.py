@@ -21,8 +21,12 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import itertools
 import logging
 import os
+import re
+import shlex
+import shutil
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -39,6 +43,7 @@ _EVENT = struct.Struct("iIII")  # wd, mask, cookie, len; then len bytes of NUL-p
 # count (see the module docstring).
 CODE_SUFFIXES = (".py", ".pyc", ".so", ".pyd", ".js", ".mjs", ".cjs", ".ts", ".mts", ".cts")
 MAX_REPORTED = 200
+_ASSIGNMENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*=")
 
 
 @dataclass
@@ -196,13 +201,12 @@ def _likely_cause(checkout: Path, env: dict[str, str], test_command: str) -> str
 
 
 def _program(command: str, env: dict[str, str]) -> Path | None:
-    import shlex
-    import shutil
-
+    """The program a simple shell command line starts (after any `NAME=value` words)."""
     try:
         words = shlex.split(command)
     except ValueError:
         return None
+    words = list(itertools.dropwhile(_ASSIGNMENT.match, words))
     if not words:
         return None
     found = shutil.which(words[0], path=env.get("PATH")) if "/" not in words[0] else words[0]
