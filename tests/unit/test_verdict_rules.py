@@ -101,7 +101,7 @@ def test_a_pytest_report_gives_its_failures_and_errors_by_id(tmp_path: Path) -> 
     path = tmp_path / "report.xml"
     path.write_text(PYTEST_REPORT)
     report = read_report(path)
-    assert report.failed == {"tests.test_app::test_sub[1-2]", "tests.test_broken"}
+    assert report.failed == frozenset({"tests.test_app::test_sub[1-2]", "tests.test_broken"})
     assert report.note == ""
 
 
