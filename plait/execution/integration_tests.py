@@ -113,6 +113,8 @@ class IntegrationTester:
             extra = f"--junitxml={shlex.quote(str(report))}"
             test_env["PYTEST_ADDOPTS"] = f"{env.get('PYTEST_ADDOPTS', '')} {extra}".strip()
         watch = await self._watch() if watch_checkout else None
+        if watch_checkout:
+            notes += _watch_notes(watch)
         try:
             log = f"tests.{self._runs}.log"
             result = await self._process(self.command, worktree, test_env, log)
@@ -129,6 +131,13 @@ class IntegrationTester:
                 f"the test command could not run (exit {result.exit_code}: "
                 f"{CANNOT_RUN[result.exit_code]}): {_last_lines(result)}"
             )
+            venv = os.environ.get("VIRTUAL_ENV")
+            if venv:
+                problem += (
+                    f"\nplait runs the setups and the tests without the virtualenv it was "
+                    f"started in ({venv}): give the worktree an environment of its own "
+                    '(docs/plan-format.md, "An environment of its own")'
+                )
         if opened:
             problem = outside_read_problem(opened, self.ctx.repo, test_env, self.command)
         read = read_report(report)
@@ -266,6 +275,20 @@ class IntegrationTester:
             await self.ctx.worktrees.remove(self._worktree)
             self.ctx.live_worktrees.pop(self._worktree.worktree_id, None)
             self._worktree = None
+
+
+def _watch_notes(watch: CheckoutWatch | None) -> list[str]:
+    if watch is None:
+        return [
+            "no watch on your checkout here (it needs Linux inotify): whether the tests "
+            "read your checkout instead of the worktree was not checked"
+        ]
+    if watch.uncovered:
+        return [
+            f"{watch.uncovered} directories of your checkout could not be watched "
+            "(the kernel's fs.inotify.max_user_watches)"
+        ]
+    return []
 
 
 def _failed_setup(commit: str, name: str, result: ProcessResult) -> TestRun:
