@@ -22,6 +22,7 @@ from rich.live import Live
 from rich.table import Table
 from sqlalchemy.exc import DBAPIError
 
+from plait.domain.agents import preset_names
 from plait.domain.batching import plan_batches, select_mode
 from plait.domain.errors import PlanError
 from plait.domain.plan import parse_plan
@@ -37,6 +38,7 @@ from plait.execution.planning import PlanningFailed, plan_from_command
 from plait.execution.service import Plait, ServiceError
 from plait.execution.settings import Settings
 from plait.execution.user_config import user_profiles
+from plait.execution.worktrees import WorktreeError
 from plait.projections import Projector, ReadModels, all_projections
 from plait.projections.audit import verify_lifecycles
 from plait.projections.codec import run_stream
@@ -204,7 +206,7 @@ async def _plan_then_execute(args: argparse.Namespace) -> int:
             worktree_root=args.worktree_root,
             user_profiles=user_profiles(),
         )
-    except PlanningFailed as exc:
+    except (PlanningFailed, WorktreeError) as exc:
         print(f"plait: {exc}", file=sys.stderr)
         return 2
     except GitError as exc:
@@ -388,7 +390,19 @@ def _status_text(view: dict[str, object]) -> str:
         f"batches: {view['completed_batches']}/{view['batches_total']} completed",
     ]
     for task in view["tasks"]:  # type: ignore[attr-defined]
-        lines.append(f"  {task['task_id']:<20} {task['status']:<11} attempt {task['attempt']}")
+        line = f"  {task['task_id']:<20} {task['status']:<11} attempt {task['attempt']}"
+        if task.get("agent"):
+            line += (
+                f"  {task['agent']} {task.get('model') or ''}  tokens"
+                f" {task['total_tokens_in']:,}/{task['total_tokens_out']:,}"
+                f"  ${task['total_cost_usd']:.4f}"
+            )
+        lines.append(line)
+    if any(task.get("agent") for task in view["tasks"]):  # type: ignore[attr-defined]
+        lines.append(
+            f"agents: tokens {view['tokens_in']:,} in, {view['tokens_out']:,} out;"
+            f" cost ${view['cost_usd']:.4f}"
+        )
     return "\n".join(lines)
 
 
@@ -464,8 +478,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--plan-from",
         metavar="COMMAND",
         help="Session 0: make the plan with this command instead of a file: an agent preset "
-        "(claude, codex, aider) or a shell command that writes $PLAIT_PLAN_OUTPUT or prints "
-        "the plan",
+        f"({', '.join(preset_names())}), a profile of your profiles file, or a shell command "
+        "that writes $PLAIT_PLAN_OUTPUT or prints the plan",
     )
     run.add_argument("--spec", metavar="FILE", help="the specification the planner plans from")
     run.add_argument("--repo", default=".", help="the git repository (default: .)")

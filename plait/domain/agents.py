@@ -10,7 +10,8 @@ CLI in the tests (tests/e2e/test_agent_cli_*.py); docs/agents.md says why each i
 
 Placeholders, substituted inside single argv elements: `{prompt}` (the task's prompt,
 always exactly one argument), `{model}`, `{session}` (a session id to resume) and
-`{scratch}` (a directory outside the worktree for the tool's own files).
+`{scratch}` (a directory outside the worktree for the tool's own files). The element
+`{options}` marks where the model and a profile's `args` go (at the end without it).
 """
 
 from __future__ import annotations
@@ -69,6 +70,19 @@ def _frozen(values: dict[str, str]) -> Mapping[str, str]:
     return MappingProxyType(values)
 
 
+# Codex settings as `-c` overrides (no config file of the user's is changed): no analytics,
+# plugin or update traffic; a refused connection fails instead of retrying for ever; and
+# the sandbox does not open /tmp or $TMPDIR for writing, where a repository may live.
+_CODEX_SETTINGS = (
+    "-c", "analytics.enabled=false",
+    "-c", "features.plugins=false",
+    "-c", "check_for_update_on_startup=false",
+    "-c", "features.unbounded_connection_retries=false",
+    "-c", "sandbox_workspace_write.exclude_slash_tmp=true",
+    "-c", "sandbox_workspace_write.exclude_tmpdir_env_var=true",
+)  # fmt: skip
+
+
 PRESETS: Mapping[str, AgentPreset] = MappingProxyType(
     {
         "claude": AgentPreset(
@@ -110,17 +124,22 @@ PRESETS: Mapping[str, AgentPreset] = MappingProxyType(
             title="Codex CLI",
             install="npm install -g @openai/codex",
             program="codex",
+            # `exec` runs with approval policy "never"; workspace-write is its bubblewrap
+            # sandbox (the worktree writable, its git metadata read-only, no network).
             args=(
-                "exec", "--sandbox", "workspace-write", "--json",
-                "--skip-git-repo-check", "{prompt}",
+                "exec", "--json", "--sandbox", "workspace-write", *_CODEX_SETTINGS,
+                "{options}", "{prompt}",
             ),
             model_args=("--model", "{model}"),
             versions=((0, 170, 0), (0, 180, 0)),
             version_pattern=r"^codex-cli (\d+\.\d+\.\d+)",
             output="codex",
             provider_env=("OPENAI_", "CODEX_", "AZURE_OPENAI_"),
+            # `resume` takes no sandbox option of its own: without exec's, the resumed turn
+            # is silently read-only.
             resume_args=(
-                "exec", "resume", "--json", "--skip-git-repo-check", "{session}", "{prompt}",
+                "exec", "--json", "--sandbox", "workspace-write", *_CODEX_SETTINGS,
+                "{options}", "resume", "{session}", "{prompt}",
             ),
         ),
         "aider": AgentPreset(

@@ -397,6 +397,43 @@ class MergeConflicted(RunEvent):
 
 
 @dataclass(frozen=True, kw_only=True)
+class ConflictResolutionStarted(RunEvent):
+    """The task's own agent resolves its conflict with the new tip: the merge is checked out
+    in `worktree_id` with the markers in `files`; `session_id` is resumed where the CLI can."""
+
+    batch_id: int
+    task_id: str
+    worktree_id: str
+    attempt: int
+    onto: str
+    files: Sequence[str] = ()
+    session_id: str = ""  # "" : a new session
+
+
+@dataclass(frozen=True, kw_only=True)
+class ConflictResolved(RunEvent):
+    """The agent's resolution, committed as a merge of the task's branch and the tip."""
+
+    batch_id: int
+    task_id: str
+    worktree_id: str
+    attempt: int
+    commit: str
+    duration: float = 0.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class ConflictResolutionFailed(RunEvent):
+    """The agent could not resolve the conflict; the task is re-run on the new tip."""
+
+    batch_id: int
+    task_id: str
+    worktree_id: str
+    attempt: int
+    reason: str
+
+
+@dataclass(frozen=True, kw_only=True)
 class CulpritFound(RunEvent):
     """Bisecting the merge chain blamed this task's branch; it is ejected from the batch."""
 
@@ -459,6 +496,9 @@ RUN_EVENTS: tuple[type[RunEvent], ...] = (
     MergeStarted,
     BranchMerged,
     MergeConflicted,
+    ConflictResolutionStarted,
+    ConflictResolved,
+    ConflictResolutionFailed,
     TestsPassed,
     TestsFailed,
     TestsFlaky,

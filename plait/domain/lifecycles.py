@@ -60,7 +60,11 @@ Task (one task and the worktree of its current attempt):
     eject      succeeded, merged          ejected     CulpritFound
     requeue    conflicted, failed,        requested   TaskRequeued
                no_change
-    interrupt  created, running           requested   TaskInterrupted
+    resolve    created                    resolving   ConflictResolutionStarted
+    resolved   resolving                  succeeded   ConflictResolved
+    give_up    resolving                  requested   ConflictResolutionFailed (then re-run)
+    interrupt  created, running,          requested   TaskInterrupted
+               resolving
     remove     merged, ejected, failed    removed     WorktreeRemoved
 
     `requested` means "waiting for a (new) worktree": a task to be retried, requeued after a
@@ -209,6 +213,7 @@ TASK = Lifecycle(
         "requested",
         "created",
         "running",
+        "resolving",
         "succeeded",
         "no_change",
         "failed",
@@ -228,7 +233,10 @@ TASK = Lifecycle(
         ("conflict", ("succeeded", "merged"), "conflicted"),
         ("eject", ("succeeded", "merged"), "ejected"),
         ("requeue", ("conflicted", "failed", "no_change"), "requested"),
-        ("interrupt", ("created", "running"), "requested"),
+        ("resolve", "created", "resolving"),
+        ("resolved", "resolving", "succeeded"),
+        ("give_up", "resolving", "requested"),
+        ("interrupt", ("created", "running", "resolving"), "requested"),
         ("remove", ("merged", "ejected", "failed"), "removed"),
     ),
     initial="requested",

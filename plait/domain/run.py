@@ -50,6 +50,9 @@ from plait.domain.events import (
     BatchLanded,
     BatchStarted,
     BranchMerged,
+    ConflictResolutionFailed,
+    ConflictResolutionStarted,
+    ConflictResolved,
     CulpritFound,
     DomainEvent,
     ExecutionModeSelected,
@@ -213,6 +216,10 @@ class RunState:
             "completed_batches": self.completed_batches,
             "landed_commit": self.landed_commit,
             "error": self.error,
+            # What the run's agent sessions used, over every task and attempt.
+            "tokens_in": sum(t.total_tokens_in for t in self.tasks.values()),
+            "tokens_out": sum(t.total_tokens_out for t in self.tasks.values()),
+            "cost_usd": round(sum(t.total_cost_usd for t in self.tasks.values()), 6),
             "batches": [dataclasses.asdict(b) for b in self._sorted_batches()],
             "tasks": [dataclasses.asdict(t) for t in self.tasks.values()],
         }
@@ -407,6 +414,10 @@ def _worktree_created(state: RunState, event: WorktreeCreated, at: str | None) -
         batch_id=event.batch_id,
         status=task.status,
         kept_branch=task.kept_branch,
+        # What the task's agent sessions cost is summed over every attempt.
+        total_tokens_in=task.total_tokens_in,
+        total_tokens_out=task.total_tokens_out,
+        total_cost_usd=task.total_cost_usd,
     )
     for spec in dataclasses.fields(TaskState):
         setattr(task, spec.name, getattr(fresh, spec.name))
@@ -504,6 +515,28 @@ def _merge_conflicted(state: RunState, event: MergeConflicted, at: str | None) -
     task = state._task(event.task_id, event.TYPE)
     _transit((TASK, task, "conflict", task.task_id))
     task.conflict_files, task.merge_commit = list(event.files), None
+
+
+def _resolution_started(state: RunState, event: ConflictResolutionStarted, at: str | None) -> None:
+    state._require_active(event.TYPE)
+    task = state._task(event.task_id, event.TYPE)
+    _transit((TASK, task, "resolve", task.task_id))
+    task.conflict_files, task.started_at = list(event.files), at
+
+
+def _conflict_resolved(state: RunState, event: ConflictResolved, at: str | None) -> None:
+    state._require_active(event.TYPE)
+    task = state._task(event.task_id, event.TYPE)
+    _transit((TASK, task, "resolved", task.task_id))
+    task.commit, task.changed_files = event.commit, list(task.conflict_files)
+    task.duration, task.ended_at, task.error = event.duration, at, None
+
+
+def _resolution_failed(state: RunState, event: ConflictResolutionFailed, at: str | None) -> None:
+    state._require_active(event.TYPE)
+    task = state._task(event.task_id, event.TYPE)
+    _transit((TASK, task, "give_up", task.task_id))
+    task.error, task.ended_at = f"could not resolve the conflict: {event.reason}", at
 
 
 def _tests_ran(state: RunState, event: TestsPassed | TestsFailed, at: str | None) -> None:
@@ -653,6 +686,12 @@ def _dispatch(state: RunState, event: RunEvent, at: str | None) -> None:
             _branch_merged(state, event, at)
         case MergeConflicted():
             _merge_conflicted(state, event, at)
+        case ConflictResolutionStarted():
+            _resolution_started(state, event, at)
+        case ConflictResolved():
+            _conflict_resolved(state, event, at)
+        case ConflictResolutionFailed():
+            _resolution_failed(state, event, at)
         case TestsPassed() | TestsFailed():
             _tests_ran(state, event, at)
         case TestsFlaky():

@@ -165,13 +165,16 @@ def _denial(denial: object) -> str:
 
 class CodexJsonEvents:
     """`codex exec --json`: one event per line. `thread.started` names the session,
-    `turn.completed` carries the usage, `turn.failed` and `error` the failure."""
+    `turn.completed` carries the usage, `turn.failed` the verdict. Top-level `error` events
+    also say "Reconnecting... 1/5 (...)" while it retries: only the last one counts, and
+    only when no turn completed after it."""
 
     def __init__(self) -> None:
         self._session = ""
         self._tokens_in: int | None = None
         self._tokens_out: int | None = None
-        self._error = ""
+        self._failed = ""
+        self._last_error = ""
         self._completed = False
         self._saw = False
 
@@ -186,7 +189,7 @@ class CodexJsonEvents:
         if kind == "thread.started":
             self._session = str(event.get("thread_id") or "")
         elif kind == "turn.completed":
-            self._completed = True
+            self._completed, self._last_error = True, ""
             usage = event.get("usage")
             if isinstance(usage, dict):
                 self._tokens_in = (self._tokens_in or 0) + (_int(usage.get("input_tokens")) or 0)
@@ -195,16 +198,16 @@ class CodexJsonEvents:
         elif kind == "turn.failed":
             error = event.get("error")
             message = error.get("message") if isinstance(error, dict) else error
-            self._error = str(message or "the turn failed")
+            self._failed = str(message or "the turn failed")
         elif kind == "error":
-            self._error = str(event.get("message") or "error")
+            self._last_error = str(event.get("message") or "error")
 
     def report(self) -> AgentReport:
-        error = self._error
+        error = self._failed or self._last_error
         if not error and self._saw and not self._completed:
-            error = "Codex ended without completing its turn"
+            error = "it ended without completing its turn"
         return AgentReport(
-            error=_short(f"Codex reported an error: {error}") if error else "",
+            error=_short(f"Codex failed: {error}") if error else "",
             session_id=self._session,
             tokens_in=self._tokens_in,
             tokens_out=self._tokens_out,

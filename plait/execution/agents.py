@@ -22,6 +22,7 @@ __all__ = ["PRESETS", "SHELL_AGENT", "Command", "agent_env", "build_command", "p
 
 SHELL_AGENT = SHELL
 
+OPTIONS = "{options}"  # where a template takes the model and the profile's arguments
 _PLACEHOLDER = re.compile(r"\{(prompt|task_id|title|model|session|scratch)\}")
 _ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
@@ -102,11 +103,19 @@ def build_command(
         template: Sequence[str] = (preset.program, *preset.resume_args)
     else:
         template = _template(agent)
+    options: list[str] = []
     if preset is not None and model:
-        template = (*template, *preset.model_args)
+        options += [_substitute(element, values) for element in preset.model_args]
     if profile is not None:
-        template = (*template, *profile.args)
-    argv = [_substitute(element, values) for element in template]
+        options += profile.args  # the user's own arguments: no placeholders in them
+    argv: list[str] = []
+    for element in template:
+        if element == OPTIONS:
+            argv += options
+            options = []
+        else:
+            argv.append(_substitute(element, values))
+    argv += options  # a template without {options}: at the end
     if profile is not None and profile.program:
         argv[0] = profile.program
     return Command(argv=argv, shell=None, preset=preset, profile=profile, model=model)

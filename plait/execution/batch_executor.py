@@ -23,6 +23,7 @@ from plait.domain.events import (
     WorktreeRemoved,
 )
 from plait.domain.plan_model import Batch, Task
+from plait.execution.conflict_resolution import can_resolve, resolve_conflict
 from plait.execution.context import RunContext
 from plait.execution.git import GitError
 from plait.execution.merge_validator import Candidate, MergeValidator
@@ -258,7 +259,8 @@ class BatchExecutor:
             FellBackToSequential(
                 run_id=ctx.run_id,
                 batch_id=batch.batch_id,
-                reason=f"merge conflicts ({names}): re-running one by one on the new tip",
+                reason=f"merge conflicts ({names}): resolving or re-running them one by one"
+                " on the new tip",
                 task_ids=list(conflicted),
             )
         )
@@ -267,18 +269,27 @@ class BatchExecutor:
                 outcome.status = "stopped"
                 return
             task = ctx.plan.task(task_id)
-            await ctx.recorder.record(
-                TaskRequeued(
-                    run_id=ctx.run_id,
-                    batch_id=batch.batch_id,
-                    task_id=task_id,
-                    reason="merge conflict: re-run on the new tip",
+            if can_resolve(ctx, task) and await self._resolved(
+                batch, task, conflicted[task_id], outcome
+            ):
+                continue
+            if ctx.stopping:
+                outcome.status = "stopped"
+                return
+            if ctx.recorder.state.tasks[task_id].status != "requested":
+                await ctx.recorder.record(
+                    TaskRequeued(
+                        run_id=ctx.run_id,
+                        batch_id=batch.batch_id,
+                        task_id=task_id,
+                        reason="merge conflict: re-run on the new tip",
+                    )
                 )
-            )
             try:
                 worktree = await self._provision(batch.batch_id, task, outcome.tip)
             except (GitError, WorktreeError, OSError) as exc:
                 outcome.left_out[task_id] = f"no worktree for the re-run: {exc}"
+                outcome.unprepared.append(task_id)  # it never ran: the batch failed
                 continue
             result = await self._attempts(batch.batch_id, task, worktree, outcome.tip)
             if ctx.stopping:
@@ -287,21 +298,42 @@ class BatchExecutor:
             if result.outcome is not Outcome.SUCCEEDED or result.worktree is None:
                 outcome.left_out[task_id] = result.error
                 continue
-            merged = await self.validator.validate(
-                batch.batch_id,
-                outcome.tip,
-                [Candidate(task_id, result.worktree.worktree_id, result.commit)],
-            )
-            if merged.stopped:
-                outcome.status = "stopped"
-                return
-            outcome.tip = merged.tip
-            outcome.landed += merged.merged
-            if task_id in merged.conflicted:
-                files = ", ".join(merged.conflicted[task_id])
-                outcome.left_out[task_id] = f"still conflicts on the new tip ({files})"
-            if task_id in merged.ejected:
-                outcome.left_out[task_id] = "its branch broke the tests (culprit)"
+            await self._validate_one(batch, task_id, result.worktree, result.commit, outcome)
+
+    async def _resolved(
+        self, batch: Batch, task: Task, files: tuple[str, ...], outcome: BatchOutcome
+    ) -> bool:
+        """The task's own agent resolved its conflict and the result was validated (landed,
+        ejected or still conflicting: decided either way). False: re-run it instead."""
+        resolution = await resolve_conflict(
+            self.ctx, batch.batch_id, task, outcome.tip, files, self._provision
+        )
+        if resolution.commit is None or resolution.worktree is None or self.ctx.stopping:
+            return False
+        await self._validate_one(batch, task.id, resolution.worktree, resolution.commit, outcome)
+        return True
+
+    async def _validate_one(
+        self,
+        batch: Batch,
+        task_id: str,
+        worktree: Worktree,
+        commit: str | None,
+        outcome: BatchOutcome,
+    ) -> None:
+        merged = await self.validator.validate(
+            batch.batch_id, outcome.tip, [Candidate(task_id, worktree.worktree_id, commit)]
+        )
+        if merged.stopped:
+            outcome.status = "stopped"
+            return
+        outcome.tip = merged.tip
+        outcome.landed += merged.merged
+        if task_id in merged.conflicted:
+            files = ", ".join(merged.conflicted[task_id])
+            outcome.left_out[task_id] = f"still conflicts on the new tip ({files})"
+        if task_id in merged.ejected:
+            outcome.left_out[task_id] = "its branch broke the tests (culprit)"
 
     # -- cleanup ---------------------------------------------------------------------------
 

@@ -29,6 +29,7 @@ from plait.execution.checkout_watch import CheckoutWatch, outside_read_problem
 from plait.execution.context import RunContext
 from plait.execution.junit import read_report
 from plait.execution.processes import ProcessResult, preparation_env, start_process, task_env
+from plait.execution.task_runner import exit_text
 from plait.execution.worktrees import Worktree, WorktreeError
 
 # What /bin/sh exits with for a command it cannot run.
@@ -292,10 +293,6 @@ def _watch_notes(watch: CheckoutWatch | None) -> list[str]:
 
 
 def _failed_setup(commit: str, name: str, result: ProcessResult) -> TestRun:
-    if result.timed_out:
-        how = f"timed out after {result.duration:.0f} s"
-    else:
-        how = f"exit status {result.exit_code}"
     return TestRun(
         commit=commit,
         passed=False,
@@ -303,7 +300,10 @@ def _failed_setup(commit: str, name: str, result: ProcessResult) -> TestRun:
         duration=result.duration,
         output_tail=result.output_tail[-TAIL_CHARS:],
         timed_out=result.timed_out,
-        problem=f"{name} failed in the integration worktree ({how}): {_last_lines(result)}",
+        problem=(
+            f"{name} failed in the integration worktree ({exit_text(result)}): "
+            f"{_last_lines(result)}"
+        ),
         setup="ran",
     )
 

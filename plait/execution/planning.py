@@ -20,7 +20,8 @@ from pathlib import Path
 from plait.domain.agents import PRESETS, preset_names
 from plait.domain.errors import PlanError
 from plait.domain.plan import load_plan_text, plan_from_mapping
-from plait.domain.plan_model import Plan, Task
+from plait.domain.plan_model import Plan, Profile, Task
+from plait.domain.plan_profiles import read_profiles
 from plait.execution.agent_check import AgentCheckFailed, check_agents
 from plait.execution.agent_output import LineFeed, parser_for
 from plait.execution.agents import agent_env, build_command
@@ -71,8 +72,9 @@ async def plan_from_command(
     user_profiles: object = None,
 ) -> PlanFromCommand:
     spec_text = _read_spec(spec)
-    if command in PRESETS:
-        await _check_planner(command)
+    planner = _planner(command, user_profiles)
+    if planner is not None:
+        await _check_planner(planner)
     git = Git(repo)
     worktrees = WorktreeManager(git, await worktree_root_for(git, worktree_root))
     head = await git.rev_parse("HEAD")
@@ -104,10 +106,15 @@ async def plan_from_command(
                 kept += len(text)
 
         verdict = ""
-        if command in PRESETS:
-            preset = PRESETS[command]
+        if planner is not None:
+            preset = PRESETS[str(planner.agent)]
             built = build_command(
-                command, prompt, "plan", "Plan the work", scratch=worktree.path.parent
+                planner.agent,
+                prompt,
+                "plan",
+                "Plan the work",
+                profile=planner,
+                scratch=worktree.path.parent,
             )
             feed = LineFeed(parser_for(preset.output))
 
@@ -145,29 +152,48 @@ async def plan_from_command(
             )
         source = f"planned by {command!r}"
         data = load_plan_text(text, source=source)
-        if command in PRESETS:
-            data = _with_explicit_runners(data, command)
+        if planner is not None:
+            data = _with_explicit_runners(data, command, is_profile=command not in PRESETS)
         return PlanFromCommand(plan_from_mapping(data, user_profiles=user_profiles), source)
     finally:
         await worktrees.remove(worktree)
 
 
-async def _check_planner(preset: str) -> None:
+def _planner(command: str, user_profiles: object) -> Profile | None:
+    """A preset, or a profile of the user's profiles file that runs one; None: the user's
+    own shell command."""
+    if command in PRESETS:
+        return Profile(name=command, agent=command)
+    problems: list[str] = []
+    profiles = {p.name: p for p in read_profiles(None, user_profiles, problems)}
+    profile = profiles.get(command)
+    if profile is None:
+        return None
+    if problems:
+        raise PlanningFailed("; ".join(problems))
+    if not isinstance(profile.agent, str) or profile.agent not in PRESETS:
+        raise PlanningFailed(f"profile {command!r} does not run an agent preset")
+    return profile
+
+
+async def _check_planner(planner: Profile) -> None:
     """The planning agent is installed, in a version plait drives: refused up front."""
+    task = Task(id="plan", prompt="plan", profile=planner.name)
     try:
-        await check_agents(Plan(tasks=(Task(id="plan", prompt="plan"),), agent=preset))
+        await check_agents(Plan(tasks=(task,), profiles=(planner,)))
     except AgentCheckFailed as exc:
         raise PlanningFailed("; ".join(exc.problems)) from None
 
 
-def _with_explicit_runners(data: object, preset: str) -> object:
-    """Every planned task names its runner: the planning agent's, unless the planner chose
-    one (for the task, or for the plan as a whole)."""
+def _with_explicit_runners(data: object, planner: str, *, is_profile: bool) -> object:
+    """Every planned task names its runner: the planning agent's (or its profile), unless
+    the planner chose one, for the task or for the plan as a whole."""
     if not isinstance(data, dict) or not isinstance(data.get("tasks"), list):
         return data  # not a plan: the check reports it
-    default = data.get("agent") or preset
+    default = {"agent": data["agent"]} if data.get("agent") else None
+    default = default or ({"profile": planner} if is_profile else {"agent": planner})
     tasks = [
-        {**task, "agent": default}
+        {**task, **default}
         if isinstance(task, dict) and task.get("agent") is None and task.get("profile") is None
         else task
         for task in data["tasks"]

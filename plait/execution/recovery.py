@@ -35,7 +35,7 @@ async def adopt_worktrees(ctx: RunContext) -> None:
 async def interrupt_tasks(recorder: RunRecorder, reason: str) -> None:
     state = recorder.state
     for task in list(state.tasks.values()):
-        if task.status in ("created", "running") and task.worktree_id:
+        if task.status in ("created", "running", "resolving") and task.worktree_id:
             await recorder.record(
                 TaskInterrupted(
                     run_id=state.run_id,

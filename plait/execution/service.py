@@ -168,7 +168,7 @@ class Plait:
         places = {run_root} | {
             Path(task.worktree_path)
             for task in recorder.state.tasks.values()
-            if task.status in ("created", "running") and task.worktree_path
+            if task.status in ("created", "running", "resolving") and task.worktree_path
         }
         pids: set[int] = set()
         for place in places:

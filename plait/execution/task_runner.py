@@ -103,19 +103,7 @@ async def run_attempt(
     }
     started = time.monotonic()
     log_path = ctx.log_dir / f"{task.id}.{attempt}.log"
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-
-    async def emit(stream: str, text: str) -> None:
-        kind: Literal["stdout", "stderr"] = "stderr" if stream == "stderr" else "stdout"
-        await ctx.recorder.record(TaskOutput(**ids, stream=kind, text=text))
-
-    buffer = OutputBuffer(
-        emit,
-        chunk_bytes=ctx.settings.output_chunk_bytes,
-        flush_seconds=ctx.settings.output_flush_seconds,
-        budget_bytes=ctx.settings.max_output_event_bytes,
-        log_path=str(log_path),
-    )
+    buffer = output_buffer(ctx, ids, log_path)
     try:
         command = build_command(
             ctx.plan.agent_for(task),
@@ -132,25 +120,13 @@ async def run_attempt(
     await ctx.recorder.record(TaskStarted(**ids, command=argv, **_agent_facts(ctx, command)))
     if command.preset is not None:
         (ctx.log_dir / f"{task.id}.{attempt}.scratch").mkdir(parents=True, exist_ok=True)
-    env = agent_env(
-        task_env(
-            os.environ,
-            {
-                "PLAIT_RUN_ID": ctx.run_id,
-                "PLAIT_TASK_ID": task.id,
-                "PLAIT_TASK_TITLE": task.title or task.id,
-                "PLAIT_TASK_PROMPT": task.prompt or "",
-                "PLAIT_WORKTREE": str(worktree.path),
-            },
-        ),
-        command,
-    )
+    env = environment(ctx, task, worktree, command)
     feed = LineFeed(parser_for(command.preset.output)) if command.preset is not None else None
     try:
         await _copy_ignored(ctx, worktree, buffer)
         if ctx.plan.setup_command:
             await buffer.add("stderr", f"$ {ctx.plan.setup_command}\n")
-            setup = await _supervised(
+            setup = await supervised(
                 ctx,
                 ctx.plan.setup_command,
                 None,
@@ -165,11 +141,11 @@ async def run_attempt(
                 return await _interrupted(ctx, ids, worktree, "stopped during setup")
             if setup.timed_out or setup.exit_code != 0:
                 await buffer.close()
-                error = f"setup command failed ({_exit_text(setup)}): {_tail(setup)}"
+                error = f"setup command failed ({exit_text(setup)}): {_tail(setup)}"
                 return await _failed(
                     ctx, ids, worktree, setup.exit_code, error, will_retry, started, setup
                 )
-        result = await _supervised(
+        result = await supervised(
             ctx,
             command.shell,
             command.argv,
@@ -183,23 +159,18 @@ async def run_attempt(
         await buffer.close()
         if result is None:
             return await _interrupted(ctx, ids, worktree, "stopped")
-        report = await _reported(ctx, ids, command, feed)
+        report = await reported(ctx, ids, command, feed)
         if result.timed_out or result.exit_code != 0:
             # A timed-out task failed, whatever status it exited with after the signal.
             reason = report.error if report is not None and report.error else _tail(result)
-            error = f"command failed ({_exit_text(result)}): {reason}"
+            error = f"command failed ({exit_text(result)}): {reason}"
             return await _failed(
                 ctx, ids, worktree, result.exit_code, error, will_retry, started, result
             )
         if report is not None and report.error:
             # The agent's own verdict: it failed even though it exited 0.
             return await _failed(ctx, ids, worktree, 0, report.error, will_retry, started)
-        excludes = await ctx.worktrees.write_excludes(
-            ctx.log_dir / "commit.exclude", _excluded_patterns()
-        )
-        commit = await ctx.worktrees.commit_all(
-            worktree, f"plait: {task.title or task.id}", excludes=excludes
-        )
+        commit = await commit_work(ctx, worktree, f"plait: {task.title or task.id}")
         changed = await ctx.worktrees.changed_files(worktree.base_commit, commit) if commit else []
     except (GitError, WorktreeError, OSError) as exc:
         await buffer.close()
@@ -233,7 +204,47 @@ def _agent_facts(ctx: RunContext, command: Command) -> dict[str, str]:
     }
 
 
-async def _reported(
+def output_buffer(ctx: RunContext, ids: TaskIds, log_path: Path) -> OutputBuffer:
+    """Output as bounded TaskOutput events, and all of it in the attempt's log file."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+
+    async def emit(stream: str, text: str) -> None:
+        kind: Literal["stdout", "stderr"] = "stderr" if stream == "stderr" else "stdout"
+        await ctx.recorder.record(TaskOutput(**ids, stream=kind, text=text))
+
+    return OutputBuffer(
+        emit,
+        chunk_bytes=ctx.settings.output_chunk_bytes,
+        flush_seconds=ctx.settings.output_flush_seconds,
+        budget_bytes=ctx.settings.max_output_event_bytes,
+        log_path=str(log_path),
+    )
+
+
+def environment(
+    ctx: RunContext, task: Task, worktree: Worktree, command: Command
+) -> dict[str, str]:
+    """plait's environment without its own secrets, the task variables, and what the
+    command's preset and profile allow of the provider settings."""
+    variables = {
+        "PLAIT_RUN_ID": ctx.run_id,
+        "PLAIT_TASK_ID": task.id,
+        "PLAIT_TASK_TITLE": task.title or task.id,
+        "PLAIT_TASK_PROMPT": task.prompt or "",
+        "PLAIT_WORKTREE": str(worktree.path),
+    }
+    return agent_env(task_env(os.environ, variables), command)
+
+
+async def commit_work(ctx: RunContext, worktree: Worktree, message: str) -> str | None:
+    """Commit the worktree's changes without tool files and byproducts (see BYPRODUCTS)."""
+    excludes = await ctx.worktrees.write_excludes(
+        ctx.log_dir / "commit.exclude", _excluded_patterns()
+    )
+    return await ctx.worktrees.commit_all(worktree, message, excludes=excludes)
+
+
+async def reported(
     ctx: RunContext, ids: TaskIds, command: Command, feed: LineFeed | None
 ) -> AgentReport | None:
     """Record what the agent said of its session (verdict, tokens, cost); None for shell
@@ -275,7 +286,7 @@ async def _copy_ignored(ctx: RunContext, worktree: Worktree, buffer: OutputBuffe
         )
 
 
-async def _supervised(
+async def supervised(
     ctx: RunContext,
     shell: str | None,
     argv: list[str] | None,
@@ -348,7 +359,7 @@ async def _interrupted(
     )
 
 
-def _exit_text(result: ProcessResult) -> str:
+def exit_text(result: ProcessResult) -> str:
     if result.timed_out:
         return f"timed out after {result.duration:.0f} s"
     if result.exit_code is not None and result.exit_code < 0:

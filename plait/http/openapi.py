@@ -10,6 +10,7 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
+from plait.domain.agents import runner_names
 from plait.http.params import ID_REGEX, YAML_TYPES
 
 JSON = dict[str, Any]
@@ -96,7 +97,7 @@ def query(name: str, schema: JSON, description: str) -> JSON:
 PROJECT_ID = path_id("project_id")
 ID_SCHEMA: JSON = {"type": "string", "pattern": f"^{ID_REGEX}$"}
 AGENT_SCHEMA: JSON = {
-    "description": "shell, claude, codex, aider, or an argv template containing {prompt}",
+    "description": f"{', '.join(runner_names())}, or an argv template containing {{prompt}}",
     "nullable": True,
     "oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}],
 }
@@ -198,6 +199,24 @@ def schemas() -> JSON:
                 "depends_on": nullable("array", items=ID_SCHEMA),
                 "files": nullable("array", items={"type": "string"}),
                 "timeout": nullable("number", exclusiveMinimum=True, minimum=0),
+                "profile": nullable("string", description="a profile of the plan or the user"),
+                "allow_no_change": nullable("boolean"),
+            },
+        },
+        "Profile": {
+            "type": "object",
+            "description": "A named way to run an agent (docs/plan-format.md, Profiles).",
+            "additionalProperties": False,
+            "required": ["agent"],
+            "properties": {
+                "agent": AGENT_SCHEMA,
+                "model": nullable("string"),
+                "args": nullable("array", items={"type": "string"}),
+                "env": nullable("object", additionalProperties={"type": "string"}),
+                "drop_env": nullable("array", items={"type": "string"}),
+                "pass_env": nullable("array", items={"type": "string"}),
+                "max_concurrency": nullable("integer", minimum=1, maximum=64),
+                "program": nullable("string", description="the CLI's absolute path"),
             },
         },
         "Plan": {
@@ -223,6 +242,10 @@ def schemas() -> JSON:
                 "agent": AGENT_SCHEMA,
                 "allow_red_base": nullable("boolean"),
                 "batches": nullable("array", items=ref("Batch")),
+                "profiles": nullable("object", additionalProperties=ref("Profile")),
+                "profile": nullable("string"),
+                "allow_no_change": nullable("boolean"),
+                "worktree_root": nullable("string", description="an absolute directory"),
             },
         },
         "Batch": batch,
@@ -263,6 +286,9 @@ def schemas() -> JSON:
                 "reason": {"type": "string"},
                 "landed_commit": nullable("string"),
                 "error": nullable("string"),
+                "tokens_in": {"type": "integer", "description": "agent tokens in, all tasks"},
+                "tokens_out": {"type": "integer", "description": "agent tokens out, all tasks"},
+                "cost_usd": {"type": "number", "description": "agent cost where reported"},
                 "batches": {"type": "array", "items": {"type": "object"}},
                 "tasks": {"type": "array", "items": {"type": "object"}},
             },

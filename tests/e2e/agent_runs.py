@@ -30,6 +30,7 @@ class AgentSetup:
     env: Callable[[FakeModelServer, Path], dict[str, str]]
     profile_extra: Callable[[FakeModelServer], dict[str, Any]]
     reports_cost: bool
+    resumes: bool  # continues its own session to resolve a conflict
 
 
 def _claude_env(fake: FakeModelServer, home: Path) -> dict[str, str]:
@@ -46,8 +47,31 @@ def _no_extra(fake: FakeModelServer) -> dict[str, Any]:
     return {}
 
 
+def _codex_env(fake: FakeModelServer, home: Path) -> dict[str, str]:
+    (home / "codex-home").mkdir(exist_ok=True)  # codex refuses a CODEX_HOME that is not there
+    return {"CODEX_HOME": str(home / "codex-home"), "FAKE_PROVIDER_KEY": "sk-fake-plait-tests"}
+
+
+def _codex_provider(fake: FakeModelServer) -> dict[str, Any]:
+    """A custom provider, as a user points Codex at their gateway: `-c` overrides in the
+    profile's args, the key's variable let through by `pass_env`."""
+    settings = {
+        "model_provider": '"fake"',
+        "model_providers.fake.name": '"fake"',
+        "model_providers.fake.base_url": f'"{fake.url}/v1"',
+        "model_providers.fake.env_key": '"FAKE_PROVIDER_KEY"',
+        "model_providers.fake.wire_api": '"responses"',
+        # A provider error fails at once instead of after retries.
+        "model_providers.fake.request_max_retries": "0",
+        "model_providers.fake.stream_max_retries": "0",
+    }
+    args = [item for key, value in settings.items() for item in ("-c", f"{key}={value}")]
+    return {"args": args, "pass_env": ["FAKE_PROVIDER_KEY"]}
+
+
 SETUPS: dict[str, AgentSetup] = {
-    "claude": AgentSetup("claude", "claude-sonnet-4-5", _claude_env, _no_extra, True),
+    "claude": AgentSetup("claude", "claude-sonnet-4-5", _claude_env, _no_extra, True, True),
+    "codex": AgentSetup("codex", "gpt-5.5", _codex_env, _codex_provider, False, True),
 }
 
 
@@ -102,6 +126,12 @@ class AgentRun:
             **self.setup.profile_extra(self.fake),
             **more,
         }
+
+    def write_profiles_file(self, profiles: dict[str, Any]) -> Path:
+        path = self.home / "config" / "plait" / "profiles.yaml"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"profiles": profiles}))  # JSON is YAML
+        return path
 
     def plan(self, tasks: list[dict[str, Any]], **fields: Any) -> dict[str, Any]:
         """A plan whose tasks run this preset through the `agent` profile."""

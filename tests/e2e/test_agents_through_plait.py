@@ -120,3 +120,110 @@ def test_byproducts_and_the_agents_own_files_stay_out_of_the_commit(
     landed = git(repo, "diff", "--name-only", "HEAD~1", "HEAD").splitlines()
     assert landed == ["pkg/mod.py"]
     assert git(repo, "show", "main:.gitignore") == ".env\nbuild/"
+
+
+def conflicting_plan(user: AgentRun, second_extra: str = "") -> dict[str, object]:
+    return user.plan(
+        [
+            {"id": "first", "prompt": "fake: write shared.txt from first"},
+            {"id": "second", "prompt": f"fake: write shared.txt from second\n{second_extra}"},
+        ],
+        test_command=TESTS,
+    )
+
+
+def test_a_conflict_between_two_agent_tasks_is_resolved_by_the_agent_that_made_it(
+    user: AgentRun, repo: Path
+) -> None:
+    ran = user.run(repo, conflicting_plan(user))
+
+    assert ran.code == 0, ran.err
+    assert [e["task_id"] for e in ran.of_type("MergeConflicted")] == ["second"]
+    [started] = ran.of_type("ConflictResolutionStarted")
+    assert started["files"] == ["shared.txt"]
+    if user.setup.resumes:
+        own = [e for e in ran.of_type("AgentReported") if e["task_id"] == "second"]
+        assert started["session_id"] == own[0]["session_id"]
+    assert ran.of_type("ConflictResolved")
+    both = sorted(git(repo, "show", "main:shared.txt").splitlines())
+    assert both == ["from first", "from second"]
+
+
+def test_when_the_agent_cannot_resolve_its_conflict_the_task_is_re_run_on_the_new_tip(
+    user: AgentRun, repo: Path
+) -> None:
+    ran = user.run(repo, conflicting_plan(user, "fake: leave-conflicts"))
+
+    assert ran.code == 0, ran.err
+    [failed] = ran.of_type("ConflictResolutionFailed")
+    assert "conflict markers are left in shared.txt" in failed["reason"]
+    reruns = [e for e in ran.of_type("TaskStarted") if e["task_id"] == "second"]
+    assert len(reruns) == 2
+    assert git(repo, "show", "main:shared.txt") == "from second"
+
+
+def test_the_agent_plans_the_work_in_a_worktree_and_every_planned_task_runs_on_it(
+    user: AgentRun, repo: Path, tmp_path: Path
+) -> None:
+    before = git(repo, "status", "--porcelain")
+    plan = (
+        "tasks:\\n  - id: greet\\n    prompt: 'fake: write hello.txt hi'\\n"
+        "  - id: wave\\n    prompt: 'fake: write wave.txt o/'"
+    )
+    spec = tmp_path / "SPEC.md"
+    spec.write_text(
+        f"Greet and wave; mind the 'quotes' and $(dollars).\nfake: write plait-plan.yaml {plan}\n"
+    )
+
+    user.write_profiles_file({"planner": user.profile()})  # ~/.config/plait/profiles.yaml
+
+    ran = user.plait(
+        "run", "--plan-from", "planner", "--spec", str(spec), "--repo", str(repo), "--json"
+    )
+
+    assert ran.code == 0, ran.err
+    started = ran.of_type("TaskStarted")
+    assert sorted(e["task_id"] for e in started) == ["greet", "wave"]
+    assert {e["agent"] for e in started} == {user.setup.preset}
+    assert {e["profile"] for e in started} == {"planner"}
+    assert git(repo, "show", "main:hello.txt") == "hi"
+    assert git(repo, "show", "main:wave.txt") == "o/"
+    assert git(repo, "status", "--porcelain") == before
+
+
+def most_at_once(events: list[dict[str, object]], tasks: set[str]) -> int:
+    """The most of `tasks` whose agent was running at the same time, in event order."""
+    running = most = 0
+    for event in events:
+        if event.get("task_id") not in tasks:
+            continue
+        if event["type"] == "TaskStarted":
+            running += 1
+            most = max(most, running)
+        elif event["type"] in ("TaskSucceeded", "TaskFailed", "TaskChangedNothing"):
+            running -= 1
+    return most
+
+
+def test_a_dozen_real_agents_run_at_once_and_a_profiles_limit_holds(
+    user: AgentRun, repo: Path
+) -> None:
+    limited = {f"slow-{n}" for n in range(6)}
+    free = {f"free-{n}" for n in range(6)}
+    tasks = [
+        {"id": name, "prompt": f"fake: write {name}.txt {name}", "profile": profile}
+        for names, profile in ((sorted(limited), "limited"), (sorted(free), "agent"))
+        for name in names
+    ]
+    plan = user.plan(tasks, max_concurrency=12)
+    plan["profiles"]["limited"] = user.profile(max_concurrency=2)
+
+    ran = user.run(repo, plan)
+
+    assert ran.code == 0, ran.err
+    events = ran.events()
+    assert most_at_once(events, limited) <= 2
+    assert most_at_once(events, limited | free) > 2
+    assert len(ran.of_type("TaskSucceeded")) == 12
+    for name in limited | free:
+        assert git(repo, "show", f"main:{name}.txt") == name

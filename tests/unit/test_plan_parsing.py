@@ -158,9 +158,24 @@ def test_a_batch_without_can_parallel_may_run_its_tasks_together() -> None:
     assert plan.batches == (Batch(1, ("a", "b"), True),)
 
 
-def test_the_documented_example_plan_is_valid_and_batches_as_described() -> None:
+def documented_yaml(starting: str = "") -> list[str]:
     doc = (Path(__file__).parents[2] / "docs" / "plan-format.md").read_text(encoding="utf-8")
-    example, explicit = re.findall(r"```yaml\n(.*?)```", doc, re.DOTALL)[:2]
+    blocks = re.findall(r"```yaml\n(.*?)```", doc, re.DOTALL)
+    return [block for block in blocks if block.startswith(starting)]
+
+
+def test_the_documented_profile_example_is_a_valid_plan() -> None:
+    [example] = documented_yaml("profiles:")
+    plan = parse_plan(example)
+    [profile] = plan.profiles
+    assert plan.profile_for(plan.tasks[0]) == profile
+    assert plan.agent_for(plan.tasks[0]) == "claude"
+    assert profile.max_concurrency == 2
+    assert dict(profile.env)["ANTHROPIC_AUTH_TOKEN"] == "${GATEWAY_TOKEN}"
+
+
+def test_the_documented_example_plan_is_valid_and_batches_as_described() -> None:
+    example, explicit = documented_yaml()[0], documented_yaml("batches:")[0]
 
     derived = plan_batches(parse_plan(example))
 
@@ -684,3 +699,60 @@ def test_a_test_only_field_without_a_test_command_is_refused(field: str) -> None
     [problem] = problems(shell_plan({"id": "a"}, **{field: "x"}))
 
     assert problem == f"'{field}' needs a 'test_command' to serve"
+
+
+# --- profiles ----------------------------------------------------------------------
+
+
+def agent_plan(**fields: Any) -> dict[str, Any]:
+    return {"tasks": [{"id": "a", "prompt": "p", "profile": "fast"}], **fields}
+
+
+def test_a_task_naming_an_unknown_profile_is_refused_with_the_known_ones() -> None:
+    with pytest.raises(PlanError, match=r"unknown profile 'fast' \(profiles: slow\)"):
+        plan_from_mapping(agent_plan(profiles={"slow": {"agent": "claude"}}))
+
+
+def test_a_task_cannot_name_both_an_agent_and_a_profile() -> None:
+    plan = agent_plan(profiles={"fast": {"agent": "claude"}})
+    plan["tasks"][0]["agent"] = "codex"
+    with pytest.raises(PlanError, match="give 'agent' or 'profile', not both"):
+        plan_from_mapping(plan)
+
+
+def test_a_plans_profile_replaces_the_users_profile_of_the_same_name() -> None:
+    user = {"fast": {"agent": "aider", "model": "openai/x"}, "other": {"agent": "codex"}}
+    plan = plan_from_mapping(agent_plan(profiles={"fast": {"agent": "claude"}}), user_profiles=user)
+    assert plan.agent_for(plan.tasks[0]) == "claude"
+    assert {p.name for p in plan.profiles} == {"fast", "other"}
+    assert Plan.from_dict(json.loads(json.dumps(plan.to_dict()))) == plan
+
+
+@pytest.mark.parametrize(
+    ("profile", "problem"),
+    [
+        ({"model": "m"}, "missing 'agent'"),
+        ({"agent": "claude", "env": {"BAD NAME": "x"}}, "invalid variable name"),
+        ({"agent": "claude", "env": {"PLAIT_TOKEN": "x"}}, "PLAIT_ variables are plait's own"),
+        ({"agent": "claude", "max_concurrency": 0}, "'max_concurrency' must be from 1 to 64"),
+        ({"agent": "claude", "program": "claude"}, "'program' must be an absolute path"),
+        ({"agent": "shell", "model": "m"}, "the shell runner has no model"),
+        ({"agent": "claude", "modle": "m"}, "did you mean 'model'"),
+    ],
+)
+def test_a_bad_profile_is_refused_naming_the_problem(profile: dict[str, Any], problem: str) -> None:
+    with pytest.raises(PlanError, match=re.escape(problem)):
+        plan_from_mapping(agent_plan(profiles={"fast": profile}))
+
+
+def test_only_a_shell_task_may_change_nothing_unless_the_plan_says_otherwise() -> None:
+    plan = plan_from_mapping(
+        {
+            "tasks": [
+                {"id": "fmt", "run": "ruff format"},
+                {"id": "fix", "agent": "claude", "prompt": "p"},
+                {"id": "look", "agent": "claude", "prompt": "p", "allow_no_change": True},
+            ]
+        }
+    )
+    assert [plan.allows_no_change(t) for t in plan.tasks] == [True, False, True]
