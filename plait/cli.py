@@ -19,6 +19,7 @@ from pathlib import Path
 
 from rich.console import Console
 from rich.live import Live
+from rich.markup import escape
 from rich.table import Table
 from sqlalchemy.exc import DBAPIError
 
@@ -327,11 +328,12 @@ def _print_outcome(console: Console, status: str, state: RunState) -> None:
             f"on {state.landed_on}"
         )
         if state.land_command:
-            console.print(f"to land it yourself: [bold]{state.land_command}[/bold]")
+            console.print(f"to land it yourself: [bold]{escape(state.land_command)}[/bold]")
     elif state.status == "stopped":
         console.print(f"[yellow]stopped[/yellow]; resume with: plait resume {state.run_id}")
     else:
-        console.print(f"[bold red]{status}[/bold red]: {state.error or ''}")
+        # Escaped: an error quotes plans and output, whose [brackets] are not rich markup.
+        console.print(f"[bold red]{status}[/bold red]: {escape(state.error or '')}")
 
 
 def cmd_resume(args: argparse.Namespace) -> int:

@@ -154,6 +154,7 @@ def test_run_exits_2_when_the_tests_read_the_users_checkout_and_names_the_file(
     assert "".join(f"read files of your checkout {repo}".split()) in text
     assert f"{repo}/src/app.txt" in text
     assert "test_setup_command" in text
+    assert "setup_inputs:[pyproject.toml]" in text  # brackets printed, not read as markup
     assert not (repo / "a.txt").exists()
 
 
