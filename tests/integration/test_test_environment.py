@@ -94,6 +94,30 @@ async def test_tests_that_import_the_users_checkout_through_pythonpath_refuse_th
     assert f"PYTHONPATH names {checkout}/src, in your checkout" in baseline["problem"]
 
 
+async def test_a_refused_run_takes_its_baseline_again_on_resume_and_runs_once_it_is_fixed(
+    tmp_path: Path, store_url: str, checkout: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PYTHONPATH", str(checkout / "src"))
+    async with open_harness(tmp_path, store_url=store_url, repo=checkout) as h:
+        refused = await h.run(
+            plan(
+                INNOCENT,
+                test_setup_command=worktree_venv_setup(),
+                keep_ignored=[".venv"],
+                test_command=pytest_in(".venv"),
+            )
+        )
+        assert refused.result.status == "failed"
+        monkeypatch.delenv("PYTHONPATH")  # the user follows the advice
+        await h.service.resume_run(await h.project(), refused.run_id)
+        done = await h.finish(refused.run_id)
+    assert done.result.status == "completed", done.result.error
+    first, second = done.of_type("BaselineTested")
+    assert (first["allowed"], second["allowed"]) == (False, True)
+    assert second["outside_reads"] == []
+    assert "src/sample/extra.py" in files_on(checkout, "main")
+
+
 async def test_with_a_venv_inside_the_worktree_the_culprit_is_found_and_the_setup_reused(
     tmp_path: Path, store_url: str, checkout: Path, user_venv: Path
 ) -> None:
