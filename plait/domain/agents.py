@@ -145,18 +145,24 @@ PRESETS: Mapping[str, AgentPreset] = MappingProxyType(
         "aider": AgentPreset(
             name="aider",
             title="aider",
-            install="python -m pip install aider-chat (or pipx install aider-chat)",
+            install="python -m pip install aider-chat",
             program="aider",
             args=(
                 "--message", "{prompt}", "--yes-always", "--no-stream",
                 # plait commits the task's work itself, on the task's branch.
                 "--no-auto-commits", "--no-dirty-commits",
-                # Its own files stay out of the worktree and out of .gitignore.
-                "--no-gitignore",
+                # Its own files stay out of the worktree and out of .gitignore: no repo
+                # map (its tags cache), the histories in the attempt's scratch directory.
+                "--no-gitignore", "--map-tokens", "0",
                 "--chat-history-file", "{scratch}/aider.chat.history.md",
                 "--input-history-file", "{scratch}/aider.input.history",
-                "--no-check-update", "--no-show-release-notes", "--analytics-disable",
+                # Nothing but the model: no update check, analytics, URL fetching,
+                # Playwright offer, lint round trips or shell-command suggestions.
+                "--no-check-update", "--no-show-release-notes", "--no-analytics",
+                "--no-show-model-warnings", "--no-detect-urls", "--disable-playwright",
+                "--no-auto-lint", "--no-suggest-shell-commands",
                 "--no-pretty", "--no-fancy-input",
+                "{options}",
             ),
             model_args=("--model", "{model}"),
             versions=((0, 86, 0), (0, 87, 0)),
@@ -165,9 +171,28 @@ PRESETS: Mapping[str, AgentPreset] = MappingProxyType(
             # aider picks the provider from the model's name: it may need any of them.
             provider_env=(
                 "OPENAI_", "ANTHROPIC_", "GEMINI_", "GOOGLE_", "OPENROUTER_", "DEEPSEEK_",
-                "MISTRAL_", "GROQ_", "XAI_", "AZURE_", "OLLAMA_", "AIDER_",
+                "MISTRAL_", "GROQ_", "XAI_", "AZURE_", "OLLAMA_", "AIDER_", "LITELLM_",
             ),
             scratch=(".aider*",),
+            env=_frozen(
+                {
+                    # litellm's price list from its package, not fetched from GitHub.
+                    "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+                    # With --yes-always it would accept to open every URL of a message.
+                    "BROWSER": "true",
+                    # One line per message (rich wraps at 80 columns off a terminal), and
+                    # unbuffered, so its output is read as it comes.
+                    "COLUMNS": "10000",
+                    "PYTHONUNBUFFERED": "1",
+                    # Without an identity it writes a placeholder one into the repository's
+                    # shared config; plait makes the commits, under its own identity.
+                    "GIT_CONFIG_COUNT": "2",
+                    "GIT_CONFIG_KEY_0": "user.name",
+                    "GIT_CONFIG_VALUE_0": "plait",
+                    "GIT_CONFIG_KEY_1": "user.email",
+                    "GIT_CONFIG_VALUE_1": "plait@localhost",
+                }
+            ),
             files_flag="--file",
         ),
     }

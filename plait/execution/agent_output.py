@@ -37,6 +37,11 @@ class OutputParser(Protocol):
 
     def report(self) -> AgentReport: ...
 
+    def render(self, line: str) -> str | None:
+        """The line as a person reads it (None: nothing worth showing). The log file keeps
+        the CLI's own output, byte for byte."""
+        ...
+
 
 def parser_for(kind: str) -> OutputParser:
     parsers: dict[str, type[OutputParser]] = {
@@ -94,6 +99,20 @@ class ClaudeStreamJson:
             # An API failure is reported as an assistant message before the result.
             self._api_error = _assistant_text(message) or str(message.get("error"))
 
+    def render(self, line: str) -> str | None:
+        message = _json_line(line)
+        if message is None:
+            return line
+        kind = message.get("type")
+        if kind == "system" and message.get("subtype") == "init":
+            return f"[claude] session {message.get('session_id')} ({message.get('model')})"
+        if kind == "assistant":
+            return _assistant_lines(message)
+        if kind == "result":
+            verdict = "error" if message.get("is_error") else "done"
+            return f"[claude] {verdict}: {_short(str(message.get('result') or ''))}"
+        return None
+
     def report(self) -> AgentReport:
         result = self._result
         if result is None:
@@ -145,6 +164,26 @@ def _assistant_text(message: dict[str, Any]) -> str:
         return ""
     texts = [str(b.get("text", "")) for b in content if isinstance(b, dict)]
     return " ".join(t for t in texts if t)
+
+
+def _assistant_lines(message: dict[str, Any]) -> str | None:
+    body = message.get("message")
+    content = body.get("content") if isinstance(body, dict) else None
+    if not isinstance(content, list):
+        return None
+    shown = []
+    for block in content:
+        if not isinstance(block, dict):
+            continue
+        if block.get("type") == "text" and block.get("text"):
+            shown.append(str(block["text"]))
+        elif block.get("type") == "tool_use":
+            arguments = block.get("input")
+            target = ""
+            if isinstance(arguments, dict):
+                target = str(arguments.get("command") or arguments.get("file_path") or "")
+            shown.append(f"-> {block.get('name')}: {_short(target)}".rstrip(": "))
+    return "\n".join(shown) or None
 
 
 def _first_model(result: dict[str, Any]) -> str:
@@ -202,6 +241,25 @@ class CodexJsonEvents:
         elif kind == "error":
             self._last_error = str(event.get("message") or "error")
 
+    def render(self, line: str) -> str | None:
+        event = _json_line(line)
+        if event is None:
+            return line
+        kind = event.get("type")
+        item = event.get("item") if isinstance(event.get("item"), dict) else {}
+        assert isinstance(item, dict)
+        if kind == "thread.started":
+            return f"[codex] session {event.get('thread_id')}"
+        if kind == "item.completed" and item.get("type") == "agent_message":
+            return str(item.get("text") or "") or None
+        if kind == "item.completed" and item.get("type") == "command_execution":
+            return f"$ {item.get('command')} (exit {item.get('exit_code')})"
+        if kind == "turn.failed":
+            return f"[codex] failed: {self._failed}"
+        if kind == "error":
+            return f"[codex] {event.get('message')}"
+        return None
+
     def report(self) -> AgentReport:
         error = self._failed or self._last_error
         if not error and self._saw and not self._completed:
@@ -223,7 +281,7 @@ _AIDER_TOKENS = re.compile(
     r"(?: Cost: \$(?P<msg>[\d.,]+) message, \$(?P<session>[\d.,]+) session\.)?"
 )
 _AIDER_ERRORS = (
-    re.compile(r"^(litellm\.\w+Error: .*)$"),
+    re.compile(r"^(litellm\.\w+: .*)$"),
     re.compile(r"^(The API provider is not able to authenticate you.*)$"),
     re.compile(r"^(The API provider's servers are down or overloaded.*)$"),
     re.compile(r"^(The API provider has rate limited you.*)$"),
@@ -239,7 +297,9 @@ def _aider_count(number: str, suffix: str) -> int:
 
 
 class AiderText:
-    """aider's plain-text output: its token and cost lines, its model, its errors."""
+    """aider's plain-text output: its token and cost lines, its model, its errors. aider
+    retries a failed request (a 500, a timeout) and may then succeed: an error counts only
+    when no reply (a token line) came after it."""
 
     def __init__(self) -> None:
         self._tokens_in = 0
@@ -253,7 +313,7 @@ class AiderText:
         line = line.strip()
         tokens = _AIDER_TOKENS.search(line)
         if tokens:
-            self._saw = True
+            self._saw, self._error = True, ""
             self._tokens_in += _aider_count(tokens["sent"], tokens["sk"])
             self._tokens_out += _aider_count(tokens["recv"], tokens["rk"])
             if tokens["session"]:
@@ -265,8 +325,12 @@ class AiderText:
             return
         for pattern in _AIDER_ERRORS:
             found = pattern.match(line)
-            if found and not self._error:
+            if found:
                 self._error = found.group(1)
+                return
+
+    def render(self, line: str) -> str | None:
+        return line
 
     def report(self) -> AgentReport:
         return AgentReport(
@@ -287,17 +351,25 @@ class LineFeed:
         self._partial: dict[str, str] = {}
         self._max_line = max_line
 
-    def add(self, stream: str, chunk: str) -> None:
+    def add(self, stream: str, chunk: str) -> str:
+        """Feed a chunk; the complete lines in it, rendered for a person."""
         text = self._partial.pop(stream, "") + chunk
         *lines, rest = text.split("\n")
-        for line in lines:
-            self.parser.feed(stream, line)
         if len(rest) < self._max_line:  # a runaway line is dropped, not kept growing
             self._partial[stream] = rest
+        return "".join(self._line(stream, line) for line in lines)
+
+    def flush(self) -> dict[str, str]:
+        """The last, unterminated line of each stream, rendered."""
+        rest = {stream: self._line(stream, text) for stream, text in self._partial.items() if text}
+        self._partial.clear()
+        return {stream: text for stream, text in rest.items() if text}
 
     def report(self) -> AgentReport:
-        for stream, rest in self._partial.items():
-            if rest:
-                self.parser.feed(stream, rest)
-        self._partial.clear()
+        self.flush()
         return self.parser.report()
+
+    def _line(self, stream: str, line: str) -> str:
+        self.parser.feed(stream, line)
+        rendered = self.parser.render(line) if stream == "stdout" else line
+        return "" if rendered is None else rendered + "\n"

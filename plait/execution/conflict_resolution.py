@@ -197,7 +197,7 @@ async def _ask_agent(
         ctx.plan.timeout_for(task),
         buffer,
         log_path,
-        also=feed.add,
+        feed=feed,
     )
     await buffer.close()
     if result is None:

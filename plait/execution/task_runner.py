@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
@@ -154,7 +153,7 @@ async def run_attempt(
             ctx.plan.timeout_for(task),
             buffer,
             log_path,
-            also=feed.add if feed is not None else None,
+            feed=feed,
         )
         await buffer.close()
         if result is None:
@@ -295,15 +294,19 @@ async def supervised(
     timeout: float,
     buffer: OutputBuffer,
     log_path: Path,
-    also: Callable[[str, str], None] | None = None,
+    feed: LineFeed | None = None,
 ) -> ProcessResult | None:
     """Run a process; None if the run was stopped meanwhile (the process group is killed).
-    `also` sees every chunk of output too (an agent's output parser)."""
+    With `feed` (an agent's output parser) the output events carry its rendering of each
+    line; the log file keeps every byte as the CLI wrote it."""
 
     async def on_output(stream: str, text: str) -> None:
-        if also is not None:
-            also(stream, text)
-        await buffer.add(stream, text)
+        if feed is None:
+            await buffer.add(stream, text)
+            return
+        rendered = feed.add(stream, text)
+        if rendered:
+            await buffer.add(stream, rendered)
 
     handle: ProcessHandle = await start_process(
         argv,
@@ -320,6 +323,9 @@ async def supervised(
     stopper = asyncio.ensure_future(ctx.stop.wait())
     await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
     stopper.cancel()
+    if feed is not None:
+        for stream, text in feed.flush().items():
+            await buffer.add(stream, text)
     if waiter.done():
         return waiter.result()
     waiter.cancel()

@@ -69,9 +69,14 @@ def _codex_provider(fake: FakeModelServer) -> dict[str, Any]:
     return {"args": args, "pass_env": ["FAKE_PROVIDER_KEY"]}
 
 
+def _aider_env(fake: FakeModelServer, home: Path) -> dict[str, str]:
+    return {"OPENAI_API_BASE": f"{fake.url}/v1", "OPENAI_API_KEY": "sk-fake-plait-tests"}
+
+
 SETUPS: dict[str, AgentSetup] = {
     "claude": AgentSetup("claude", "claude-sonnet-4-5", _claude_env, _no_extra, True, True),
     "codex": AgentSetup("codex", "gpt-5.5", _codex_env, _codex_provider, False, True),
+    "aider": AgentSetup("aider", "openai/gpt-4o-mini", _aider_env, _no_extra, True, False),
 }
 
 

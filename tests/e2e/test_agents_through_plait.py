@@ -109,12 +109,14 @@ def test_a_task_that_may_change_nothing_is_a_success(user: AgentRun, repo: Path)
 def test_byproducts_and_the_agents_own_files_stay_out_of_the_commit(
     user: AgentRun, repo: Path
 ) -> None:
-    prompt = (
-        "fake: write pkg/mod.py VALUE = 1\n"
-        "fake: write pkg/__pycache__/mod.cpython-311.pyc not source\n"
-        "fake: write .pytest_cache/v/cache/lastfailed {}\n"
+    # What a setup or a test run leaves behind, untracked: bytecode, a pytest cache, a venv.
+    setup = (
+        "mkdir -p pkg/__pycache__ .pytest_cache/v .venv/bin"
+        " && echo x > pkg/__pycache__/mod.cpython-311.pyc"
+        " && echo {} > .pytest_cache/v/lastfailed && echo x > .venv/bin/python"
     )
-    ran = user.run(repo, user.plan([{"id": "mod", "prompt": prompt}]))
+    plan = user.plan([{"id": "mod", "prompt": "fake: write pkg/mod.py VALUE = 1"}])
+    ran = user.run(repo, {**plan, "setup_command": setup})
 
     assert ran.code == 0, ran.err
     landed = git(repo, "diff", "--name-only", "HEAD~1", "HEAD").splitlines()
@@ -227,3 +229,12 @@ def test_a_dozen_real_agents_run_at_once_and_a_profiles_limit_holds(
     assert len(ran.of_type("TaskSucceeded")) == 12
     for name in limited | free:
         assert git(repo, "show", f"main:{name}.txt") == name
+
+
+def test_an_agent_leaves_the_users_git_config_as_it_was(user: AgentRun, tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "bare-identity", identity=False)
+    config = (repo / ".git" / "config").read_text()
+    ran = user.run(repo, user.plan([{"id": "greet", "prompt": "fake: write hello.txt hi"}]))
+
+    assert ran.code == 0, ran.err
+    assert (repo / ".git" / "config").read_text() == config
