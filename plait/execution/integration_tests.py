@@ -132,13 +132,7 @@ class IntegrationTester:
                 f"the test command could not run (exit {result.exit_code}: "
                 f"{CANNOT_RUN[result.exit_code]}): {_last_lines(result)}"
             )
-            venv = os.environ.get("VIRTUAL_ENV")
-            if venv:
-                problem += (
-                    f"\nplait runs the setups and the tests without the virtualenv it was "
-                    f"started in ({venv}): give the worktree an environment of its own "
-                    '(docs/plan-format.md, "An environment of its own")'
-                )
+            problem += _venv_hint()
         if opened:
             problem = outside_read_problem(opened, self.ctx.repo, test_env, self.command)
         read = read_report(report)
@@ -292,6 +286,18 @@ def _watch_notes(watch: CheckoutWatch | None) -> list[str]:
     return []
 
 
+def _venv_hint() -> str:
+    """Why a command that worked in the user's shell may not here."""
+    venv = os.environ.get("VIRTUAL_ENV")
+    if not venv:
+        return ""
+    return (
+        f"\nplait runs the setups and the tests without the virtualenv it was started in "
+        f"({venv}), and pip installs only into a virtualenv: give the worktree an environment "
+        'of its own (docs/plan-format.md, "An environment of its own")'
+    )
+
+
 def _failed_setup(commit: str, name: str, result: ProcessResult) -> TestRun:
     return TestRun(
         commit=commit,
@@ -302,7 +308,7 @@ def _failed_setup(commit: str, name: str, result: ProcessResult) -> TestRun:
         timed_out=result.timed_out,
         problem=(
             f"{name} failed in the integration worktree ({exit_text(result)}): "
-            f"{_last_lines(result)}"
+            f"{_last_lines(result)}{_venv_hint()}"
         ),
         setup="ran",
     )

@@ -169,5 +169,7 @@ async def test_a_setup_that_would_install_into_the_users_activated_venv_leaves_i
         )
     assert editable_target(venv) == str(checkout / "src")
     assert done.result.status == "failed"
-    assert "setup_command failed in the integration worktree" in (done.result.error or "")
+    error = done.result.error or ""
+    assert "setup_command failed in the integration worktree" in error
+    assert f"without the virtualenv it was started in ({venv})" in error
     assert done.of_type("TaskStarted") == []
