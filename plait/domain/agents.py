@@ -64,6 +64,8 @@ class AgentPreset:
     # reads the files itself) or "files" (the conflicted files are named on its command
     # line, after `files_flag`).
     files_flag: str | None = None
+    # Added when the agent resolves a conflict.
+    resolve_args: tuple[str, ...] = ()
 
 
 def _frozen(values: dict[str, str]) -> Mapping[str, str]:
@@ -194,6 +196,9 @@ PRESETS: Mapping[str, AgentPreset] = MappingProxyType(
                 }
             ),
             files_flag="--file",
+            # Its diff format reads git's `=======` as its own divider and corrupts the
+            # file; the whole format rewrites each conflicted file.
+            resolve_args=("--edit-format", "whole"),
         ),
     }
 )  # fmt: skip

@@ -179,7 +179,7 @@ async def _ask_agent(
         )
     except ValueError as exc:
         return str(exc)
-    argv = list(command.argv or ())
+    argv = [*(command.argv or ()), *(command.preset.resolve_args if command.preset else ())]
     if command.preset is not None and command.preset.files_flag:
         for name in files:  # a tool that reads only what it is given: the conflicted files
             argv += [command.preset.files_flag, name]

@@ -2,8 +2,8 @@
 
 Each test runs `aider --message ...` in a git worktree that lives outside its repository (its
 `.git` is a file pointing into the main repository's `.git/worktrees/NAME`), as plait lays
-them out, with stdin from /dev/null and HOME in a temporary directory. The argv and
-environment are the ones written up in /work/findings/aider.md.
+them out, with stdin from /dev/null and HOME in a temporary directory. `aider_argv` and
+`aider_env` are what plait should run aider with; the tests that drop a flag show what it is for.
 
 What aider does that plait must know: it exits 0 whatever happened to the model call (a 401,
 a provider that stays down), so plait reads its stdout; it prints `Tokens: ... Cost: ...`
@@ -26,7 +26,7 @@ import pytest
 
 from tests.fakemodel.agents import agent_binary
 from tests.fakemodel.server import FakeModelServer, RecordedRequest
-from tests.gitrepo import git, make_repo
+from tests.gitrepo import ENV, git, make_repo
 
 MODEL = "openai/gpt-4o-mini"
 # What litellm's bundled price list says for gpt-4o-mini (per token); the metadata file below
@@ -246,6 +246,7 @@ def worktree_status(layout: Layout) -> list[str]:
     done = subprocess.run(
         ["git", "status", "--porcelain", "--untracked-files=all", "--ignored"],
         cwd=layout.worktree,
+        env=ENV,
         capture_output=True,
         text=True,
         check=True,
@@ -451,7 +452,11 @@ def test_a_resolution_turn_removes_the_markers_of_the_files_given_with_file(
     (layout.repo / "src/app.txt").write_text("line 1\ntheirs\nline 3\n")
     git(layout.repo, *identity, "commit", "--quiet", "-am", "theirs")
     merge = subprocess.run(
-        ["git", *identity, "merge", "--quiet", "theirs"], cwd=wt, capture_output=True, check=False
+        ["git", *identity, "merge", "--quiet", "theirs"],
+        cwd=wt,
+        env=ENV,
+        capture_output=True,
+        check=False,
     )
     assert merge.returncode == 1
     assert "<<<<<<< HEAD\n" in (wt / "src/app.txt").read_text()

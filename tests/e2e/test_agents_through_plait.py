@@ -238,3 +238,28 @@ def test_an_agent_leaves_the_users_git_config_as_it_was(user: AgentRun, tmp_path
 
     assert ran.code == 0, ran.err
     assert (repo / ".git" / "config").read_text() == config
+
+
+@pytest.mark.slow  # aider backs off for about a minute before it gives up
+def test_a_provider_that_keeps_failing_fails_the_task_with_the_clis_own_reason(
+    user: AgentRun, repo: Path
+) -> None:
+    plan = user.plan([{"id": "down", "prompt": "fake: fail 500\nfake: write a.txt A"}])
+    ran = user.run(repo, plan)
+
+    assert ran.code == 1
+    [failed] = ran.of_type("TaskFailed")
+    assert failed["error"]
+    assert "{" not in failed["error"], failed["error"]
+    assert not ran.of_type("TaskSucceeded")
+
+
+def test_an_agent_whose_provider_hangs_is_stopped_at_its_timeout(
+    user: AgentRun, repo: Path
+) -> None:
+    plan = user.plan([{"id": "stuck", "prompt": "fake: hang", "timeout": 5}])
+    ran = user.run(repo, plan)
+
+    assert ran.code == 1
+    [failed] = ran.of_type("TaskFailed")
+    assert "timed out after 5 s" in failed["error"]
