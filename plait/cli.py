@@ -1,7 +1,8 @@
 """The `plait` console script. Thin: parse arguments, call the application, print, exit.
 
 Exit status: 0 success, 1 the work did not fully succeed (or an integrity check failed),
-2 invalid input or an unusable environment.
+2 invalid input or an unusable environment (a plan, a database, or a test command that cannot
+run or does not judge the merged commit).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pathlib import Path
 
 from rich.console import Console
 from rich.live import Live
+from rich.markup import escape
 from rich.table import Table
 from sqlalchemy.exc import DBAPIError
 
@@ -296,6 +298,8 @@ async def _follow(
                 console.line()
             console.print(summary_table(state))
             _print_outcome(console, result.status, state)
+        if state.status == "failed" and state.baseline_problem:
+            return 2  # the plan or the environment was refused before any task ran
         return 0 if landed_all(state) else 1
     finally:
         loop.remove_signal_handler(signal.SIGINT)
@@ -324,11 +328,12 @@ def _print_outcome(console: Console, status: str, state: RunState) -> None:
             f"on {state.landed_on}"
         )
         if state.land_command:
-            console.print(f"to land it yourself: [bold]{state.land_command}[/bold]")
+            console.print(f"to land it yourself: [bold]{escape(state.land_command)}[/bold]")
     elif state.status == "stopped":
         console.print(f"[yellow]stopped[/yellow]; resume with: plait resume {state.run_id}")
     else:
-        console.print(f"[bold red]{status}[/bold red]: {state.error or ''}")
+        # Escaped: an error quotes plans and output, whose [brackets] are not rich markup.
+        console.print(f"[bold red]{status}[/bold red]: {escape(state.error or '')}")
 
 
 def cmd_resume(args: argparse.Namespace) -> int:

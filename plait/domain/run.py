@@ -110,6 +110,9 @@ class BatchState:
     tests_passed: bool | None = None
     test_exit_code: int | None = None
     test_output_tail: str = ""
+    test_timed_out: bool = False
+    test_failed_tests: list[str] = field(default_factory=list)  # from a JUnit report
+    test_problem: str = ""  # the tests could not run (a setup failed, command not found)
     flaky: bool = False
     culprits: list[str] = field(default_factory=list)
     landed_before: str | None = None
@@ -139,6 +142,8 @@ class TaskState:
     exit_code: int | None = None
     error: str | None = None
     will_retry: bool = False
+    timed_out: bool = False
+    broke_tests: list[str] = field(default_factory=list)  # as the culprit: what it broke
     kept_branch: str | None = None
     started_at: str | None = None
     ended_at: str | None = None
@@ -175,6 +180,8 @@ class RunState:
     ended_at: str | None = None
     baseline_passed: bool | None = None
     baseline_allowed: bool = False
+    # Set when the baseline refused the run's configuration (see BaselineTested.problem).
+    baseline_problem: str = ""
     stop_reason: str | None = None
     error: str | None = None
     resumes: int = 0
@@ -376,6 +383,7 @@ def _mode_selected(state: RunState, event: ExecutionModeSelected, at: str | None
 def _baseline_tested(state: RunState, event: BaselineTested, at: str | None) -> None:
     state._require_active(event.TYPE)
     state.baseline_passed, state.baseline_allowed = event.passed, event.allowed
+    state.baseline_problem = event.problem
 
 
 def _batch_started(state: RunState, event: BatchStarted, at: str | None) -> None:
@@ -475,7 +483,7 @@ def _task_failed(state: RunState, event: TaskFailed, at: str | None) -> None:
     # A failure that will be retried goes on to wait for its next attempt's worktree.
     _chain(TASK, task, ("fail", "retry") if event.will_retry else ("fail",), task.task_id)
     task.exit_code, task.error, task.will_retry = event.exit_code, event.error, event.will_retry
-    task.duration, task.ended_at = event.duration, at
+    task.duration, task.ended_at, task.timed_out = event.duration, at, event.timed_out
 
 
 def _task_interrupted(state: RunState, event: TaskInterrupted, at: str | None) -> None:
@@ -537,6 +545,10 @@ def _tests_ran(state: RunState, event: TestsPassed | TestsFailed, at: str | None
     _transit((BATCH, batch, "test", str(batch.batch_id)))
     batch.tests_passed = isinstance(event, TestsPassed)
     batch.test_exit_code, batch.test_output_tail = event.exit_code, event.output_tail
+    failed = event if isinstance(event, TestsFailed) else None
+    batch.test_timed_out = failed is not None and failed.timed_out
+    batch.test_failed_tests = list(failed.failed_tests) if failed else []
+    batch.test_problem = failed.problem if failed else ""
 
 
 def _tests_flaky(state: RunState, event: TestsFlaky, at: str | None) -> None:
@@ -552,7 +564,9 @@ def _culprit_found(state: RunState, event: CulpritFound, at: str | None) -> None
     task = state._task(event.task_id, event.TYPE)
     _transit((TASK, task, "eject", task.task_id))
     batch.culprits.append(task.task_id)
-    task.error = "ejected: the merged tests failed with this branch"
+    task.broke_tests = list(event.broke_tests)
+    broke = f" (it broke {', '.join(event.broke_tests)})" if event.broke_tests else ""
+    task.error = f"ejected: the merged tests failed with this branch{broke}"
     task.merge_commit = None
 
 

@@ -138,7 +138,7 @@ async def plan_from_command(
                 timeout=timeout,
                 on_output=collect,
             )
-        if result.timed_out or result.exit_code != 0:
+        if not result.succeeded:
             how = "timed out" if result.timed_out else f"exited with {result.exit_code}"
             tail = verdict or "\n".join(result.output_tail.strip().splitlines()[-15:])
             raise PlanningFailed(f"the planning command {how}:\n{tail}")

@@ -28,7 +28,13 @@ from plait.execution.agents import Command, agent_env, build_command
 from plait.execution.context import RunContext
 from plait.execution.git import GitError
 from plait.execution.output_buffer import OutputBuffer
-from plait.execution.processes import ProcessHandle, ProcessResult, start_process, task_env
+from plait.execution.processes import (
+    ProcessHandle,
+    ProcessResult,
+    preparation_env,
+    start_process,
+    task_env,
+)
 from plait.execution.worktrees import Worktree, WorktreeError
 
 
@@ -62,7 +68,9 @@ async def prepare_worktree(
 ) -> Worktree:
     """Create the attempt's worktree on the task's branch and record it."""
     if ctx.pool is not None:
-        worktree = await ctx.pool.acquire(ctx.run_id, task.id, attempt, base_commit)
+        worktree = await ctx.pool.acquire(
+            ctx.run_id, task.id, attempt, base_commit, keep=ctx.plan.keep_ignored
+        )
     else:
         worktree = await ctx.worktrees.create(ctx.run_id, task.id, attempt, base_commit)
     ctx.live_worktrees[worktree.worktree_id] = worktree
@@ -123,7 +131,7 @@ async def run_attempt(
                 ctx.plan.setup_command,
                 None,
                 worktree,
-                env,
+                preparation_env(env),
                 ctx.plan.timeout_for(task),
                 buffer,
                 log_path,
@@ -135,7 +143,7 @@ async def run_attempt(
                 await buffer.close()
                 error = f"setup command failed ({exit_text(setup)}): {_tail(setup)}"
                 return await _failed(
-                    ctx, ids, worktree, setup.exit_code, error, will_retry, started
+                    ctx, ids, worktree, setup.exit_code, error, will_retry, started, setup
                 )
         result = await supervised(
             ctx,
@@ -156,7 +164,9 @@ async def run_attempt(
             # A timed-out task failed, whatever status it exited with after the signal.
             reason = report.error if report is not None and report.error else _tail(result)
             error = f"command failed ({exit_text(result)}): {reason}"
-            return await _failed(ctx, ids, worktree, result.exit_code, error, will_retry, started)
+            return await _failed(
+                ctx, ids, worktree, result.exit_code, error, will_retry, started, result
+            )
         if report is not None and report.error:
             # The agent's own verdict: it failed even though it exited 0.
             return await _failed(ctx, ids, worktree, 0, report.error, will_retry, started)
@@ -339,6 +349,7 @@ async def _failed(
     error: str,
     will_retry: bool,
     started: float,
+    process: ProcessResult | None = None,
 ) -> AttemptResult:
     await ctx.recorder.record(
         TaskFailed(
@@ -347,6 +358,7 @@ async def _failed(
             error=error[-2000:],
             will_retry=will_retry,
             duration=time.monotonic() - started,
+            timed_out=process is not None and process.timed_out,
         )
     )
     return AttemptResult(ids["task_id"], ids["attempt"], Outcome.FAILED, worktree, error=error)
