@@ -1,7 +1,8 @@
 """The `plait` console script. Thin: parse arguments, call the application, print, exit.
 
 Exit status: 0 success, 1 the work did not fully succeed (or an integrity check failed),
-2 invalid input or an unusable environment, 130 interrupted, 141 the reader of our output
+2 invalid input or an unusable environment (a plan, a database, or a test command that cannot
+run or does not judge the merged commit), 130 interrupted, 141 the reader of our output
 went away (`plait status | head -1`), as for any program killed by SIGPIPE.
 
 Only argparse is loaded up front: each command's module (and the store, git, rich, ...

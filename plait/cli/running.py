@@ -99,7 +99,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             "go on without `rates`. `fast-add` was left out too: it broke the tests, "
             "bisection named it, and its work is kept on its branch."
         )
-    # The demo did what it shows, whichever way its run ended.
+    # The demo did what it shows, whichever way its run ended; 2 is a refused environment.
     return 0 if code in (0, 1) else code
 
 
@@ -229,6 +229,8 @@ async def _follow(
             for line in outcome_lines(args, state):
                 # soft_wrap: a command must reach the terminal whole, to be pasted as it is.
                 console.print(line, highlight=False, markup=False, soft_wrap=True)
+        if state.status == RunStatus.FAILED and state.baseline_problem:
+            return 2  # the plan or the environment was refused before any task ran
         return 0 if landed_all(state) else 1
     finally:
         loop.remove_signal_handler(signal.SIGINT)

@@ -66,6 +66,9 @@ class AgentPreset:
     files_flag: str | None = None
     # Added when the agent resolves a conflict.
     resolve_args: tuple[str, ...] = ()
+    # Directories of the CLI's own tools, as globs relative to the real directory of its
+    # program: the first match of each goes first on the task's PATH.
+    path_prepend: tuple[str, ...] = ()
 
 
 def _frozen(values: dict[str, str]) -> Mapping[str, str]:
@@ -137,6 +140,13 @@ PRESETS: Mapping[str, AgentPreset] = MappingProxyType(
             version_pattern=r"^codex-cli (\d+\.\d+\.\d+)",
             output="codex",
             provider_env=("OPENAI_", "CODEX_", "AZURE_OPENAI_"),
+            # Its sandbox takes the first `bwrap` on PATH, and Debian 12's bubblewrap 0.8
+            # has no --argv0: every sandboxed command then fails ("execvp
+            # codex-linux-sandbox"), invisibly in --json. Its own bwrap goes first.
+            path_prepend=(
+                "../../codex-linux-*/vendor/*/codex-resources",
+                "../node_modules/@openai/codex-linux-*/vendor/*/codex-resources",
+            ),
             # `resume` takes no sandbox option of its own: without exec's, the resumed turn
             # is silently read-only.
             resume_args=(

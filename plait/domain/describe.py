@@ -12,6 +12,8 @@ import shlex
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from plait.domain.failures import named_failures
+
 Data = Mapping[str, Any]
 LIST_LIMIT = 5
 TEXT_LIMIT = 160
@@ -62,8 +64,9 @@ def _task(d: Data) -> str:
     return f"task {d.get('task_id')}" + (f" attempt {attempt}" if attempt else "")
 
 
-def _failing(d: Data) -> str:
-    names = d.get("failing_tests") or ()
+def _failing(d: Data, key: str = "failed_tests") -> str:
+    """The failing tests: its JUnit report's, else those its output names."""
+    names = named_failures(d.get(key) or (), str(d.get("output_tail") or ""))
     return f"; failing: {some(names)}" if names else ""
 
 
@@ -72,7 +75,7 @@ def _tests(verdict: str) -> Callable[[Data], str]:
         took = f", {float(d['duration']):.1f} s" if d.get("duration") else ""
         return (
             f"batch {d.get('batch_id')}: tests {verdict} on {short(d.get('commit'))}"
-            f" (exit {d.get('exit_code')}{took}){_failing(d)}"
+            f" (exit {d.get('exit_code')}{took}){_failing(d) if verdict == 'failed' else ''}"
         )
 
     return render
@@ -138,7 +141,7 @@ _RENDER: dict[str, Callable[[Data], str]] = {
     "ExecutionModeSelected": lambda d: f"{d.get('mode')}: {d.get('reason')}",
     "BaselineTested": lambda d: (
         f"tests on the base {'passed' if d.get('passed') else 'failed'}"
-        f" (exit {d.get('exit_code')}){_failing(d)}"
+        f" (exit {d.get('exit_code')}){'' if d.get('passed') else _failing(d)}"
     ),
     "BatchStarted": lambda d: f"batch {d.get('batch_id')}: {some(d.get('task_ids'), 10)}",
     "WorktreeCreated": lambda d: f"{_task(d)}: {d.get('branch')} at {d.get('path')}",
@@ -165,7 +168,7 @@ _RENDER: dict[str, Callable[[Data], str]] = {
         f"batch {d.get('batch_id')}: tests on {short(d.get('commit'))} failed once, then "
         f"passed (flaky){_failing(d)}"
     ),
-    "CulpritFound": lambda d: f"{_task(d)}: its branch broke the tests{_failing(d)}",
+    "CulpritFound": lambda d: f"{_task(d)}: its branch broke the tests{_failing(d, 'broke_tests')}",
     "BatchLanded": lambda d: (
         f"batch {d.get('batch_id')}: result {short(d.get('before'))} -> {short(d.get('after'))}"
     ),

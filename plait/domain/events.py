@@ -11,7 +11,8 @@ Storage sees an event as `(TYPE, SCHEMA_VERSION, data)`; `to_data` and `from_sto
 convert. Stored types are never tied to Python class paths: `TYPE` is a plain name and
 the registry maps it back. When a payload changes shape, bump the class's
 `SCHEMA_VERSION` and register an upcaster for `(TYPE, old_version)` in `UPCASTERS`;
-old rows are upcast on load, never rewritten.
+old rows are upcast on load, never rewritten. A field added with a default is no change of
+shape: a stored payload without it loads with the default, so it needs no new version.
 
 Sequence fields accept any sequence and are stored as tuples, so events stay immutable;
 `to_data` turns them back into JSON lists.
@@ -28,6 +29,8 @@ from plait.domain.errors import DomainError
 
 Data = dict[str, Any]
 Upcaster = Callable[[Data], Data]
+
+MAX_TEST_IDS = 1000  # failing test ids kept in one event; the count says how many there were
 
 
 class UnknownEventType(DomainError):
@@ -154,9 +157,16 @@ class BaselineTested(RunEvent):
     exit_code: int | None
     output_tail: str = ""
     allowed: bool = False
+    timed_out: bool = False
+    failed_tests: Sequence[str] = ()
+    failed_count: int | None = None
+    # Why the baseline could not judge anything: the test command or a setup could not run,
+    # or the tests read files of the user's checkout (`outside_reads`). The run is refused.
+    problem: str = ""
+    outside_reads: Sequence[str] = ()
+    setup: str = ""
     duration: float = 0.0
     log_path: str = ""  # the whole output, where the driving process kept it
-    failing_tests: Sequence[str] = ()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -222,20 +232,29 @@ class TestsPassed(RunEvent):
     exit_code: int | None
     duration: float
     output_tail: str = ""
-    log_path: str = ""
-    failing_tests: Sequence[str] = ()
+    setup: str = ""  # "ran" or "reused" (the integration worktree's setups), "" without any
+    log_path: str = ""  # the whole output, where the driving process kept it
 
 
 @dataclass(frozen=True, kw_only=True)
 class TestsFailed(RunEvent):
+    """Red: the tests failed, timed out (`timed_out`, whatever the exit status), or could
+    not run at all (`problem`: a setup failed, the command was not found)."""
+
     batch_id: int
     commit: str
     command: str
     exit_code: int | None
     duration: float
     output_tail: str = ""
+    timed_out: bool = False
+    # The failing test ids of the JUnit report (at most MAX_TEST_IDS of them) and how many
+    # there were; failed_count is None when there was no report.
+    failed_tests: Sequence[str] = ()
+    failed_count: int | None = None
+    problem: str = ""
+    setup: str = ""
     log_path: str = ""
-    failing_tests: Sequence[str] = ()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -247,7 +266,7 @@ class TestsFlaky(RunEvent):
     command: str
     output_tail: str = ""
     log_path: str = ""
-    failing_tests: Sequence[str] = ()
+    failed_tests: Sequence[str] = ()  # of the red run, from its JUnit report
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -375,6 +394,7 @@ class TaskFailed(RunEvent):
     error: str
     will_retry: bool = False
     duration: float = 0.0
+    timed_out: bool = False  # plait stopped it: a failure whatever it exited with
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -449,7 +469,8 @@ class CulpritFound(RunEvent):
     batch_id: int
     task_id: str
     output_tail: str = ""
-    failing_tests: Sequence[str] = ()
+    # The tests that fail with this branch and did not without it (from JUnit reports).
+    broke_tests: Sequence[str] = ()
 
 
 @dataclass(frozen=True, kw_only=True)

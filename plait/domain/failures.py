@@ -8,6 +8,7 @@ none of them names no test, and the exit status stays the verdict.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 
 MAX_NAMES = 200
 
@@ -39,3 +40,10 @@ def failing_tests(output: str) -> list[str]:
         if len(names) >= MAX_NAMES:
             break
     return list(names)
+
+
+def named_failures(reported: Iterable[str], output: str) -> list[str]:
+    """The failing tests of a red run: its JUnit report's ids when it has them, else the
+    names its output gives (for display: only a report's ids are compared between runs)."""
+    listed = list(reported)
+    return listed if listed else failing_tests(output)

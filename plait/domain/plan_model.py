@@ -115,8 +115,15 @@ class Plan:
     timeout: float = DEFAULT_TIMEOUT
     test_command: str | None = None
     test_timeout: float | None = None
-    setup_command: str | None = None
+    setup_command: str | None = None  # in every task worktree and the integration worktree
+    test_setup_command: str | None = None  # in the integration worktree only, after setup
     copy_ignored: tuple[str, ...] = ()
+    # The setups' outputs (e.g. .venv): ignored paths that survive the clean before a test run.
+    keep_ignored: tuple[str, ...] = ()
+    # Files whose content the setups depend on: while they are unchanged, a kept setup result
+    # is reused from one tested commit to the next. Empty: the setups run before every test run.
+    setup_inputs: tuple[str, ...] = ()
+    junit_report: str | None = None  # where the test command writes a JUnit XML report
     agent: Agent = SHELL
     allow_red_base: bool = False
     batches: tuple[Batch, ...] | None = None  # None: derived from dependencies and files
@@ -173,7 +180,11 @@ class Plan:
             "test_command": self.test_command,
             "test_timeout": self.test_timeout,
             "setup_command": self.setup_command,
+            "test_setup_command": self.test_setup_command,
             "copy_ignored": list(self.copy_ignored),
+            "keep_ignored": list(self.keep_ignored),
+            "setup_inputs": list(self.setup_inputs),
+            "junit_report": self.junit_report,
             "agent": _agent_to_json(self.agent),
             "allow_red_base": self.allow_red_base,
             "tasks": [task.to_dict() for task in self.tasks],

@@ -1,4 +1,5 @@
-"""Repository-relative paths in a plan: the `files` hints and `copy_ignored`.
+"""Repository-relative paths in a plan: the `files` hints, `copy_ignored`, `keep_ignored`,
+`setup_inputs` and `junit_report`.
 
 Paths are compared by components, so `src` and `src/` are the same directory,
 `src/a.py` lies inside both, and `src/a.pyc` is unrelated to `src/a.py`.
@@ -30,6 +31,22 @@ def copy_path_problem(path: str) -> str | None:
         problem = "must name a file or directory, not the repository root"
     if problem is None and ".git" in path_parts(path):  # copying git's own files breaks a worktree
         problem = "must not be inside '.git'"
+    return problem
+
+
+# Caches that judge a commit by something other than its files (a .pyc is trusted while the
+# source's size and mtime in seconds match): removed before every test run, even inside a
+# kept setup output, so they can never be kept themselves.
+CACHE_DIRS = frozenset({"__pycache__", ".pytest_cache"})
+CACHE_SUFFIXES = (".pyc", ".pyo")
+
+
+def kept_path_problem(path: str) -> str | None:
+    """Like `copy_path_problem`; a cache plait always removes cannot be kept either."""
+    problem = copy_path_problem(path)
+    parts = path_parts(path)
+    if problem is None and (CACHE_DIRS & set(parts) or parts[-1].endswith(CACHE_SUFFIXES)):
+        problem = "is a cache plait removes before every test run; it cannot be kept"
     return problem
 
 

@@ -32,7 +32,12 @@ from plait.domain.plan_model import (
     Profile,
     Task,
 )
-from plait.domain.plan_paths import copy_path_problem, relative_path_problem
+from plait.domain.plan_paths import (
+    copy_path_problem,
+    kept_path_problem,
+    path_parts,
+    relative_path_problem,
+)
 from plait.domain.plan_profiles import read_profiles
 from plait.domain.plan_runners import check_runner, read_agent
 
@@ -51,7 +56,11 @@ PLAN_FIELDS = frozenset(
         "test_command",
         "test_timeout",
         "setup_command",
+        "test_setup_command",
         "copy_ignored",
+        "keep_ignored",
+        "setup_inputs",
+        "junit_report",
         "agent",
         "allow_red_base",
         "tasks",
@@ -92,6 +101,7 @@ def read_plan(obj: object, user_profiles: object = None) -> Plan:
     agent = read_agent(fields)
     profiles = read_profiles(obj.get("profiles"), user_profiles, problems)
     settings = read_settings(fields, SHELL if agent is None else agent, profiles)
+    check_test_fields(fields)
     # Without a valid plan agent there is nothing to check a task's runner against.
     task_default = SHELL if obj.get("agent") is None else agent
     if settings.profile is not None:
@@ -124,7 +134,11 @@ def read_settings(fields: FieldReader, agent: Agent, profiles: tuple[Profile, ..
         test_command=fields.text("test_command", max_len=MAX_TEXT),
         test_timeout=fields.seconds("test_timeout"),
         setup_command=fields.text("setup_command", max_len=MAX_TEXT),
+        test_setup_command=fields.text("test_setup_command", max_len=MAX_TEXT),
         copy_ignored=fields.text_list("copy_ignored", what="paths", check=copy_path_problem) or (),
+        keep_ignored=fields.text_list("keep_ignored", what="paths", check=kept_path_problem) or (),
+        setup_inputs=fields.text_list("setup_inputs", what="paths", check=input_path_problem) or (),
+        junit_report=read_junit_report(fields),
         agent=agent,
         allow_red_base=fields.flag("allow_red_base", default=False),
         profiles=profiles,
@@ -145,6 +159,31 @@ def read_on_task_failure(fields: FieldReader) -> OnTaskFailure:
         choices = " or ".join(repr(str(c)) for c in OnTaskFailure)
         fields.problem(f"'on_task_failure' must be {choices}, got {show(value)}")
         return OnTaskFailure.STOP
+
+
+def input_path_problem(path: str) -> str | None:
+    problem = relative_path_problem(path)
+    if problem is None and ".git" in path_parts(path):
+        problem = "must not be inside '.git'"
+    return problem
+
+
+def read_junit_report(fields: FieldReader) -> str | None:
+    report = fields.text("junit_report")
+    why = None if report is None else copy_path_problem(report)
+    if why is not None:
+        fields.problem(f"'junit_report' {why}")
+        return None
+    return report
+
+
+def check_test_fields(fields: FieldReader) -> None:
+    """Fields that only mean something to a test command."""
+    if fields.get("test_command") is not None:
+        return
+    for key in ("test_setup_command", "junit_report"):
+        if fields.get(key) is not None:
+            fields.problem(f"{key!r} needs a 'test_command' to serve")
 
 
 def read_profile_name(fields: FieldReader, profiles: tuple[Profile, ...]) -> str | None:

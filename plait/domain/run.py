@@ -92,6 +92,7 @@ from plait.domain.events import (
     WorktreeCreated,
     WorktreeRemoved,
 )
+from plait.domain.failures import named_failures
 from plait.domain.lifecycles import BATCH, RUN, TASK, Lifecycle
 from plait.domain.statuses import (
     ACTIVE_RUN,
@@ -160,6 +161,9 @@ class BatchState:
     tests_passed: bool | None = None
     test_exit_code: int | None = None
     test_output_tail: str = ""
+    test_timed_out: bool = False
+    test_failed_tests: list[str] = field(default_factory=list)  # from a JUnit report
+    test_problem: str = ""  # the tests could not run (a setup failed, command not found)
     flaky: bool = False
     culprits: list[str] = field(default_factory=list)
     landed_before: str | None = None
@@ -213,11 +217,12 @@ class TaskState:
     changed_files: list[str] = field(default_factory=list)
     merge_commit: str | None = None
     conflict_files: list[str] = field(default_factory=list)
-    failing_tests: list[str] = field(default_factory=list)
     exit_code: int | None = None
     error: str | None = None
     skip_reason: str | None = None
     will_retry: bool = False
+    timed_out: bool = False
+    broke_tests: list[str] = field(default_factory=list)  # as the culprit: what it broke
     kept_branch: str | None = None
     started_at: str | None = None
     ended_at: str | None = None
@@ -266,6 +271,8 @@ class RunState:
     baseline_failing_tests: list[str] = field(default_factory=list)
     baseline_ended_at: str | None = None
     baseline_duration: float | None = None
+    # Set when the baseline refused the run's configuration (see BaselineTested.problem).
+    baseline_problem: str = ""
     stop_reason: str | None = None
     error: str | None = None
     resumes: int = 0
@@ -469,7 +476,7 @@ def task_note(state: RunState, task: TaskState) -> str:
     if status == TaskStatus.SKIPPED:
         return task.skip_reason or "skipped"
     if status == TaskStatus.EJECTED:
-        failing = f" ({', '.join(task.failing_tests[:5])})" if task.failing_tests else ""
+        failing = f" ({', '.join(task.broke_tests[:5])})" if task.broke_tests else ""
         return f"its branch broke the tests{failing}{kept}"
     if status in (TaskStatus.CONFLICTED, TaskStatus.KEPT) and task.conflict_files:
         return f"conflicts in {', '.join(task.conflict_files)}{kept}"
@@ -625,8 +632,9 @@ def _mode_selected(state: RunState, event: ExecutionModeSelected, at: str | None
 def _baseline_tested(state: RunState, event: BaselineTested, at: str | None) -> None:
     state._require_active(event.TYPE)
     state.baseline_passed, state.baseline_allowed = event.passed, event.allowed
-    state.baseline_failing_tests = list(event.failing_tests)
+    state.baseline_failing_tests = named_failures(event.failed_tests, event.output_tail)
     state.baseline_ended_at, state.baseline_duration = at, event.duration
+    state.baseline_problem = event.problem
 
 
 def _batch_started(state: RunState, event: BatchStarted, at: str | None) -> None:
@@ -732,7 +740,7 @@ def _task_failed(state: RunState, event: TaskFailed, at: str | None) -> None:
     # A failure that will be retried goes on to wait for its next attempt's worktree.
     _chain(task, ("fail", "retry") if event.will_retry else ("fail",))
     task.exit_code, task.error, task.will_retry = event.exit_code, event.error, event.will_retry
-    task.duration, task.ended_at = event.duration, at
+    task.duration, task.ended_at, task.timed_out = event.duration, at, event.timed_out
     _end_attempt(task, at, duration=event.duration, exit_code=event.exit_code, error=event.error)
     attempt = task.current_attempt()
     if attempt is not None:
@@ -806,9 +814,13 @@ def _resolution_failed(state: RunState, event: ConflictResolutionFailed, at: str
 
 def _test_run(event: TestsPassed | TestsFailed | TestsFlaky, at: str | None) -> TestRunState:
     if isinstance(event, TestsFlaky):
-        return TestRunState(
-            event.commit, True, 0, 0.0, at, event.log_path, list(event.failing_tests), True
-        )
+        failing = named_failures(event.failed_tests, event.output_tail)
+        return TestRunState(event.commit, True, 0, 0.0, at, event.log_path, failing, True)
+    failing = (
+        named_failures(event.failed_tests, event.output_tail)
+        if isinstance(event, TestsFailed)
+        else []
+    )
     return TestRunState(
         commit=event.commit,
         passed=isinstance(event, TestsPassed),
@@ -816,7 +828,7 @@ def _test_run(event: TestsPassed | TestsFailed | TestsFlaky, at: str | None) -> 
         duration=event.duration,
         ended_at=at,
         log_path=event.log_path,
-        failing_tests=list(event.failing_tests),
+        failing_tests=failing,
     )
 
 
@@ -826,6 +838,10 @@ def _tests_ran(state: RunState, event: TestsPassed | TestsFailed, at: str | None
     _transit((BATCH, batch, "test", str(batch.batch_id)))
     batch.tests_passed = isinstance(event, TestsPassed)
     batch.test_exit_code, batch.test_output_tail = event.exit_code, event.output_tail
+    failed = event if isinstance(event, TestsFailed) else None
+    batch.test_timed_out = failed is not None and failed.timed_out
+    batch.test_failed_tests = list(failed.failed_tests) if failed else []
+    batch.test_problem = failed.problem if failed else ""
     batch.test_runs.append(_test_run(event, at))
 
 
@@ -843,8 +859,11 @@ def _culprit_found(state: RunState, event: CulpritFound, at: str | None) -> None
     task = state._task(event.task_id, event.TYPE)
     _transit((TASK, task, "eject", task.task_id))
     batch.culprits.append(task.task_id)
-    task.error = "ejected: the merged tests failed with this branch"
-    task.merge_commit, task.failing_tests = None, list(event.failing_tests)
+    # Without a JUnit report, the failing tests its red run's output names.
+    task.broke_tests = named_failures(event.broke_tests, event.output_tail)
+    broke = f" (it broke {', '.join(event.broke_tests)})" if event.broke_tests else ""
+    task.error = f"ejected: the merged tests failed with this branch{broke}"
+    task.merge_commit = None
 
 
 def _batch_landed(state: RunState, event: BatchLanded, at: str | None) -> None:

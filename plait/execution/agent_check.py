@@ -21,7 +21,7 @@ from plait.domain.agents import (
 from plait.domain.plan_model import Plan
 from plait.execution.agents import preset_of
 
-__all__ = ["AgentCheckFailed", "AgentInfo", "check_agents"]
+__all__ = ["AgentCheckFailed", "AgentInfo", "check_agents", "with_own_tools"]
 
 VERSION_TIMEOUT = 60.0  # a CLI's first start may unpack itself (npm's codex does)
 
@@ -39,6 +39,7 @@ class AgentInfo:
     preset: str
     program: str  # resolved path
     version: str
+    path_prepend: tuple[str, ...] = ()  # the CLI's own tool directories, first on PATH
 
 
 async def check_agents(plan: Plan, env: dict[str, str] | None = None) -> dict[str, AgentInfo]:
@@ -100,4 +101,23 @@ async def _probe(program: str, preset: AgentPreset, env: dict[str, str]) -> Agen
             f"{preset.title} {show_version(version)} at {path}: plait drives versions"
             f" {versions}; install one of those ({preset.install}@VERSION)"
         )
-    return AgentInfo(preset.name, str(Path(path)), show_version(version))
+    return AgentInfo(
+        preset.name, str(Path(path)), show_version(version), _own_tools(preset, Path(path))
+    )
+
+
+def with_own_tools(env: dict[str, str], info: AgentInfo | None) -> dict[str, str]:
+    """`env` with the CLI's own tool directories first on PATH."""
+    if info is not None and info.path_prepend:
+        env["PATH"] = os.pathsep.join([*info.path_prepend, env.get("PATH", "")])
+    return env
+
+
+def _own_tools(preset: AgentPreset, program: Path) -> tuple[str, ...]:
+    home = program.resolve().parent
+    found = []
+    for pattern in preset.path_prepend:
+        matches = sorted(home.glob(pattern))
+        if matches:
+            found.append(str(matches[0].resolve()))
+    return tuple(found)

@@ -3,14 +3,21 @@ a culprit by bisecting the merge chain, and lands the green result with a compar
 
 No working tree is touched to merge (`git merge-tree --write-tree` + `commit-tree`), so the
 user's checkout is never involved.
+
+On a red base the run was allowed to start on (`allow_red_base`), a tested commit is
+acceptable when it is no worse than the tip the batch started from (`no_worse`): with JUnit
+reports on both, when every test failing now failed there too; without, when both ran and
+exited alike. A run that timed out or could not run is never acceptable.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TypedDict
 
 from plait.domain.events import (
+    MAX_TEST_IDS,
     BatchLanded,
     BranchMerged,
     CulpritFound,
@@ -30,6 +37,22 @@ class LandingRaced(Exception):
     """The run's integration ref moved under us: another process is driving this run."""
 
 
+class _VerdictFields(TypedDict):
+    run_id: str
+    batch_id: int
+    commit: str
+    command: str
+    exit_code: int | None
+    duration: float
+    output_tail: str
+    setup: str
+    log_path: str
+
+
+class _Stopped(Exception):
+    """The run was stopped while a test command ran."""
+
+
 @dataclass(frozen=True)
 class Candidate:
     task_id: str
@@ -46,18 +69,51 @@ class MergeOutcome:
     stopped: bool = False
 
 
+def no_worse(now: TestRun, before: TestRun | None) -> bool:
+    """Whether `now` may land where the tests were `before` (None: green, nothing to allow)."""
+    if now.passed:
+        return True
+    if before is None or before.passed:
+        return False
+    if now.problem or now.timed_out or before.problem or before.timed_out:
+        return False
+    if now.failed_tests is not None and before.failed_tests is not None:
+        return now.failed_tests <= before.failed_tests
+    return now.exit_code == before.exit_code
+
+
+def newly_failing(now: TestRun, before: TestRun | None) -> tuple[str, ...]:
+    """The tests that fail in `now` and did not `before` (None or green: none did), as far
+    as JUnit reports tell."""
+    if now.failed_tests is None:
+        return ()
+    if before is None or before.passed:
+        return tuple(sorted(now.failed_tests))
+    if before.failed_tests is None:
+        return ()
+    return tuple(sorted(now.failed_tests - before.failed_tests))
+
+
 class MergeValidator:
     def __init__(self, ctx: RunContext, tester: IntegrationTester) -> None:
         self.ctx = ctx
         self.tester = tester
-        self._last_failure: TestRun | None = None  # the latest red test run
 
     async def validate(
         self, batch_id: int, onto: str, candidates: Sequence[Candidate]
     ) -> MergeOutcome:
+        outcome = MergeOutcome(tip=onto)
+        try:
+            return await self._validate(batch_id, onto, candidates, outcome)
+        except _Stopped:
+            outcome.stopped = True
+            return outcome
+
+    async def _validate(
+        self, batch_id: int, onto: str, candidates: Sequence[Candidate], outcome: MergeOutcome
+    ) -> MergeOutcome:
         record = self.ctx.recorder.record
         run_id = self.ctx.run_id
-        outcome = MergeOutcome(tip=onto)
         await record(MergeStarted(run_id=run_id, batch_id=batch_id, onto=onto))
         worktree_of = {c.task_id: c.worktree_id for c in candidates}
         for c in candidates:
@@ -75,31 +131,19 @@ class MergeValidator:
         branches = [(c.task_id, c.commit) for c in candidates if c.commit is not None]
         chain = await self._merge(batch_id, onto, branches, worktree_of, outcome)
         while self.tester.command is not None and chain.steps:
-            verdict = await self._test(batch_id, chain.tip)
-            if verdict is None:
-                outcome.stopped = True
-                return outcome
-            if verdict:
-                break
-            old_failure = await self._red_before(batch_id, chain.onto)
-            if old_failure is None:
-                outcome.stopped = True
-                return outcome
-            if old_failure:
-                break  # the tests were red before this batch too: not a failure it caused
-            culprit_at = await self._bisect(batch_id, chain)
-            if culprit_at is None:
-                outcome.stopped = True
-                return outcome
+            judged = await self._judge_tip(batch_id, chain.tip, onto)
+            if judged is None:
+                break  # green, or no worse than the tests were before this batch
+            red, reference = judged
+            culprit_at, broke, tail = await self._bisect(batch_id, chain, reference, red)
             culprit = chain.steps[culprit_at]
-            failure = self._last_failure
             await record(
                 CulpritFound(
                     run_id=run_id,
                     batch_id=batch_id,
                     task_id=culprit.task_id,
-                    output_tail=failure.output_tail if failure else "",
-                    failing_tests=failure.failing_tests if failure else (),
+                    output_tail=tail,
+                    broke_tests=broke[:MAX_TEST_IDS],
                 )
             )
             outcome.ejected.append(culprit.task_id)
@@ -151,77 +195,98 @@ class MergeValidator:
         await self.ctx.recorder.record(*events)  # the whole chain in one append
         return chain
 
-    async def _test(self, batch_id: int, commit: str) -> bool | None:
-        """True if green (a red run that passes on a re-run is flaky: green), None if stopped."""
-        first = await self._run_and_record(batch_id, commit)
-        if first is None:
+    async def _reference(self, batch_id: int, onto: str) -> TestRun | None:
+        """What the tests were on `onto` when a red base was allowed: the verdict a commit of
+        this batch must be no worse than. None on a green base (the baseline or the previous
+        landing was tested green): then only green lands."""
+        if self.ctx.recorder.state.baseline_passed is not False:
             return None
+        known = self.tester.verdicts.get(onto)
+        return known if known is not None else await self._run_and_record(batch_id, onto)
+
+    async def _judge_tip(
+        self, batch_id: int, tip: str, onto: str
+    ) -> tuple[TestRun, TestRun | None] | None:
+        """None if `tip` may land; else its (confirmed) red verdict and what it was judged
+        against. A red run that a re-run finds acceptable was flaky: reported, nobody
+        blamed."""
+        first = await self._run_and_record(batch_id, tip)
         if first.passed:
-            return True
-        again = await self.tester.run(commit)
-        if again is None:
             return None
-        if again.passed:
+        reference = await self._reference(batch_id, onto)
+        if no_worse(first, reference):
+            return None
+        again = await self._run(tip)
+        if no_worse(again, reference):
             await self.ctx.recorder.record(
                 TestsFlaky(
                     run_id=self.ctx.run_id,
                     batch_id=batch_id,
-                    commit=commit,
+                    commit=tip,
                     command=self.tester.command or "",
                     output_tail=first.output_tail,
                     log_path=first.log_path,
-                    failing_tests=first.failing_tests,
+                    failed_tests=sorted(first.failed_tests or ())[:MAX_TEST_IDS],
                 )
             )
-            return True
+            return None
         await self._record(batch_id, again)
-        return False
+        return again, reference
 
-    async def _red_before(self, batch_id: int, onto: str) -> bool | None:
-        """With an allowed red base, only failures the tip before this batch does not show
-        count; an exit status cannot tell tests apart, so a red `onto` blames nobody.
-        False on a green base (nothing to compare), None if stopped."""
-        if self.ctx.recorder.state.baseline_passed is not False:
-            return False
-        verdict = await self._run_and_record(batch_id, onto)
-        return None if verdict is None else not verdict.passed
-
-    async def _bisect(self, batch_id: int, chain: ChainResult) -> int | None:
-        """Index of the first step whose prefix fails. Prefix 0 (the tip before this batch)
-        is green: the baseline or the previous landing was tested."""
-        green, red = 0, len(chain.steps)
-        while red - green > 1:
-            middle = (green + red) // 2
+    async def _bisect(
+        self, batch_id: int, chain: ChainResult, reference: TestRun | None, red: TestRun
+    ) -> tuple[int, tuple[str, ...], str]:
+        """The index of the first step whose prefix is not acceptable, the tests it broke,
+        and the output of the red run that shows it. Prefix 0 (the tip before this batch) is
+        acceptable by definition: it was tested when it landed."""
+        verdicts: dict[int, TestRun | None] = {0: reference, len(chain.steps): red}
+        good, bad = 0, len(chain.steps)
+        while bad - good > 1:
+            middle = (good + bad) // 2
             verdict = await self._run_and_record(batch_id, chain.tip_after(middle))
-            if verdict is None:
-                return None
-            if verdict.passed:
-                green = middle
+            verdicts[middle] = verdict
+            if no_worse(verdict, reference):
+                good = middle
             else:
-                red = middle
-        return red - 1
+                bad = middle
+        failing = verdicts[bad]
+        assert failing is not None
+        return bad - 1, newly_failing(failing, verdicts[good]), failing.output_tail
 
-    async def _run_and_record(self, batch_id: int, commit: str) -> TestRun | None:
+    async def _run(self, commit: str) -> TestRun:
         verdict = await self.tester.run(commit)
-        if verdict is not None:
-            await self._record(batch_id, verdict)
+        if verdict is None:
+            raise _Stopped
+        return verdict
+
+    async def _run_and_record(self, batch_id: int, commit: str) -> TestRun:
+        verdict = await self._run(commit)
+        await self._record(batch_id, verdict)
         return verdict
 
     async def _record(self, batch_id: int, verdict: TestRun) -> None:
-        kind = TestsPassed if verdict.passed else TestsFailed
-        if not verdict.passed:
-            self._last_failure = verdict
+        common: _VerdictFields = {
+            "run_id": self.ctx.run_id,
+            "batch_id": batch_id,
+            "commit": verdict.commit,
+            "command": self.tester.command or "",
+            "exit_code": verdict.exit_code,
+            "duration": verdict.duration,
+            "output_tail": verdict.output_tail,
+            "setup": verdict.setup,
+            "log_path": verdict.log_path,
+        }
+        if verdict.passed:
+            await self.ctx.recorder.record(TestsPassed(**common))
+            return
+        failed = sorted(verdict.failed_tests or ())
         await self.ctx.recorder.record(
-            kind(
-                run_id=self.ctx.run_id,
-                batch_id=batch_id,
-                commit=verdict.commit,
-                command=self.tester.command or "",
-                exit_code=verdict.exit_code,
-                duration=verdict.duration,
-                output_tail=verdict.output_tail,
-                log_path=verdict.log_path,
-                failing_tests=verdict.failing_tests,
+            TestsFailed(
+                **common,
+                timed_out=verdict.timed_out,
+                failed_tests=failed[:MAX_TEST_IDS],
+                failed_count=None if verdict.failed_tests is None else len(failed),
+                problem=verdict.problem,
             )
         )
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from plait.domain.batching import select_mode
 from plait.domain.errors import DomainError
 from plait.domain.events import (
+    MAX_TEST_IDS,
     BaselineTested,
     ExecutionModeSelected,
     RunCompleted,
@@ -114,7 +115,9 @@ class RunDriver:
         await self._ensure_result_ref()
         if state.land_requested:
             return await self._land_now()
-        if state.baseline_passed is None and ctx.plan.test_command:
+        # A baseline that refused the run is taken again on resume: the user may have fixed
+        # the environment, and nothing may run on a base that was never allowed.
+        if not state.baseline_allowed and ctx.plan.test_command:
             verdict = await self._baseline()
             if verdict is not None:
                 return verdict
@@ -152,12 +155,16 @@ class RunDriver:
             await ctx.git.run("update-ref", ctx.result_ref, base, "0" * 40)
 
     async def _baseline(self) -> RunResult | None:
+        """The tests on the base commit, before any task runs. It also proves the tests judge
+        the integration worktree's files (the watch on the user's checkout), and that they
+        can run at all: a problem there refuses the run, whatever `allow_red_base` says."""
         ctx = self.ctx
         base = ctx.recorder.state.base_commit or ""
-        verdict = await self.tester.run(base)
+        verdict = await self.tester.run(base, watch_checkout=True)
         if verdict is None:
             return await self._stopped()
-        allowed = verdict.passed or ctx.plan.allow_red_base
+        allowed = not verdict.problem and (verdict.passed or ctx.plan.allow_red_base)
+        failed = sorted(verdict.failed_tests or ())
         await ctx.recorder.record(
             BaselineTested(
                 run_id=ctx.run_id,
@@ -166,15 +173,22 @@ class RunDriver:
                 exit_code=verdict.exit_code,
                 output_tail=verdict.output_tail,
                 allowed=allowed,
+                timed_out=verdict.timed_out,
+                failed_tests=failed[:MAX_TEST_IDS],
+                failed_count=None if verdict.failed_tests is None else len(failed),
+                problem=verdict.problem,
+                outside_reads=verdict.outside_reads,
+                setup=verdict.setup,
                 duration=verdict.duration,
                 log_path=verdict.log_path,
-                failing_tests=verdict.failing_tests,
             )
         )
         if allowed:
             return None
         # Nothing can land on a red base: drop the (still empty) result branch.
         await ctx.git.run("update-ref", "-d", ctx.result_ref, base, check=False)
+        if verdict.problem:
+            return await self._fail(f"refused before any task ran: {verdict.problem}")
         return await self._fail(
             "the tests already fail on the base commit "
             f"{base[:12]} before any task ran; fix them first or set allow_red_base: true"

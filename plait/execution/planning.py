@@ -22,7 +22,7 @@ from plait.domain.errors import PlanError
 from plait.domain.plan import load_plan_text, plan_from_mapping
 from plait.domain.plan_model import Plan, Profile, Task
 from plait.domain.plan_profiles import read_profiles
-from plait.execution.agent_check import AgentCheckFailed, check_agents
+from plait.execution.agent_check import AgentCheckFailed, AgentInfo, check_agents, with_own_tools
 from plait.execution.agent_output import LineFeed, parser_for
 from plait.execution.agents import agent_env, build_command
 from plait.execution.git import Git
@@ -73,8 +73,7 @@ async def plan_from_command(
 ) -> PlanFromCommand:
     spec_text = _read_spec(spec)
     planner = _planner(command, user_profiles)
-    if planner is not None:
-        await _check_planner(planner)
+    info = await _check_planner(planner) if planner is not None else None
     git = Git(repo)
     worktrees = WorktreeManager(git, await worktree_root_for(git, worktree_root))
     head = await git.rev_parse("HEAD")
@@ -125,7 +124,7 @@ async def plan_from_command(
             result = await run_process(
                 built.argv,
                 cwd=worktree.path,
-                env=agent_env(env, built),
+                env=with_own_tools(agent_env(env, built), info),
                 timeout=timeout,
                 on_output=collect_and_parse,
             )
@@ -139,7 +138,7 @@ async def plan_from_command(
                 timeout=timeout,
                 on_output=collect,
             )
-        if result.timed_out or result.exit_code != 0:
+        if not result.succeeded:
             how = "timed out" if result.timed_out else f"exited with {result.exit_code}"
             tail = verdict or "\n".join(result.output_tail.strip().splitlines()[-15:])
             raise PlanningFailed(f"the planning command {how}:\n{tail}")
@@ -176,13 +175,14 @@ def _planner(command: str, user_profiles: object) -> Profile | None:
     return profile
 
 
-async def _check_planner(planner: Profile) -> None:
+async def _check_planner(planner: Profile) -> AgentInfo | None:
     """The planning agent is installed, in a version plait drives: refused up front."""
     task = Task(id="plan", prompt="plan", profile=planner.name)
     try:
-        await check_agents(Plan(tasks=(task,), profiles=(planner,)))
+        found = await check_agents(Plan(tasks=(task,), profiles=(planner,)))
     except AgentCheckFailed as exc:
         raise PlanningFailed("; ".join(exc.problems)) from None
+    return next(iter(found.values()), None)
 
 
 def _with_explicit_runners(data: object, planner: str, *, is_profile: bool) -> object:

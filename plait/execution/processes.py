@@ -14,6 +14,7 @@ Guarantees of `start_process`/`run_process`:
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import time
 from collections.abc import Mapping, Sequence
@@ -27,6 +28,7 @@ __all__ = [
     "OutputCallback",
     "ProcessHandle",
     "ProcessResult",
+    "preparation_env",
     "run_process",
     "start_process",
     "task_env",
@@ -72,6 +74,26 @@ def task_env(base_env: Mapping[str, str], extra: Mapping[str, str]) -> dict[str,
     return env
 
 
+def preparation_env(env: Mapping[str, str]) -> dict[str, str]:
+    """The environment for the commands that prepare and test a worktree (setup_command,
+    test_setup_command, test_command): `env` without the virtualenv plait was started in,
+    and with pip refusing to install outside one.
+
+    A setup's `pip install -e .` would otherwise repoint the user's own environment at a
+    worktree plait deletes after the run; now it fails and says so, and the plan builds an
+    environment inside the worktree instead (docs/plan-format.md).
+    """
+    env = dict(env)
+    venv = env.pop("VIRTUAL_ENV", None)
+    env.pop("VIRTUAL_ENV_PROMPT", None)
+    if venv:
+        scripts = os.path.normpath(os.path.join(venv, "bin"))
+        path = env.get("PATH", "").split(os.pathsep)
+        env["PATH"] = os.pathsep.join(p for p in path if os.path.normpath(p) != scripts)
+    env["PIP_REQUIRE_VIRTUALENV"] = "true"
+    return env
+
+
 @dataclass(frozen=True)
 class ProcessResult:
     exit_code: int | None  # negative: ended by that signal (asyncio's convention)
@@ -80,6 +102,12 @@ class ProcessResult:
     duration: float
     output_tail: str  # last ~4 KB of stdout and stderr together
     pid: int
+
+    @property
+    def succeeded(self) -> bool:
+        """Exit status 0, and plait did not have to stop it: a process that ran into its
+        timeout has failed, whatever status its SIGTERM handler exits with."""
+        return self.exit_code == 0 and not self.killed
 
 
 class ProcessHandle:

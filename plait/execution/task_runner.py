@@ -22,12 +22,19 @@ from plait.domain.events import (
     WorktreeCreated,
 )
 from plait.domain.plan_model import Task
+from plait.execution.agent_check import AgentInfo, with_own_tools
 from plait.execution.agent_output import AgentReport, LineFeed, parser_for
 from plait.execution.agents import Command, agent_env, build_command
 from plait.execution.context import RunContext
 from plait.execution.git import GitError
 from plait.execution.output_buffer import OutputBuffer
-from plait.execution.processes import ProcessHandle, ProcessResult, start_process, task_env
+from plait.execution.processes import (
+    ProcessHandle,
+    ProcessResult,
+    preparation_env,
+    start_process,
+    task_env,
+)
 from plait.execution.worktrees import Worktree, WorktreeError
 
 
@@ -61,7 +68,9 @@ async def prepare_worktree(
 ) -> Worktree:
     """Create the attempt's worktree on the task's branch and record it."""
     if ctx.pool is not None:
-        worktree = await ctx.pool.acquire(ctx.run_id, task.id, attempt, base_commit)
+        worktree = await ctx.pool.acquire(
+            ctx.run_id, task.id, attempt, base_commit, keep=ctx.plan.keep_ignored
+        )
     else:
         worktree = await ctx.worktrees.create(ctx.run_id, task.id, attempt, base_commit)
     ctx.live_worktrees[worktree.worktree_id] = worktree
@@ -124,7 +133,7 @@ async def run_attempt(
                 ctx.plan.setup_command,
                 None,
                 worktree,
-                env,
+                preparation_env(env),
                 ctx.plan.timeout_for(task),
                 buffer,
                 log_path,
@@ -136,7 +145,7 @@ async def run_attempt(
                 await buffer.close()
                 error = f"setup command failed ({exit_text(setup)}): {_tail(setup)}"
                 return await _failed(
-                    ctx, ids, worktree, setup.exit_code, error, will_retry, started
+                    ctx, ids, worktree, setup.exit_code, error, will_retry, started, setup
                 )
         result = await supervised(
             ctx,
@@ -157,7 +166,9 @@ async def run_attempt(
             # A timed-out task failed, whatever status it exited with after the signal.
             reason = report.error if report is not None and report.error else _tail(result)
             error = f"command failed ({exit_text(result)}): {reason}"
-            return await _failed(ctx, ids, worktree, result.exit_code, error, will_retry, started)
+            return await _failed(
+                ctx, ids, worktree, result.exit_code, error, will_retry, started, result
+            )
         if report is not None and report.error:
             # The agent's own verdict: it failed even though it exited 0.
             return await _failed(ctx, ids, worktree, 0, report.error, will_retry, started)
@@ -185,8 +196,7 @@ def _agent_facts(ctx: RunContext, command: Command) -> dict[str, str]:
     """What TaskStarted records of the agent: preset, version (as checked), profile, model."""
     if command.preset is None:
         return {"profile": command.profile.name if command.profile else ""}
-    program = command.argv[0] if command.argv else command.preset.program
-    info = ctx.agents.get(program) or ctx.agents.get(command.preset.program)
+    info = _agent_info(ctx, command)
     return {
         "agent": command.preset.name,
         "agent_version": info.version if info is not None else "",
@@ -224,7 +234,15 @@ def environment(
         "PLAIT_TASK_PROMPT": task.prompt or "",
         "PLAIT_WORKTREE": str(worktree.path),
     }
-    return agent_env(task_env(os.environ, variables), command)
+    env = agent_env(task_env(os.environ, variables), command)
+    return with_own_tools(env, _agent_info(ctx, command))
+
+
+def _agent_info(ctx: RunContext, command: Command) -> AgentInfo | None:
+    if command.preset is None:
+        return None
+    program = command.argv[0] if command.argv else command.preset.program
+    return ctx.agents.get(program) or ctx.agents.get(command.preset.program)
 
 
 async def commit_work(ctx: RunContext, worktree: Worktree, message: str) -> str | None:
@@ -333,6 +351,7 @@ async def _failed(
     error: str,
     will_retry: bool,
     started: float,
+    process: ProcessResult | None = None,
 ) -> AttemptResult:
     await ctx.recorder.record(
         TaskFailed(
@@ -341,6 +360,7 @@ async def _failed(
             error=error[-2000:],
             will_retry=will_retry,
             duration=time.monotonic() - started,
+            timed_out=process is not None and process.timed_out,
         )
     )
     return AttemptResult(ids["task_id"], ids["attempt"], Outcome.FAILED, worktree, error=error)

@@ -8,7 +8,7 @@ files that differ, then cleaned, so preparing a task costs a fraction of it.
     busy = await pool.recover()                # once, at start: idle slots come back;
                                                # slots a crashed task held are returned
     wt = await pool.acquire(run_id, task_id, attempt, base_commit,
-                            keep_ignored=False, sparse_paths=task.files or None)
+                            keep=plan.keep_ignored, sparse_paths=task.files or None)
     ... run the task in wt.path, then WorktreeManager.commit_all(wt, message) ...
     outcome = await pool.release(wt)           # POOLED, REMOVED or KEPT
     await pool.remove(wt, delete_branch=True)  # instead of release: gone for good
@@ -17,8 +17,10 @@ files that differ, then cleaned, so preparing a task costs a fraction of it.
 Guarantees:
 - Isolation: an acquired worktree is on `branch`, reset to `base_commit`, and
   `git status` reports nothing: no file an earlier task created, modified or
-  deleted survives. Untracked and ignored files are deleted; with
-  `keep_ignored=True` files the new base ignores (node_modules/, .venv/) stay.
+  deleted survives. Untracked and ignored files are deleted, but for the
+  `keep` paths (the plan's `keep_ignored`: a setup's .venv/, node_modules/),
+  which lose their bytecode and pytest caches (see clean_tree); with
+  `keep_ignored=True` every file the new base ignores stays, caches included.
   A recycled worktree that fails this check is removed and replaced by a fresh
   one (counted in `discarded`).
 - No lost commit: `release` keeps a worktree whose HEAD holds a commit that no
@@ -105,6 +107,7 @@ class WorktreePool:
         branch: str | None = None,
         *,
         keep_ignored: bool = False,
+        keep: Sequence[str] = (),
         sparse_paths: Sequence[str] | None = None,
     ) -> Worktree:
         """A worktree on `branch` (default plait/<run>/<task>) reset to `base_commit`.
@@ -121,7 +124,7 @@ class WorktreePool:
         if attempt == 1 and await self.git.ref_target(f"refs/heads/{branch}") is not None:
             raise WorktreeError(f"branch {branch!r} already exists; refusing to reset it")
         sparse = ops.sparse_patterns(sparse_paths or ())
-        slot = await self._recycled(branch, sha, keep_ignored, sparse)
+        slot = await self._recycled(branch, sha, keep_ignored, tuple(keep), sparse)
         if slot is None:
             slot = await self._created(branch, sha, sparse)
         self._leased[slot.path] = slot
@@ -212,7 +215,12 @@ class WorktreePool:
     # -- recycling and creating ----------------------------------------------------------
 
     async def _recycled(
-        self, branch: str, sha: str, keep_ignored: bool, sparse: tuple[str, ...] | None
+        self,
+        branch: str,
+        sha: str,
+        keep_ignored: bool,
+        keep: tuple[str, ...],
+        sparse: tuple[str, ...] | None,
     ) -> _Slot | None:
         """An idle slot moved to `branch` at `sha` and verified, or None if none is idle."""
         while self._idle:
@@ -222,7 +230,7 @@ class WorktreePool:
                     await ops.set_sparse(self.git, slot.path, sparse)
                     slot.sparse = sparse
                 await ops.move(self.git, slot.path, branch, sha)
-                await ops.clean(self.git, slot.path, keep_ignored=keep_ignored)
+                await ops.clean(self.git, slot.path, keep_ignored=keep_ignored, keep=keep)
                 problems = await ops.isolation_problems(
                     self.git,
                     slot.path,
@@ -230,6 +238,7 @@ class WorktreePool:
                     sha,
                     keep_ignored=keep_ignored,
                     sparse=sparse is not None,
+                    keep=keep,
                 )
             except (GitError, OSError) as exc:
                 problems = [str(exc)]

@@ -12,12 +12,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from plait.domain.plan_paths import path_parts
+from plait.execution.clean_tree import anchored_pattern, clean_argv, remove_caches
 from plait.execution.git import Git
 
 # Root-level files (build configuration, lockfiles) stay in every sparse
 # checkout, as in git's cone mode; directories appear only when declared.
 _ROOT_FILES = ("/*", "!/*/")
-_GLOB_SPECIALS = "\\*?["
 
 
 def sparse_patterns(paths: Sequence[str]) -> tuple[str, ...] | None:
@@ -28,13 +28,9 @@ def sparse_patterns(paths: Sequence[str]) -> tuple[str, ...] | None:
     """
     anchored: list[str] = []
     for path in paths:
-        parts = path_parts(path)
-        if not parts:
+        if not path_parts(path):
             return None
-        literal = "/".join(parts)
-        for special in _GLOB_SPECIALS:
-            literal = literal.replace(special, "\\" + special)
-        anchored.append("/" + literal)
+        anchored.append(anchored_pattern(path))
     return (*_ROOT_FILES, *sorted(set(anchored))) if anchored else None
 
 
@@ -77,10 +73,15 @@ async def detach(git: Git, path: Path) -> None:
     await git.run("checkout", "--quiet", "--force", "--detach", cwd=path)
 
 
-async def clean(git: Git, path: Path, *, keep_ignored: bool) -> None:
+async def clean(git: Git, path: Path, *, keep_ignored: bool, keep: Sequence[str] = ()) -> None:
     """Delete untracked files and directories (nested repositories too); ignored ones as well
-    unless `keep_ignored`."""
-    await git.run("clean", "-ffdq" if keep_ignored else "-ffdxq", cwd=path)
+    unless `keep_ignored`, but for the `keep` paths, whose caches go (see clean_tree)."""
+    if keep_ignored:
+        await git.run("clean", "-ffdq", cwd=path)
+        return
+    await git.run(*clean_argv(keep), cwd=path)
+    if keep:
+        await asyncio.to_thread(remove_caches, path, keep)
 
 
 async def unsaved_commits(git: Git, path: Path) -> str | None:
@@ -95,14 +96,23 @@ async def unsaved_commits(git: Git, path: Path) -> str | None:
 
 
 async def isolation_problems(
-    git: Git, path: Path, branch: str, sha: str, *, keep_ignored: bool, sparse: bool
+    git: Git,
+    path: Path,
+    branch: str,
+    sha: str,
+    *,
+    keep_ignored: bool,
+    sparse: bool,
+    keep: Sequence[str] = (),
 ) -> list[str]:
     """Why the worktree is not exactly `sha` on `branch` with nothing left from earlier work.
 
     Checks HEAD and branch, that `git status` reports nothing (ignored files too unless
-    `keep_ignored`), and that no index entry is flagged assume-unchanged, or skip-worktree
-    outside a sparse checkout: such flags hide a stale file from `git status`.
+    `keep_ignored`; the `keep` paths are allowed), and that no index entry is flagged
+    assume-unchanged, or skip-worktree outside a sparse checkout: such flags hide a stale
+    file from `git status`.
     """
+    kept = [path_parts(k) for k in keep]
     # Both only read: no optional index refresh, so they can run side by side.
     argv = ["--no-optional-locks", "status", "--porcelain=v2", "-z", "--branch"]
     argv += ["--untracked-files=all", "--ignored=no" if keep_ignored else "--ignored=matching"]
@@ -115,6 +125,8 @@ async def isolation_problems(
             problems.append(f"HEAD is {record.split()[-1]}, expected {sha}")
         elif record.startswith("# branch.head ") and record.split()[-1] != branch:
             problems.append(f"on {record.split()[-1]}, expected {branch}")
+        elif record.startswith("! ") and _inside(path_parts(record[2:]), kept):
+            continue
         elif not record.startswith("#"):
             problems.append(f"left over: {record}")
     for entry in filter(None, flagged.stdout.split("\0")):
@@ -122,3 +134,7 @@ async def isolation_problems(
         if tag.islower() or (tag == "S" and not sparse):
             problems.append(f"index entry flagged {tag!r}: {entry[2:]}")
     return problems
+
+
+def _inside(parts: tuple[str, ...], kept: Sequence[tuple[str, ...]]) -> bool:
+    return any(parts[: len(k)] == k for k in kept)

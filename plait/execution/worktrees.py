@@ -27,6 +27,7 @@ from pathlib import Path
 
 import platformdirs
 
+from plait.execution.clean_tree import clean_argv, remove_caches
 from plait.execution.git import Git, GitError
 from plait.execution.git_copy import CopyReport, checked_relative, copy_paths
 from plait.execution.git_porcelain import WorktreeEntry, parse_worktree_list
@@ -177,16 +178,20 @@ class WorktreeManager:
         await self.git.run_admin("worktree", "add", "--detach", "--", str(path), sha)
         return Worktree(path, None, path.name, sha)
 
-    async def checkout_detached(self, worktree: Worktree, commit: str) -> Worktree:
-        """Move a detached worktree to `commit`, dropping tracked and untracked changes.
-
-        Ignored files (copied .env, build caches) are kept on purpose.
+    async def checkout_detached(
+        self, worktree: Worktree, commit: str, keep: Sequence[str] = ()
+    ) -> Worktree:
+        """Move a detached worktree to `commit` and make it hold exactly that commit's tree:
+        tracked changes, untracked and ignored files all go, but for the `keep` paths, which
+        lose their caches (see clean_tree). Copied files (.env) must be copied again.
         """
         if worktree.branch is not None:
             raise WorktreeError(f"{worktree.path} has branch {worktree.branch}; refusing to reset")
         sha = await self.git.rev_parse(commit)
         await self.git.run("checkout", "--quiet", "--force", "--detach", sha, cwd=worktree.path)
-        await self.git.run("clean", "-ffdq", cwd=worktree.path)
+        await self.git.run(*clean_argv(keep), cwd=worktree.path)
+        if keep:
+            await asyncio.to_thread(remove_caches, worktree.path, keep)
         return Worktree(worktree.path, None, worktree.worktree_id, sha)
 
     async def _add_on_new_branch(self, branch: str, path: Path, sha: str) -> None:

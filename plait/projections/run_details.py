@@ -16,6 +16,7 @@ from plait.domain.events import (
     TestsFlaky,
     TestsPassed,
 )
+from plait.domain.failures import named_failures
 from plait.domain.run import RunState
 from plait.eventstore import StoredEvent
 from plait.projections.logs import DEFAULT_LIMIT, read_attempt, read_text_log
@@ -85,10 +86,11 @@ def batch_tests(events: Sequence[StoredEvent], state: RunState, batch_id: int) -
         elif stored.type == MergeConflicted.TYPE:
             conflicts.append({"task_id": data.get("task_id"), "files": data.get("files", [])})
         elif stored.type == CulpritFound.TYPE:
+            tail = str(data.get("output_tail") or "")
             culprits.append(
                 {
                     "task_id": data.get("task_id"),
-                    "failing_tests": data.get("failing_tests", []),
+                    "failing_tests": named_failures(data.get("broke_tests") or (), tail),
                     "why": "the tests passed with the branches merged before it and "
                     "failed once it was merged (bisection of the batch's merge chain)",
                 }
@@ -130,7 +132,13 @@ def _test_run(stored: StoredEvent, merged: dict[str, str], onto: set[str]) -> di
         ),
         "exit_code": data.get("exit_code"),
         "duration": data.get("duration"),
-        "failing_tests": data.get("failing_tests", []),
+        "failing_tests": (
+            []
+            if stored.type == TestsPassed.TYPE
+            else named_failures(data.get("failed_tests") or (), tail)
+        ),
+        "problem": data.get("problem") or "",
+        "timed_out": bool(data.get("timed_out")),
         "output": text,
         "output_truncated": len(log.text) > len(text),
         "source": log.source,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -111,10 +112,18 @@ def provider_overrides(server: FakeModelServer, *extra: str) -> list[str]:
     return [arg for setting in settings for arg in ("-c", setting)]
 
 
+def own_tools() -> str:
+    """Codex's own tool directory (its bubblewrap), as plait puts it first on PATH: its
+    sandbox takes the first `bwrap` on PATH, and Debian 12's 0.8 cannot run it."""
+    codex = Path(os.path.realpath(agent_binary("codex")))
+    [resources] = sorted(codex.parent.glob("../../codex-linux-*/vendor/*/codex-resources"))
+    return str(resources.resolve())
+
+
 def environment(place: Place) -> dict[str, str]:
     """Only what codex needs: nothing of the real user's (no OPENAI_API_KEY, no ~/.codex)."""
     return {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "PATH": own_tools() + os.pathsep + os.environ.get("PATH", "/usr/bin:/bin"),
         "HOME": str(place.home),
         "CODEX_HOME": str(place.codex_home),
         "LANG": "C.UTF-8",
@@ -522,3 +531,35 @@ def wait_until(condition: Any, timeout: float = RUN_TIMEOUT) -> None:
         if next(ticks, None) is None:
             pytest.fail("condition not met in time")
         pause.wait(0.02)
+
+
+def test_with_debians_bubblewrap_first_on_path_every_sandboxed_command_fails_unseen(
+    codex: Path, place: Place, fake_model: FakeModelServer
+) -> None:
+    """Why plait puts codex's own bwrap first on PATH: codex takes the first `bwrap` it
+    finds, and Debian 12's bubblewrap 0.8 has no --argv0."""
+    system = shutil.which("bwrap", path="/usr/bin:/bin")
+    if system is None:
+        pytest.skip("no system bubblewrap (.ci/run installs Debian's)")
+    version = subprocess.run([system, "--version"], capture_output=True, text=True, check=False)
+    if not version.stdout.startswith("bubblewrap 0.8"):
+        pytest.skip(f"the system bubblewrap is {version.stdout.strip()}, not Debian 12's 0.8")
+    env = {**environment(place), "PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+    argv = [*exec_argv(codex, place, fake_model), "fake: write notes/a.txt hello"]
+    done = subprocess.run(
+        argv,
+        cwd=place.worktree,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=RUN_TIMEOUT,
+        check=False,
+    )
+
+    assert done.returncode == 0  # codex reports success
+    assert not (place.worktree / "notes" / "a.txt").exists()
+    assert "command_execution" not in done.stdout  # and the --json stream shows nothing
+    last = fake_model.recorder.snapshot()[-1].body
+    outputs = [str(i["output"]) for i in last["input"] if i.get("type") == "function_call_output"]
+    assert any("execvp codex-linux-sandbox" in output for output in outputs)

@@ -76,6 +76,47 @@ def test_run_exits_2_for_an_invalid_plan_and_names_the_problem(
     assert ran.out == ""
 
 
+@pytest.mark.parametrize("allow_red_base", [False, True])
+def test_run_exits_2_for_a_test_command_that_cannot_run_and_nothing_runs(
+    tmp_path: Path, home: Path, db: str, repo: Path, allow_red_base: bool
+) -> None:
+    plan = write_plan(
+        tmp_path / "plan.json",
+        tasks=[writes("a", "a.txt")],
+        test_command="no-such-test-runner",
+        allow_red_base=allow_red_base,
+    )
+
+    ran = plait(home, db, "run", plan, "--repo", str(repo))
+
+    assert ran.code == 2, ran.err + ran.out
+    text = " ".join(ran.out.split())  # rich wraps long lines
+    assert "could not run (exit 127: not found)" in text
+    assert "allow_red_base" not in text
+    assert not (repo / "a.txt").exists()
+
+
+def test_run_exits_2_when_the_tests_read_the_users_checkout_and_names_the_file(
+    tmp_path: Path, home: Path, db: str, repo: Path
+) -> None:
+    # A test command that reads the checkout's copy of a file instead of the worktree's.
+    plan = write_plan(
+        tmp_path / "plan.json",
+        tasks=[writes("a", "a.txt")],
+        test_command=f"cat {repo}/src/app.txt > /dev/null",
+    )
+
+    ran = plait(home, db, "run", plan, "--repo", str(repo))
+
+    assert ran.code == 2, ran.err + ran.out
+    text = "".join(ran.out.split())
+    assert "".join(f"read files of your checkout {repo}".split()) in text
+    assert f"{repo}/src/app.txt" in text
+    assert "test_setup_command" in text
+    assert "setup_inputs:[pyproject.toml]" in text  # brackets printed, not read as markup
+    assert not (repo / "a.txt").exists()
+
+
 def test_run_exits_2_for_a_directory_that_is_not_a_git_repository(
     tmp_path: Path, home: Path, db: str
 ) -> None:

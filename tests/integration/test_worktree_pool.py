@@ -135,6 +135,28 @@ async def test_ignored_build_state_stays_when_the_plan_keeps_it(
     assert not (second.path / "junk.txt").exists()
 
 
+async def test_a_recycled_worktree_keeps_only_the_declared_outputs_and_not_their_caches(
+    manager: WorktreeManager, pool: WorktreePool, head: str
+) -> None:
+    first = await pool.acquire("run1", "a", 1, head)
+    write(first.path, "node_modules/pkg/index.js", "module\n")
+    write(first.path, "node_modules/pkg/__pycache__/x.cpython-311.pyc", "stale\n")
+    write(first.path, "node_modules/.pytest_cache/v/cache/lastfailed", "{}\n")
+    write(first.path, "build/out.o", "binary\n")
+    write(first.path, "lib/__pycache__/util.cpython-311.pyc", "stale\n")
+    await pool.release(first)
+
+    second = await pool.acquire("run1", "b", 1, head, keep=["node_modules"])
+
+    assert second.path == first.path
+    assert (second.path / "node_modules/pkg/index.js").read_text() == "module\n"
+    assert not (second.path / "node_modules/pkg/__pycache__").exists()
+    assert not (second.path / "node_modules/.pytest_cache").exists()
+    assert not (second.path / "build").exists()
+    assert not (second.path / "lib/__pycache__").exists()
+    assert pool.discarded == []
+
+
 async def test_ignored_files_are_removed_unless_the_plan_keeps_them(
     pool: WorktreePool, head: str
 ) -> None:

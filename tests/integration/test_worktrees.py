@@ -398,11 +398,32 @@ async def test_the_integration_worktree_is_detached_and_can_move_to_any_commit(
     assert integration.branch is None
     assert git(path, "rev-parse", "HEAD") == git(repo, "rev-parse", "HEAD~1")
     (path / "leftover.txt").write_text("from the last test run\n")
-    (path / ".env").write_text("kept\n")
+    (path / "build").mkdir()
+    (path / "build" / "out.o").write_text("ignored, built by the last run\n")
     moved = await manager.checkout_detached(integration, head)
     assert (moved.base_commit, git(path, "rev-parse", "HEAD")) == (head, head)
     assert not (path / "leftover.txt").exists()
-    assert (path / ".env").exists()
+    assert not (path / "build").exists()
+    assert git(path, "status", "--porcelain", "--ignored") == ""
+
+
+async def test_moving_the_integration_worktree_keeps_the_kept_outputs_without_their_caches(
+    repo: Path, manager: WorktreeManager, head: str
+) -> None:
+    path = await manager.integration_path("r")
+    integration = await manager.create_detached(path, "HEAD~1")
+    venv = path / "build" / "venv"
+    (venv / "lib" / "__pycache__").mkdir(parents=True)
+    (venv / "lib" / "mod.py").write_text("x = 1\n")
+    (venv / "lib" / "__pycache__" / "mod.cpython-311.pyc").write_bytes(b"stale")
+    (venv / "lib" / "sourceless.pyc").write_bytes(b"stale")
+    (venv / ".pytest_cache").mkdir()
+    (path / "__pycache__").mkdir()
+    (path / "__pycache__" / "conftest.cpython-311.pyc").write_bytes(b"stale")
+    await manager.checkout_detached(integration, head, keep=["build/venv"])
+    left = sorted(str(p.relative_to(path)) for p in path.rglob("*") if p.name != ".git")
+    assert "build/venv/lib/mod.py" in left
+    assert [name for name in left if "cache" in name or name.endswith(".pyc")] == []
 
 
 async def test_changed_files_lists_paths_between_two_commits(

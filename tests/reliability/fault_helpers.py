@@ -69,9 +69,12 @@ async def open_harness(
     store_url: str | None = None,
     worktree_root: Path | None = None,
     stop_grace: float = 0.5,
+    repo: Path | None = None,
     **settings: Any,
 ) -> AsyncIterator[FaultHarness]:
-    repo = make_repo(tmp_path / "repo")
+    """A started service on `store_url` (default: a SQLite file) with a fresh repository
+    (or `repo`)."""
+    repo = repo or make_repo(tmp_path / "repo")
     store = SqlEventStore(store_url or f"sqlite:///{tmp_path / 'plait.db'}")
     settings.setdefault("log_root", tmp_path / "logs")
     chosen = Settings(worktree_root=worktree_root, stop_grace=stop_grace, **settings)

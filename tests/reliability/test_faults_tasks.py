@@ -104,3 +104,20 @@ async def test_megabytes_of_output_give_bounded_events_and_the_whole_log_on_disk
     assert log.read_text() == expected
     assert "flood.txt" in files_on(h.repo, "main")
     assert git(h.repo, "status", "--porcelain") == ""
+
+
+async def test_a_task_that_exits_0_on_sigterm_after_its_timeout_has_failed(
+    tmp_path: Path, store_url: str
+) -> None:
+    async with open_harness(tmp_path, store_url=store_url) as h:
+        # Half its work done, then it hangs; stopped, its handler exits 0 as if all were well.
+        half_done = f"{write('half.txt', 'half')}; trap 'exit 0' TERM; sleep 300 & wait"
+        done = await h.run(plan(task("slow", half_done), timeout=1))
+    assert done.of_type("TaskSucceeded") == []
+    [failed] = done.of_type("TaskFailed")
+    assert failed["timed_out"] is True
+    assert failed["exit_code"] == 0
+    assert "timed out after" in failed["error"]
+    assert done.result.status == "failed"
+    assert "half.txt" not in files_on(h.repo, "main")
+    assert "half.txt" not in files_on(h.repo, result_branch(done.run_id))

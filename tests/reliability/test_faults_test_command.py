@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.gitrepo import git
+import pytest
+
+from tests.gitrepo import commit_file, git
 from tests.integration.orchestration_helpers import process_gone
 from tests.reliability.fault_helpers import (
     files_on,
@@ -85,3 +87,88 @@ async def test_a_test_command_that_hangs_on_the_base_stops_the_run_before_any_ta
         assert process_gone(pid)
     # Nothing can land on a red base: not even an empty result branch is left behind.
     assert git(h.repo, "branch", "--list", "plait/*", "--format=%(refname)") == ""
+
+
+async def test_a_test_command_that_exits_0_on_sigterm_after_its_timeout_has_failed(
+    tmp_path: Path, store_url: str
+) -> None:
+    # Green unless culprit.txt is in the tree; then it hangs, and exits 0 when stopped.
+    tests = "if [ -e culprit.txt ]; then trap 'exit 0' TERM; sleep 300 & wait; fi"
+    async with open_harness(tmp_path, store_url=store_url) as h:
+        done = await h.run(
+            plan(
+                task("culprit", write("culprit.txt", "x")),
+                task("fine", write("fine.txt", "x")),
+                test_command=tests,
+                test_timeout=1,
+            )
+        )
+    assert done.result.status == "landed", done.result.error
+    timed_out = [f for f in done.of_type("TestsFailed") if f["timed_out"]]
+    assert timed_out, "the timed-out test run was not recorded as a failure"
+    assert {f["exit_code"] for f in timed_out} == {0}
+    [culprit] = done.of_type("CulpritFound")
+    assert culprit["task_id"] == "culprit"
+    assert "fine.txt" in files_on(h.repo, "main")
+    assert "culprit.txt" not in files_on(h.repo, "main")
+    for passed in done.of_type("TestsPassed"):
+        assert "culprit.txt" not in files_on(h.repo, passed["commit"])
+
+
+@pytest.mark.parametrize("allow_red_base", [False, True], ids=["red-base-refused", "allowed"])
+async def test_a_test_command_that_does_not_exist_refuses_the_run_before_any_task(
+    tmp_path: Path, store_url: str, allow_red_base: bool
+) -> None:
+    async with open_harness(tmp_path, store_url=store_url) as h:
+        before = git(h.repo, "rev-parse", "main")
+        done = await h.run(
+            plan(
+                task("a", write("a.txt", "a")),
+                test_command="no-such-test-runner --all",
+                allow_red_base=allow_red_base,
+            )
+        )
+    assert done.result.status == "failed"
+    error = done.result.error or ""
+    assert "the test command could not run (exit 127: not found)" in error
+    assert "no-such-test-runner" in error
+    assert "allow_red_base" not in error  # it is no red base, and allowing one would not help
+    [baseline] = done.of_type("BaselineTested")
+    assert baseline["allowed"] is False
+    assert "could not run" in baseline["problem"]
+    assert done.of_type("TaskStarted") == []
+    assert git(h.repo, "rev-parse", "main") == before
+    assert git(h.repo, "branch", "--list", "plait/*") == ""
+
+
+async def test_a_test_command_that_is_not_executable_refuses_the_run(
+    tmp_path: Path, store_url: str
+) -> None:
+    async with open_harness(tmp_path, store_url=store_url) as h:
+        commit_file(h.repo, "run-tests", "#!/bin/sh\nexit 0\n")  # committed without +x
+        done = await h.run(
+            plan(task("a", write("a.txt", "a")), test_command="./run-tests", allow_red_base=True)
+        )
+    assert done.result.status == "failed"
+    assert "could not run (exit 126: not executable)" in (done.result.error or "")
+    assert done.of_type("TaskStarted") == []
+
+
+@pytest.mark.parametrize("field", ["setup_command", "test_setup_command"])
+async def test_a_setup_that_fails_on_the_base_refuses_the_run(
+    tmp_path: Path, store_url: str, field: str
+) -> None:
+    async with open_harness(tmp_path, store_url=store_url) as h:
+        done = await h.run(
+            plan(
+                task("a", write("a.txt", "a")),
+                test_command="true",
+                allow_red_base=True,
+                **{field: "echo 'no lockfile here' >&2; exit 3"},
+            )
+        )
+    assert done.result.status == "failed"
+    error = done.result.error or ""
+    assert f"{field} failed in the integration worktree (exit status 3)" in error
+    assert "no lockfile here" in error
+    assert done.of_type("TaskStarted") == []

@@ -14,13 +14,16 @@ from plait.domain.events import (
     PROJECT_EVENTS,
     RUN_EVENTS,
     UPCASTERS,
+    BaselineTested,
     BatchStarted,
+    CulpritFound,
     DomainEvent,
     EventSchemaError,
     RunCreated,
     RunEvent,
     TaskFailed,
     TaskSucceeded,
+    TestsFailed,
     UnknownEventType,
     from_stored,
     to_data,
@@ -198,3 +201,19 @@ def test_a_payload_from_a_newer_schema_is_refused() -> None:
 
 def test_no_upcaster_is_left_registered_by_the_tests() -> None:
     assert UPCASTERS == {}
+
+
+def test_verdicts_stored_before_their_detail_fields_load_with_defaults() -> None:
+    common = {"run_id": "r", "batch_id": 1, "commit": "c", "command": "pytest"}
+    failed = from_stored("TestsFailed", 1, {**common, "exit_code": 1, "duration": 2.0})
+    assert isinstance(failed, TestsFailed)
+    assert (failed.timed_out, failed.failed_tests, failed.failed_count) == (False, (), None)
+    assert (failed.problem, failed.setup) == ("", "")
+    baseline = from_stored(
+        "BaselineTested", 1, {"run_id": "r", "command": "pytest", "passed": True, "exit_code": 0}
+    )
+    assert isinstance(baseline, BaselineTested)
+    assert (baseline.problem, baseline.outside_reads, baseline.failed_count) == ("", (), None)
+    culprit = from_stored("CulpritFound", 1, {"run_id": "r", "batch_id": 1, "task_id": "t"})
+    assert isinstance(culprit, CulpritFound)
+    assert culprit.broke_tests == ()

@@ -64,7 +64,7 @@ def test_a_failing_test_named_twice_is_listed_once() -> None:
     [
         (
             "CulpritFound",
-            {"batch_id": 1, "task_id": "fast-add", "failing_tests": ["t.py::test_add"]},
+            {"batch_id": 1, "task_id": "fast-add", "broke_tests": ["t.py::test_add"]},
             "task fast-add: its branch broke the tests; failing: t.py::test_add",
         ),
         (
@@ -89,7 +89,7 @@ def test_a_failing_test_named_twice_is_listed_once() -> None:
                 "commit": "abc",
                 "exit_code": 1,
                 "duration": 1.5,
-                "failing_tests": ["x"],
+                "failed_tests": ["x"],
             },
             "batch 2: tests failed on abc (exit 1, 1.5 s); failing: x",
         ),

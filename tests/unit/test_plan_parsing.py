@@ -646,6 +646,61 @@ def test_a_malformed_batch_is_refused_and_named(batch: object, expected: str) ->
     assert any(problem.startswith(expected) for problem in found), found
 
 
+def test_the_integration_environment_fields_are_read() -> None:
+    plan = plan_from_mapping(
+        shell_plan(
+            {"id": "a"},
+            test_command=".venv/bin/python -m pytest",
+            setup_command="cp .env.example .env",
+            test_setup_command="python -m venv .venv && .venv/bin/pip install -e .",
+            keep_ignored=[".venv", "web/node_modules"],
+            setup_inputs=["pyproject.toml", "web/package-lock.json"],
+            junit_report="build/junit.xml",
+        )
+    )
+    assert plan.test_setup_command == "python -m venv .venv && .venv/bin/pip install -e ."
+    assert plan.keep_ignored == (".venv", "web/node_modules")
+    assert plan.setup_inputs == ("pyproject.toml", "web/package-lock.json")
+    assert plan.junit_report == "build/junit.xml"
+    assert Plan.from_dict(plan.to_dict()) == plan
+
+
+def test_a_stored_plan_from_before_the_environment_fields_reads_with_their_defaults() -> None:
+    stored = {"test_command": "pytest", "copy_ignored": [], "tasks": [{"id": "a", "run": "x"}]}
+    plan = plan_from_mapping(stored)
+    assert (plan.test_setup_command, plan.keep_ignored, plan.setup_inputs) == (None, (), ())
+    assert plan.junit_report is None
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "expected"),
+    [
+        ("keep_ignored", ["__pycache__"], "'keep_ignored[0]' is a cache plait removes"),
+        ("keep_ignored", [".venv/lib/x.pyc"], "'keep_ignored[0]' is a cache plait removes"),
+        ("keep_ignored", [".pytest_cache"], "'keep_ignored[0]' is a cache plait removes"),
+        ("keep_ignored", ["../venv"], "'keep_ignored[0]' must not contain '..'"),
+        ("keep_ignored", ["."], "'keep_ignored[0]' must name a file or directory"),
+        ("setup_inputs", ["/etc/passwd"], "'setup_inputs[0]' must be a path relative to the"),
+        ("setup_inputs", [".git/HEAD"], "'setup_inputs[0]' must not be inside '.git'"),
+        ("junit_report", "/tmp/report.xml", "'junit_report' must be a path relative to the"),
+        ("test_setup_command", "make\x00", "'test_setup_command' contains a NUL byte"),
+    ],
+)
+def test_a_bad_environment_field_is_refused_and_explained(
+    field: str, value: object, expected: str
+) -> None:
+    [problem] = problems(shell_plan({"id": "a"}, test_command="pytest", **{field: value}))
+
+    assert problem.startswith(expected)
+
+
+@pytest.mark.parametrize("field", ["test_setup_command", "junit_report"])
+def test_a_test_only_field_without_a_test_command_is_refused(field: str) -> None:
+    [problem] = problems(shell_plan({"id": "a"}, **{field: "x"}))
+
+    assert problem == f"'{field}' needs a 'test_command' to serve"
+
+
 # --- profiles ----------------------------------------------------------------------
 
 

@@ -333,6 +333,49 @@ def test_a_culprit_is_ejected_and_the_rest_is_merged_again_and_landed() -> None:
     assert (state.result_commit, state.landed_commit, state.landable) == ("m-c", None, True)
 
 
+def test_a_culprit_carries_the_tests_it_broke_and_a_red_verdict_which_tests_failed() -> None:
+    red = TestsFailed(
+        run_id=RUN,
+        batch_id=1,
+        commit="m-b",
+        command=TEST,
+        exit_code=0,
+        duration=1.0,
+        timed_out=True,
+        failed_tests=["tests.test_app::test_add"],
+        failed_count=1,
+    )
+    broke = CulpritFound(run_id=RUN, batch_id=1, task_id="b", broke_tests=["t::x", "t::y"])
+    state = replay(
+        [
+            *begin(["a", "b"]),
+            start_batch(1, "a", "b"),
+            *run_task(1, "a"),
+            *run_task(1, "b"),
+            *merge(1, "a", "b"),
+            red,
+            broke,
+        ]
+    )
+    batch, task = state.batches[1], state.tasks["b"]
+    assert (batch.test_timed_out, batch.test_failed_tests) == (True, ["tests.test_app::test_add"])
+    assert task.broke_tests == ["t::x", "t::y"]
+    assert task.error == "ejected: the merged tests failed with this branch (it broke t::x, t::y)"
+
+
+def test_a_refused_baseline_is_kept_in_the_state() -> None:
+    refused = BaselineTested(
+        run_id=RUN,
+        command=TEST,
+        passed=False,
+        exit_code=127,
+        problem="the test command could not run (exit 127: not found): pytest",
+    )
+    state = replay([*begin(["a"])[:2], refused, RunFailed(run_id=RUN, error="refused")])
+    assert state.baseline_problem.startswith("the test command could not run")
+    assert (state.baseline_allowed, state.status) == (False, "failed")
+
+
 def test_a_flaky_test_run_is_recorded_without_blaming_a_task() -> None:
     flaky = TestsFlaky(run_id=RUN, batch_id=1, commit="m-a", command=TEST, output_tail="retry ok")
     state = replay([*begin(["a"]), start_batch(1, "a"), *run_task(1, "a"), *merge(1, "a"), flaky])
