@@ -13,8 +13,8 @@ from typing import Any
 from plait.cli.common import hint, open_store
 from plait.cli.errors import UsageError
 from plait.domain.events import TaskOutput
-from plait.domain.run import RunState, result_branch, task_note
-from plait.domain.statuses import ENDED_RUN, RunStatus
+from plait.domain.run import RunState, task_note
+from plait.domain.statuses import ENDED_RUN
 from plait.domain.times import duration_text, parse_time
 from plait.eventstore import SqlEventStore, StoredEvent
 from plait.projections import Projector, ReadModels, all_projections
@@ -100,15 +100,9 @@ def status_text(args: argparse.Namespace, view: dict[str, Any]) -> str:
             f"agents: tokens {view['tokens_in']:,} in, {view['tokens_out']:,} out;"
             f" cost ${view['cost_usd']:.4f}"
         )
-    if state.status == RunStatus.LANDED:
-        lines.append(f"landed {(state.landed_commit or '')[:12]} on {state.landed_on}")
-    elif state.result_commit and state.result_commit != state.base_commit:
-        lines.append(
-            f"result: {result_branch(state.run_id)} @ {state.result_commit[:12]} (tested; "
-            f"{state.base_branch} did not move)"
-        )
+    lines.append(state.outcome())
     if state.landable:
-        lines.append(f"land it with: {hint(args, 'land', state.run_id)}")
+        lines.append(f"{state.landable_note()} Land it with: {hint(args, 'land', state.run_id)}")
     return "\n".join(lines)
 
 

@@ -21,8 +21,8 @@ from plait.cli.errors import UsageError
 from plait.cli.planning import read_plan
 from plait.domain.events import RunCompleted, RunFailed, RunStopped
 from plait.domain.plan_model import Plan
-from plait.domain.run import RunState, result_branch
-from plait.domain.statuses import ENDED_RUN, TASK_FAILURE, RunStatus, TaskStatus
+from plait.domain.run import RunState
+from plait.domain.statuses import TASK_FAILURE, RunStatus
 from plait.execution.demo import DEMO_MARKER, create_demo
 from plait.execution.git import GitError
 from plait.execution.planning import PlanningFailed, plan_from_command
@@ -256,29 +256,9 @@ def outcome_lines(args: argparse.Namespace, state: RunState) -> list[str]:
     """How the run ended, and every command that takes it further, as it can be pasted."""
     run_id = state.run_id
     status = state.status
-    lines: list[str] = []
-    if status == RunStatus.LANDED:
-        lines.append(f"landed {(state.landed_commit or '')[:12]} on {state.landed_on}")
-    elif status == RunStatus.SUCCEEDED:
-        lines.append(f"nothing to land: {state.base_branch} already has every result")
-    elif status == RunStatus.KEPT:
-        lines.append(
-            f"kept: the tested result {(state.result_commit or '')[:12]} is on "
-            f"{result_branch(run_id)}, not on {state.base_branch}: {state.not_landed_reason}"
-        )
-    elif status == RunStatus.STOPPED:
-        lines.append(f"stopped: {state.stop_reason or 'stop requested'}")
-    elif status == RunStatus.FAILED:
-        lines.append(f"failed: {state.error or 'the run failed'}")
-    elif status not in ENDED_RUN:
-        lines.append(f"{status}: the run is still going on elsewhere")
+    lines = [state.outcome()]
     if state.landable:
-        landed = sum(1 for t in state.tasks.values() if t.status == TaskStatus.LANDED)
-        work = "tested work" if state.has_tests else "work (the plan has no test command)"
-        lines.append(
-            f"the {work} of {landed} task(s) is on {result_branch(run_id)}; "
-            f"{state.base_branch} did not move. Land it with: {hint(args, 'land', run_id)}"
-        )
+        lines.append(f"{state.landable_note()} Land it with: {hint(args, 'land', run_id)}")
     if status in (RunStatus.STOPPED, RunStatus.FAILED):
         failed = [t.task_id for t in state.tasks.values() if t.status in TASK_FAILURE]
         for task_id in failed:

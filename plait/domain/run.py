@@ -239,6 +239,10 @@ class TaskState:
     total_cost_usd: float = 0.0
     attempts: list[AttemptState] = field(default_factory=list)
 
+    def started_attempts(self) -> list[AttemptState]:
+        """The attempts that ran (or run): each has its own log, and maybe a commit."""
+        return [a for a in self.attempts if a.started_at is not None]
+
     def current_attempt(self) -> AttemptState | None:
         for attempt in reversed(self.attempts):
             if attempt.worktree_id == self.worktree_id:
@@ -346,6 +350,8 @@ class RunState:
             "tokens_in": sum(t.total_tokens_in for t in self.tasks.values()),
             "tokens_out": sum(t.total_tokens_out for t in self.tasks.values()),
             "cost_usd": round(sum(t.total_cost_usd for t in self.tasks.values()), 6),
+            "outcome": self.outcome(),
+            "landable_note": self.landable_note(),
             "actions": self.actions(),
             "batches": [dataclasses.asdict(b) for b in self._sorted_batches()],
             "tasks": [
@@ -353,6 +359,37 @@ class RunState:
                 for t in self.tasks.values()
             ],
         }
+
+    def outcome(self) -> str:
+        """How the run stands, in one line: what the CLI prints and the page's banner says.
+        Only a run whose base moved says "Landed"."""
+        base, result = self.base_branch or "the base", (self.result_commit or "")[:12]
+        match self.status:
+            case RunStatus.LANDED:
+                return f"Landed {(self.landed_commit or '')[:12]} on {self.landed_on}."
+            case RunStatus.SUCCEEDED:
+                return f"Nothing to land: {base} already has every result."
+            case RunStatus.KEPT:
+                return (
+                    f"Kept: the tested result {result} is on {result_branch(self.run_id)}, "
+                    f"not on {base}: {self.not_landed_reason}."
+                )
+            case RunStatus.STOPPED:
+                return f"Stopped: {self.stop_reason or 'stop requested'}."
+            case RunStatus.FAILED:
+                return f"Failed: {self.error or 'the run failed'}"
+        return f"{str(self.status).capitalize()}: nothing has landed on {base} yet."
+
+    def landable_note(self) -> str:
+        """What `plait land` would land, when there is something: '' otherwise."""
+        if not self.landable:
+            return ""
+        landed = sum(1 for t in self.tasks.values() if t.status == TaskStatus.LANDED)
+        work = "tested work" if self.has_tests else "work (the plan has no test command)"
+        return (
+            f"The {work} of {landed} task(s) is on {result_branch(self.run_id)}; "
+            f"{self.base_branch} did not move."
+        )
 
     def actions(self, task: TaskState | None = None) -> list[str]:
         """What a user can do now with the run, or with one of its tasks: the buttons a

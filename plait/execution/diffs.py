@@ -75,7 +75,7 @@ async def _in_progress(git: Git, worktree: Path, base: str) -> tuple[str, str]:
 
 
 def _attempt(task: TaskState, attempt: int | None) -> AttemptState:
-    started = [a for a in task.attempts if a.started_at is not None]
+    started = task.started_attempts()
     if not started:
         raise NoDiff(f"task {task.task_id!r} has not started yet")
     if attempt is None:

@@ -39,11 +39,7 @@ class LogSlice:
 
 def attempt_logs(task: TaskState, attempt: int | None = None) -> list[AttemptState]:
     """The task's attempts that have output (all, or the one asked for)."""
-    return [
-        a
-        for a in task.attempts
-        if (attempt is None or a.attempt == attempt) and a.started_at is not None
-    ]
+    return [a for a in task.started_attempts() if attempt is None or a.attempt == attempt]
 
 
 def task_output(events: Sequence[StoredEvent], task: TaskState, attempt: AttemptState) -> str:

@@ -41,7 +41,7 @@ def attempt_log(
     task = state.tasks.get(task_id)
     if task is None:
         raise NotFound(f"run {state.run_id} has no task {task_id!r}")
-    started = [a for a in task.attempts if a.started_at is not None]
+    started = task.started_attempts()
     if not started:
         raise NotFound(f"task {task_id!r} has not started yet")
     chosen = (

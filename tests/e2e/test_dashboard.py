@@ -146,15 +146,15 @@ def test_a_run_shows_its_timeline_a_live_log_and_a_diff_and_lands(
     expect(page.locator("#task-log")).to_contain_text("first line")  # while it runs
     expect(task_row(page, "slow")).to_have_attribute("data-status", "running")
     expect(page.locator('#timeline rect[data-kind="attempt"][data-task="slow"]')).to_have_count(1)
-    expect(page.locator("#landed-banner")).to_have_count(0)  # mid-run: nothing landed yet
+    expect(page.locator("#run-outcome")).not_to_contain_text("Landed")  # mid-run: not yet
     nothing_shown_as_null(page)
     save_screenshot(page, "dashboard-running.png")
 
     release.touch()
     expect(page.locator("#task-log")).to_contain_text("after")  # followed live
     expect(page.locator("#run")).to_have_attribute("data-status", "landed")
-    expect(page.locator("#landed-banner")).to_contain_text("Landed ")
-    expect(page.locator("#landed-banner")).to_contain_text("on main")
+    expect(page.locator("#run-outcome")).to_contain_text("Landed ")
+    expect(page.locator("#run-outcome")).to_contain_text("on main")
     for kind in ("batch", "merge", "land"):
         expect(page.locator(f'#timeline [data-kind="{kind}"]').first).to_be_attached()
     page.locator("#tab-diff").click()
@@ -200,7 +200,9 @@ def test_a_failed_run_shows_its_tested_work_its_culprit_and_no_landed_banner_the
     page.locator("#start").click()
 
     expect(page.locator("#run")).to_have_attribute("data-status", "failed")
-    expect(page.locator("#landed-banner")).to_have_count(0)
+    expect(page.locator("#run-outcome")).to_contain_text("Failed: task 'broken'")
+    expect(page.locator("body")).not_to_contain_text("Landed")  # main never moved
+    expect(page.locator("#landable")).to_contain_text("main did not move")
     expect(page.locator("#landable")).to_contain_text("plait land")
     expect(page.locator("#land")).to_be_enabled()
     expect(task_row(page, "later")).to_contain_text("not started: the run failed")
@@ -220,7 +222,8 @@ def test_a_failed_run_shows_its_tested_work_its_culprit_and_no_landed_banner_the
     expect(task_row(page, "broken")).to_have_attribute("data-status", "skipped")
     expect(task_row(page, "needy")).to_contain_text("depends on 'broken', which was skipped")
     expect(task_row(page, "later")).to_have_attribute("data-status", "landed")
-    expect(page.locator("#landed-banner")).to_contain_text("on main")
+    expect(page.locator("#run-outcome")).to_contain_text("Landed ")
+    expect(page.locator("#run-outcome")).to_contain_text("on main")
     nothing_shown_as_null(page)
 
 
@@ -280,7 +283,7 @@ def test_stop_then_resume_from_the_page(page: Page, server: LiveServer, tmp_path
     page.locator("#stop").click()
     expect(page.locator("#run")).to_have_attribute("data-status", "stopped")
     expect(page.locator("#resume")).to_be_enabled()
-    expect(page.locator("#landed-banner")).to_have_count(0)
+    expect(page.locator("body")).not_to_contain_text("Landed")
     nothing_shown_as_null(page)
     release.touch()
     page.locator("#resume").click()

@@ -189,3 +189,31 @@ def test_a_result_kept_on_the_run_branch_is_kept_not_landed() -> None:
 def test_a_run_whose_base_already_had_the_result_succeeded_without_landing() -> None:
     state = replay([*begin(["a"]), RunCompleted(run_id=RUN, landed_commit="c0", landed_on="main")])
     assert (state.status, state.landed_commit) == ("succeeded", None)
+
+
+def test_only_a_run_whose_base_moved_says_landed() -> None:
+    failed = failed_in_batch_one()
+    assert failed.outcome().startswith("Failed: task 'b' failed")
+    assert "Landed" not in failed.outcome()
+    assert failed.landable_note() == (
+        f"The tested work of 1 task(s) is on plait/{RUN}/_result; main did not move."
+    )
+    running = replay([*begin(["a"]), start_batch(1, "a")])
+    assert running.outcome() == "Running: nothing has landed on main yet."
+    assert running.landable_note() == ""
+    landed = replay(
+        [
+            *begin(["a"]),
+            start_batch(1, "a"),
+            *run_task(1, "a"),
+            *merge(1, "a"),
+            BatchLanded(run_id=RUN, batch_id=1, before="c0", after="m-a"),
+            complete_batch(1),
+            RunCompleted(run_id=RUN, landed_commit="m-a", landed_on="main"),
+        ]
+    )
+    assert landed.outcome() == "Landed m-a on main."
+    assert (landed.status_view()["outcome"], landed.status_view()["landable_note"]) == (
+        "Landed m-a on main.",
+        "",
+    )

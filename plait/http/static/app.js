@@ -273,6 +273,11 @@ function since(start, end) {
   return Math.max(0, (to - from) / 1000);
 }
 
+// A task whose current attempt started and has not ended: its duration and diff still grow.
+function working(task) {
+  return Boolean(task.started_at) && !task.ended_at;
+}
+
 function basename(path) {
   return path ? String(path).split("/").filter(Boolean).pop() : "";
 }
@@ -304,7 +309,7 @@ function render() {
 
 function keepTicking() {
   // Open spans and durations grow while the run goes on; nothing else needs a timer.
-  const live = state.run && ["pending", "running", "stopping"].includes(state.run.status);
+  const live = state.run && (state.run.actions || []).includes("stop");
   if (live && !state.ticker) {
     state.ticker = setInterval(() => {
       const chart = document.getElementById("timeline");
@@ -340,7 +345,7 @@ function renderProjects() {
           },
           el("strong", { text: p.name }),
           el("span", { class: "muted small", text: p.repo_path }),
-          p.active_run_id ? badge("running") : null,
+          p.active_run_id ? badge((state.runs.find((r) => r.run_id === p.active_run_id) || {}).status) : null,
         ),
       ),
     ),
@@ -470,32 +475,15 @@ function renderRun(run) {
   );
 }
 
-// Only a run whose base moved says "Landed": never a failed run, never mid-run.
+// The outcome is the run's own sentence (only a run whose base moved says "Landed"); its
+// status gives it its colour.
+const OUTCOME_STYLE = { landed: "notice-ok", kept: "notice-warn", stopped: "notice-warn", failed: "notice-error" };
+
 function outcome(run) {
-  const notes = [];
-  const base = run.base_branch || "the base";
-  if (run.status === "landed") {
-    notes.push(el("p", { class: "notice notice-ok", id: "landed-banner" }, `Landed ${short(run.landed_commit)} on ${run.landed_on}.`));
-  } else if (run.status === "succeeded") {
-    notes.push(el("p", { class: "notice" }, `Nothing to land: ${base} already has every result.`));
-  } else if (run.status === "kept") {
-    notes.push(el("p", { class: "notice notice-warn" }, `The tested result ${short(run.result_commit)} is on ${run.result_branch}, not on ${base}: ${run.not_landed_reason || ""}`));
-  } else if (run.status === "failed") {
-    notes.push(el("p", { class: "notice notice-error", id: "run-error" }, `Failed: ${run.error || ""}`));
-  } else if (run.status === "stopped") {
-    notes.push(el("p", { class: "notice notice-warn" }, `Stopped${run.stop_reason ? `: ${run.stop_reason}` : ""}. Resume continues it.`));
-  }
-  if (run.landable) {
-    const landed = (run.tasks || []).filter((t) => t.status === "landed").length;
+  const notes = [el("p", { class: `notice ${OUTCOME_STYLE[run.status] || ""}`, id: "run-outcome", "data-status": run.status }, run.outcome || "")];
+  if (run.landable_note) {
     notes.push(
-      el(
-        "p",
-        { class: "notice notice-land", id: "landable" },
-        `The ${run.has_tests ? "tested work" : "work (the plan has no test command)"} of ${landed} task(s) is on ${run.result_branch}; ${base} did not move. `,
-        "Land lands it (or ",
-        el("code", { text: run.land_command }),
-        ").",
-      ),
+      el("p", { class: "notice notice-land", id: "landable" }, `${run.landable_note} Land lands it (or `, el("code", { text: run.land_command }), ")."),
     );
   }
   return notes;
@@ -667,7 +655,7 @@ function renderTaskTable(run, tasks) {
           el("td", {}, el("a", { href: `#/runs/${id}/tasks/${encodeURIComponent(task.task_id)}`, class: "task-link" }, el("code", { text: task.task_id }))),
           el("td", {}, badge(task.status)),
           el("td", { class: "num", text: task.attempt || "" }),
-          el("td", { class: "num", text: seconds(task.duration ?? (["running", "resolving"].includes(task.status) ? since(task.started_at, null) : null)) }),
+          el("td", { class: "num", text: seconds(task.duration ?? (working(task) ? since(task.started_at, null) : null)) }),
           el("td", {}, el("code", { title: task.branch || null, text: short(task.commit) })),
         ];
         if (agents) {
@@ -818,7 +806,7 @@ async function loadPanel() {
   if (!attempts.length) return;
   const attempt = attempts.includes(state.chosenAttempt) ? state.chosenAttempt : attempts[attempts.length - 1];
   if (state.panelTab === "diff") {
-    if (!state.diff || state.diff.attempt !== attempt || state.diff.task !== task.task_id || ["running", "resolving"].includes(task.status)) {
+    if (!state.diff || state.diff.attempt !== attempt || state.diff.task !== task.task_id || working(task)) {
       try {
         const data = await api("GET", `/api/runs/${encodeURIComponent(run.run_id)}/tasks/${encodeURIComponent(task.task_id)}/diff?attempt=${attempt}`);
         state.diff = { run: run.run_id, task: task.task_id, attempt, data };
