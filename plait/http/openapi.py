@@ -326,6 +326,11 @@ def schemas() -> JSON:
                 ),
                 "landed_on": nullable("string"),
                 "not_landed_reason": {"type": "string"},
+                "outcome": {"type": "string", "description": "how the run stands, in one line"},
+                "landable_note": {
+                    "type": "string",
+                    "description": "what `plait land` would land ('' when nothing)",
+                },
                 "landable": {"type": "boolean"},
                 "land_command": nullable("string"),
                 "actions": {
