@@ -10,10 +10,17 @@ import sys
 
 from plait.eventstore import SqlEventStore, configured_url
 from plait.execution.settings import Settings
+from plait.projections import Projector, ReadModels, all_projections
 
 
 def open_store(args: argparse.Namespace) -> SqlEventStore:
     return SqlEventStore(configured_url(args.db))
+
+
+def read_models(store: SqlEventStore) -> ReadModels:
+    """The read models, brought up to date with everything stored so far."""
+    Projector(store, all_projections()).catch_up()
+    return ReadModels(store)
 
 
 def settings(args: argparse.Namespace) -> Settings:

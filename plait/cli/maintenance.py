@@ -8,14 +8,14 @@ import asyncio
 import re
 from datetime import UTC, datetime, timedelta
 
-from plait.cli.common import hint, open_store, settings
+from plait.cli.common import hint, open_store, read_models, settings
 from plait.cli.errors import UsageError
 from plait.domain.times import parse_time
 from plait.eventstore import StoreUnavailable, configured_url
 from plait.eventstore import migrate as store_migrate
 from plait.eventstore.engines import build_engine
 from plait.eventstore.urls import display_url, normalise_url
-from plait.projections import Projector, ReadModels, all_projections
+from plait.projections import Projector, all_projections
 from plait.projections.audit import verify_lifecycles
 
 AGE = re.compile(r"^(\d+)\s*(m|h|d|w)$")
@@ -97,8 +97,7 @@ def cmd_clean(args: argparse.Namespace) -> int:
     age = older_than(args.older_than) if args.older_than else None
     store = open_store(args)
     try:
-        Projector(store, all_projections()).catch_up()
-        models = ReadModels(store)
+        models = read_models(store)
         if args.run:
             state = models.run_state(args.run)
             if state is None:

@@ -10,14 +10,14 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from plait.cli.common import hint, open_store
+from plait.cli.common import hint, open_store, read_models
 from plait.cli.errors import UsageError
 from plait.domain.events import TaskOutput
 from plait.domain.run import RunState, task_note
 from plait.domain.statuses import ENDED_RUN
 from plait.domain.times import duration_text, parse_time
 from plait.eventstore import SqlEventStore, StoredEvent
-from plait.projections import Projector, ReadModels, all_projections
+from plait.projections import ReadModels
 from plait.projections.codec import decode, run_stream
 from plait.projections.logs import attempt_logs, task_output
 
@@ -25,8 +25,7 @@ from plait.projections.logs import attempt_logs, task_output
 def cmd_status(args: argparse.Namespace) -> int:
     store = open_store(args)
     try:
-        Projector(store, all_projections()).catch_up()
-        models = ReadModels(store)
+        models = read_models(store)
         if args.run:
             view = models.run_status(args.run)
             if view is None:
@@ -109,8 +108,7 @@ def status_text(args: argparse.Namespace, view: dict[str, Any]) -> str:
 def cmd_history(args: argparse.Namespace) -> int:
     store = open_store(args)
     try:
-        Projector(store, all_projections()).catch_up()
-        models = ReadModels(store)
+        models = read_models(store)
         until = _until_position(models, args.until)
         rows = models.timeline(run_id=args.run, until=until, limit=1_000_000)
         if not rows:

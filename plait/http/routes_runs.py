@@ -41,19 +41,24 @@ async def land(request: Request) -> JSONResponse:
 
 
 async def retry(request: Request) -> JSONResponse:
-    await json_object(request, (), required=False)
-    params = request.path_params
-    run_id = await runtime_of(request).plait.retry_task(params["run_id"], params["task_id"])
-    message = f"Retry of {params['task_id']} requested"
-    return JSONResponse({"status": "retrying", "message": message, "run_id": run_id}, 202)
+    return await _task_action(request, "retry")
 
 
 async def skip(request: Request) -> JSONResponse:
+    return await _task_action(request, "skip")
+
+
+async def _task_action(request: Request, action: str) -> JSONResponse:
     await json_object(request, (), required=False)
-    params = request.path_params
-    run_id = await runtime_of(request).plait.skip_task(params["run_id"], params["task_id"])
-    message = f"Skip of {params['task_id']} requested"
-    return JSONResponse({"status": "skipping", "message": message, "run_id": run_id}, 202)
+    run_id, task_id = request.path_params["run_id"], request.path_params["task_id"]
+    plait = runtime_of(request).plait
+    use_case, status = {
+        "retry": (plait.retry_task, "retrying"),
+        "skip": (plait.skip_task, "skipping"),
+    }[action]
+    run_id = await use_case(run_id, task_id)
+    message = f"{action.capitalize()} of {task_id} requested"
+    return JSONResponse({"status": status, "message": message, "run_id": run_id}, 202)
 
 
 async def resume(request: Request) -> JSONResponse:

@@ -10,25 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.cli_support import plait, write_plan, writes
-from tests.gitrepo import git, make_repo
-
-
-@pytest.fixture
-def home(tmp_path: Path) -> Path:
-    """Where plait keeps its logs for these runs (never the real user's data directory)."""
-    path = tmp_path / "home"
-    path.mkdir()
-    return path
-
-
-@pytest.fixture
-def db(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'plait.db'}"
-
-
-@pytest.fixture
-def repo(tmp_path: Path) -> Path:
-    return make_repo(tmp_path / "repo")
+from tests.gitrepo import git
 
 
 def test_run_exits_0_when_every_task_lands(tmp_path: Path, home: Path, db: str, repo: Path) -> None:

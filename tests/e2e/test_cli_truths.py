@@ -18,24 +18,7 @@ from typing import Any
 import pytest
 
 from tests.e2e.cli_support import PLAIT, Ran, environment, plait, run_plait, write_plan, writes
-from tests.gitrepo import git, make_repo
-
-
-@pytest.fixture
-def home(tmp_path: Path) -> Path:
-    path = tmp_path / "home"
-    path.mkdir()
-    return path
-
-
-@pytest.fixture
-def db(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'plait.db'}"
-
-
-@pytest.fixture
-def repo(tmp_path: Path) -> Path:
-    return make_repo(tmp_path / "repo")
+from tests.gitrepo import git
 
 
 def files_on(repo: Path, ref: str) -> set[str]:
