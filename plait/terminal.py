@@ -1,4 +1,8 @@
-"""Terminal views of a run: live progress while it runs, a summary table when it ends."""
+"""Terminal views of a run: live progress while it runs, a summary table when it ends.
+
+Statuses are shown as they are named in plait.domain.statuses, the words of the API and
+the dashboard too; only their colour is the terminal's.
+"""
 
 from __future__ import annotations
 
@@ -7,36 +11,35 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
-from plait.domain.run import RunState
+from plait.domain.run import RunState, task_note
+from plait.domain.statuses import SETTLED_TASK, BatchStatus, RunStatus, TaskStatus
 
-STYLES = {
-    "pending": "dim",
-    "requested": "dim",
-    "created": "cyan",
-    "running": "bold cyan",
-    "merging": "bold blue",
-    "testing": "bold blue",
-    "succeeded": "green",
-    "merged": "bold green",
-    "landed": "bold green",
-    "completed": "bold green",
-    "removed": "bold green",
-    "failed": "bold red",
-    "test_failed": "bold red",
-    "conflicted": "bold yellow",
-    "no_change": "yellow",
-    "ejected": "bold magenta",
-    "cancelled": "yellow",
-    "stopped": "yellow",
-    "stopping": "yellow",
+STYLES: dict[str, str] = {
+    TaskStatus.PENDING: "dim",
+    TaskStatus.RUNNING: "bold cyan",
+    TaskStatus.RESOLVING: "bold cyan",
+    TaskStatus.SUCCEEDED: "green",
+    TaskStatus.NO_CHANGE: "yellow",
+    TaskStatus.FAILED: "bold red",
+    TaskStatus.CONFLICTED: "bold yellow",
+    TaskStatus.RERUN: "yellow",
+    TaskStatus.EJECTED: "bold magenta",
+    TaskStatus.LANDED: "bold green",
+    TaskStatus.KEPT: "bold yellow",
+    TaskStatus.SKIPPED: "yellow",
+    RunStatus.STOPPING: "yellow",
+    RunStatus.KEPT: "bold yellow",
+    RunStatus.STOPPED: "yellow",
+    BatchStatus.MERGING: "bold blue",
+    BatchStatus.TESTING: "bold blue",
+    BatchStatus.COMPLETED: "bold green",
+    BatchStatus.TEST_FAILED: "bold red",
+    BatchStatus.CANCELLED: "yellow",
 }
-DONE_TASK = {"merged", "removed"}
-SETTLED_TASK = DONE_TASK | {"failed", "ejected", "conflicted", "no_change"}
 
 
 def badge(status: str | None) -> Text:
-    label = {"removed": "landed", "no_change": "no change"}.get(status or "", status or "-")
-    return Text(label, style=STYLES.get(status or "", ""))
+    return Text(str(status or "-"), style=STYLES.get(status or "", ""))
 
 
 def progress_view(state: RunState) -> RenderableType:
@@ -61,9 +64,10 @@ def progress_view(state: RunState) -> RenderableType:
         )  # fmt: skip
         for task in tasks:
             finished = 1 if task.status in SETTLED_TASK else 0
+            running = task.status in (TaskStatus.RUNNING, TaskStatus.RESOLVING)
             table.add_row(
                 f"  {task.task_id}",
-                ProgressBar(total=1, completed=finished, width=22, pulse=task.status == "running"),
+                ProgressBar(total=1, completed=finished, width=22, pulse=running),
                 badge(task.status),
                 str(task.attempt or ""),
                 Text(task.last_output_line or task.error or "", style="dim"),
@@ -85,17 +89,9 @@ def summary_table(state: RunState) -> Table:
         table.add_column("agent")
         table.add_column("tokens in/out", justify="right", footer=_tokens(total_in, total_out))
         table.add_column("cost", justify="right", footer=_usd(total_cost))
-    table.add_column("landed commit")
-    table.add_column("note", max_width=60)
+    table.add_column("commit")
+    table.add_column("note", max_width=70)
     for task in state.tasks.values():
-        landed = task.status in DONE_TASK
-        note = ""
-        if task.conflict_files and not landed:
-            note = "conflict in " + ", ".join(task.conflict_files)
-        elif task.error and not landed:
-            note = task.error.splitlines()[0] if task.error else ""
-        if task.kept_branch and not landed:
-            note += f" (work kept on {task.kept_branch})"
         agent_cells: list[str] = []
         if agents:
             agent_cells = [
@@ -109,8 +105,8 @@ def summary_table(state: RunState) -> Table:
             str(task.attempt or 0),
             f"{task.duration:.1f}s" if task.duration else "",
             *agent_cells,
-            (task.merge_commit or "")[:12] if landed else "",
-            note.strip(),
+            (task.commit or "")[:12],
+            task_note(state, task),
         )
     return table
 
@@ -124,4 +120,7 @@ def _usd(amount: float) -> str:
 
 
 def landed_all(state: RunState) -> bool:
-    return state.status == "completed" and all(t.status in DONE_TASK for t in state.tasks.values())
+    """Every task landed, and so did the run (or its base had the result already)."""
+    return state.status in (RunStatus.LANDED, RunStatus.SUCCEEDED) and all(
+        t.status == TaskStatus.LANDED for t in state.tasks.values()
+    )

@@ -154,4 +154,4 @@ def project_run_start(project_id: str, run_id: str) -> RunStarted:
 
 
 def project_run_end(project_id: str, run_id: str) -> RunEnded:
-    return RunEnded(project_id=project_id, run_id=run_id, outcome="completed")
+    return RunEnded(project_id=project_id, run_id=run_id, outcome="landed")

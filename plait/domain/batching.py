@@ -67,18 +67,25 @@ def split_by_files(level: Sequence[Task]) -> list[list[Task]]:
     return groups
 
 
-def select_mode(batches: Iterable[Batch]) -> ModeDecision:
-    """Parallel iff some batch may run more than one task at once (the seed's rule)."""
+def select_mode(batches: Iterable[Batch], max_concurrency: int | None = None) -> ModeDecision:
+    """Parallel iff some batch may run more than one task at once (the seed's rule). The
+    reason says how many run at once when `max_concurrency` holds a batch back."""
     parallel = [b for b in batches if b.can_parallel and len(b.task_ids) > 1]
     if not parallel:
         return ModeDecision(
             "sequential", "no batch has more than one task that can run in parallel"
         )
     first = parallel[0]
-    reason = (
-        f"batch {first.batch_id} runs {len(first.task_ids)} tasks in parallel"
-        f" ({_name_some(first.task_ids)})"
-    )
+    count = len(first.task_ids)
+    if max_concurrency is not None and max_concurrency < count:
+        reason = (
+            f"batch {first.batch_id} has {count} tasks that can run in parallel"
+            f" ({_name_some(first.task_ids)}), {max_concurrency} at a time (max_concurrency)"
+        )
+    else:
+        reason = (
+            f"batch {first.batch_id} runs {count} tasks in parallel ({_name_some(first.task_ids)})"
+        )
     others = len(parallel) - 1
     if others:
         reason += (

@@ -2,7 +2,8 @@
 
 Two streams carry them (see ARCHITECTURE.md, "Streams and events"):
 
-- the project stream (`project-<id>`): ProjectRegistered, PlanAccepted, RunStarted, RunEnded;
+- the project stream (`project-<id>`): ProjectRegistered, ProjectDeleted, PlanAccepted,
+  RunStarted, RunEnded;
 - the run stream (`run-<id>`): everything else. Every run-stream event carries `run_id`
   and, where it applies, `batch_id`, `task_id`, `worktree_id` and `attempt`.
 
@@ -95,6 +96,14 @@ class ProjectRegistered(ProjectEvent):
 
 
 @dataclass(frozen=True, kw_only=True)
+class ProjectDeleted(ProjectEvent):
+    """The project is no longer registered. Its runs stay in the history; registering the
+    same repository again continues this stream (the id is the repository's)."""
+
+    reason: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
 class PlanAccepted(ProjectEvent):
     plan: dict[str, Any]
     batches: Sequence[Mapping[str, Any]]
@@ -156,6 +165,8 @@ class BaselineTested(RunEvent):
     problem: str = ""
     outside_reads: Sequence[str] = ()
     setup: str = ""
+    duration: float = 0.0
+    log_path: str = ""  # the whole output, where the driving process kept it
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -165,9 +176,14 @@ class StopRequested(RunEvent):
 
 @dataclass(frozen=True, kw_only=True)
 class RunCompleted(RunEvent):
+    """The run's tested result `landed_commit` is on `landed_on`: the base branch when the
+    base moved (or already had it), else the run's result branch, kept there for
+    `plait land` because of `not_landed_reason`."""
+
     landed_commit: str
     landed_on: str
     land_command: str | None = None
+    not_landed_reason: str = ""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -182,6 +198,13 @@ class RunStopped(RunEvent):
 
 @dataclass(frozen=True, kw_only=True)
 class RunResumed(RunEvent):
+    reason: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class LandRequested(RunEvent):
+    """`plait land`: run no more tasks; land the tested result with the run's own landing."""
+
     reason: str = ""
 
 
@@ -210,6 +233,7 @@ class TestsPassed(RunEvent):
     duration: float
     output_tail: str = ""
     setup: str = ""  # "ran" or "reused" (the integration worktree's setups), "" without any
+    log_path: str = ""  # the whole output, where the driving process kept it
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -230,6 +254,7 @@ class TestsFailed(RunEvent):
     failed_count: int | None = None
     problem: str = ""
     setup: str = ""
+    log_path: str = ""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -240,6 +265,8 @@ class TestsFlaky(RunEvent):
     commit: str
     command: str
     output_tail: str = ""
+    log_path: str = ""
+    failed_tests: Sequence[str] = ()  # of the red run, from its JUnit report
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -300,6 +327,7 @@ class TaskStarted(RunEvent):
     agent_version: str = ""  # as the CLI reported it before the run
     profile: str = ""
     model: str = ""
+    log_path: str = ""  # the attempt's whole output, where the driving process keeps it
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -408,6 +436,7 @@ class ConflictResolutionStarted(RunEvent):
     onto: str
     files: Sequence[str] = ()
     session_id: str = ""  # "" : a new session
+    log_path: str = ""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -446,11 +475,22 @@ class CulpritFound(RunEvent):
 
 @dataclass(frozen=True, kw_only=True)
 class TaskRequeued(RunEvent):
-    """A conflicted task queued to re-run on the new integration tip."""
+    """A task queued to run again: a conflicted one on the new integration tip, a failed
+    one when its run resumes, any unlanded one a user retries."""
 
     batch_id: int
     task_id: str
     reason: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class TaskSkipped(RunEvent):
+    """The task will not run in this run: a task it depends on did not land, a user
+    skipped it, or the run was landed without it."""
+
+    task_id: str
+    reason: str
+    batch_id: int | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -475,6 +515,7 @@ class WorkKept(RunEvent):
 
 PROJECT_EVENTS: tuple[type[ProjectEvent], ...] = (
     ProjectRegistered,
+    ProjectDeleted,
     PlanAccepted,
     RunStarted,
     RunEnded,
@@ -508,6 +549,7 @@ RUN_EVENTS: tuple[type[RunEvent], ...] = (
     BatchFailed,
     FellBackToSequential,
     TaskRequeued,
+    TaskSkipped,
     WorktreeRemoved,
     WorkKept,
     StopRequested,
@@ -515,6 +557,7 @@ RUN_EVENTS: tuple[type[RunEvent], ...] = (
     RunFailed,
     RunStopped,
     RunResumed,
+    LandRequested,
 )
 
 

@@ -7,6 +7,7 @@ Constructing these directly checks nothing; `plait.domain.plan.parse_plan` and
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Final
 
 from plait.domain.agents import SHELL, runner_names
@@ -20,6 +21,13 @@ PROMPT_PLACEHOLDER: Final = "{prompt}"
 DEFAULT_MAX_CONCURRENCY: Final = 3
 DEFAULT_RETRIES: Final = 1
 DEFAULT_TIMEOUT: Final = 3600
+
+
+class OnTaskFailure(StrEnum):
+    """What a task that fails (after its retries) does to its run."""
+
+    STOP = "stop"  # the run ends after the batch (its green work on the run's branch)
+    LAND = "land"  # the run goes on without it, skips its dependents and lands the rest
 
 
 @dataclass(frozen=True)
@@ -123,6 +131,9 @@ class Plan:
     profile: str | None = None  # the default profile of tasks that name no agent or profile
     allow_no_change: bool | None = None  # None: only shell tasks may end without a change
     worktree_root: str | None = None  # None: plait's data directory (or --worktree-root)
+    # stop: a failed task ends the run after its batch's green work landed on the run's
+    # branch; land: the run goes on without it (its dependents skipped) and lands the rest.
+    on_task_failure: OnTaskFailure = OnTaskFailure.STOP
 
     @property
     def task_ids(self) -> tuple[str, ...]:
@@ -182,6 +193,7 @@ class Plan:
             "profile": self.profile,
             "allow_no_change": self.allow_no_change,
             "worktree_root": self.worktree_root,
+            "on_task_failure": str(self.on_task_failure),
         }
 
     @classmethod

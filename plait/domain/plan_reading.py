@@ -27,6 +27,7 @@ from plait.domain.plan_model import (
     DEFAULT_TIMEOUT,
     Agent,
     Batch,
+    OnTaskFailure,
     Plan,
     Profile,
     Task,
@@ -68,6 +69,7 @@ PLAN_FIELDS = frozenset(
         "profile",
         "allow_no_change",
         "worktree_root",
+        "on_task_failure",
     }
 )
 TASK_FIELDS = frozenset(
@@ -143,7 +145,20 @@ def read_settings(fields: FieldReader, agent: Agent, profiles: tuple[Profile, ..
         profile=profile,
         allow_no_change=read_optional_flag(fields, "allow_no_change"),
         worktree_root=worktree_root,
+        on_task_failure=read_on_task_failure(fields),
     )
+
+
+def read_on_task_failure(fields: FieldReader) -> OnTaskFailure:
+    value = fields.text("on_task_failure")
+    if value is None:
+        return OnTaskFailure.STOP
+    try:
+        return OnTaskFailure(value)
+    except ValueError:
+        choices = " or ".join(repr(str(c)) for c in OnTaskFailure)
+        fields.problem(f"'on_task_failure' must be {choices}, got {show(value)}")
+        return OnTaskFailure.STOP
 
 
 def input_path_problem(path: str) -> str | None:

@@ -14,24 +14,33 @@ it was. An event the lifecycles forbid (a task that succeeds before it started, 
 landed twice, an event for an unknown batch or task, for another run, or after the run
 ended) raises InvalidTransition, so replay detects a corrupted history.
 
-Which event fires which trigger is drawn in plait.domain.lifecycles. Beyond the tables:
+Statuses are the words of plait.domain.statuses. Which event fires which trigger is drawn
+in plait.domain.lifecycles. Beyond the tables:
 
-- ExecutionModeSelected starts a created run; on a running run it only records the mode.
+- ExecutionModeSelected starts a pending run; on a running run it only records the mode.
 - Batch and task progress needs a running (or stopping) run. Worktrees are created and
   tasks started only in a running batch; branches merge or conflict only in a merging
   batch; a culprit is found only in a testing batch.
-- TaskFailed with will_retry fires `fail` then `retry`: the task waits (`requested`) for
+- TaskFailed with will_retry fires `fail` then `retry`: the task waits (`pending`) for
   its next attempt's worktree.
+- BatchLanded lands every task of the batch that is merged on the tip it landed
+  (`succeeded` with a merge commit): those are in the run's tested result.
 - BatchFailed picks its end from merge_status: conflicts -> conflicted, test_failed ->
   test_failed, cancelled -> cancelled, anything else -> failed.
+- RunCompleted ends the run `landed` when the base branch moved to the result, `succeeded`
+  when the base already was the result, and `kept` when the result stays on the run's
+  branch. Only a landed run has a `landed_commit`; every run has its `result_commit`, the
+  tested tip of its result branch.
 - RunStopped, RunFailed and RunResumed cancel every batch still in flight (running,
   merging, testing): after a stop or a crash nothing is in flight, and a resumed run
   restarts the batch with a new BatchStarted.
 - TaskOutput is accepted in any state and ignored for an older worktree: output chunks may
   be appended after the task's end event, and a history must not become unreplayable
   because of a late log line.
-- WorktreeRemoved fires `remove` only for the task's current worktree while the task is not
-  waiting to be re-run; removing an older attempt's worktree changes nothing.
+- WorktreeRemoved changes no status; removing the current worktree twice is refused.
+  WorkKept ends a conflicted task `kept`; of any other task it only records the branch.
+
+Snapshots of version 1 (the words before plait.domain.statuses) are translated on load.
 """
 
 from __future__ import annotations
@@ -41,6 +50,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from plait.domain.describe import gist
 from plait.domain.errors import InvalidTransition
 from plait.domain.events import (
     AgentReported,
@@ -57,6 +67,7 @@ from plait.domain.events import (
     DomainEvent,
     ExecutionModeSelected,
     FellBackToSequential,
+    LandRequested,
     MergeConflicted,
     MergeStarted,
     RunCompleted,
@@ -71,6 +82,7 @@ from plait.domain.events import (
     TaskInterrupted,
     TaskOutput,
     TaskRequeued,
+    TaskSkipped,
     TaskStarted,
     TaskSucceeded,
     TestsFailed,
@@ -80,12 +92,24 @@ from plait.domain.events import (
     WorktreeCreated,
     WorktreeRemoved,
 )
-from plait.domain.lifecycles import BATCH, RUN, TASK, HasStatus, Lifecycle
+from plait.domain.failures import named_failures
+from plait.domain.lifecycles import BATCH, RUN, TASK, Lifecycle
+from plait.domain.statuses import (
+    ACTIVE_RUN,
+    DRIVEN_RUN,
+    IN_FLIGHT_BATCH,
+    LANDABLE_RUN,
+    RESUMABLE_RUN,
+    RETRYABLE_TASK,
+    SKIPPABLE_TASK,
+    BatchStatus,
+    RunStatus,
+    TaskStatus,
+)
+from plait.domain.times import seconds_between
 
-SNAPSHOT_VERSION = 1
+SNAPSHOT_VERSION = 2
 OUTPUT_LINE_LIMIT = 500
-ACTIVE_RUN = frozenset({"running", "stopping"})
-IN_FLIGHT_BATCH = frozenset({"running", "merging", "testing"})
 
 # BatchFailed.merge_status -> batch trigger; any other status is a plain failure.
 FAILURE_TRIGGERS = {
@@ -97,12 +121,39 @@ FAILURE_TRIGGERS = {
 }
 
 
+def result_branch(run_id: str) -> str:
+    """The run's integration branch, where its tested result grows batch by batch. Not
+    `plait/<run>`: git cannot hold a ref and refs below it, and the task branches are
+    `plait/<run>/<task>`."""
+    return f"plait/{run_id}/_result"
+
+
+def land_command(run_id: str) -> str:
+    """The command that lands a run's tested result (the CLI adds its `--db`)."""
+    return f"plait land {run_id}"
+
+
+@dataclass(slots=True)
+class TestRunState:
+    """One run of the test command on one commit of a batch."""
+
+    commit: str
+    passed: bool
+    exit_code: int | None
+    duration: float
+    ended_at: str | None
+    log_path: str = ""
+    failing_tests: list[str] = field(default_factory=list)
+    flaky: bool = False
+    __test__ = False  # not a pytest test class
+
+
 @dataclass(slots=True)
 class BatchState:
     batch_id: int
     task_ids: list[str]
     can_parallel: bool
-    status: str = BATCH.initial
+    status: BatchStatus = BATCH.initial
     merge_status: str | None = None
     duration: float | None = None
     errors: list[str] = field(default_factory=list)
@@ -120,16 +171,43 @@ class BatchState:
     fell_back_reason: str | None = None
     started_at: str | None = None
     ended_at: str | None = None
+    merge_started_at: str | None = None
+    landed_at: str | None = None
+    test_runs: list[TestRunState] = field(default_factory=list)
+    # Every conflict of the batch, in order: {"task_id", "files"}.
+    conflicts: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class AttemptState:
+    """One attempt of a task: its own worktree, log and outcome."""
+
+    attempt: int
+    worktree_id: str
+    base_commit: str
+    status: TaskStatus = TaskStatus.PENDING
+    resolution: bool = False  # an agent resolving a conflict, not a run of the task
+    started_at: str | None = None
+    ended_at: str | None = None
+    duration: float | None = None
+    log_path: str = ""
+    exit_code: int | None = None
+    error: str | None = None
+    commit: str | None = None
+    interrupted: bool = False
 
 
 @dataclass(slots=True)
 class TaskState:
     task_id: str
     batch_id: int | None
-    status: str = TASK.initial
+    status: TaskStatus = TASK.initial
+    title: str = ""
+    depends_on: list[str] = field(default_factory=list)
     attempt: int = 0
     worktree_id: str | None = None
     worktree_path: str | None = None
+    worktree_removed: bool = False
     branch: str | None = None
     base_commit: str | None = None
     command: list[str] = field(default_factory=list)
@@ -141,6 +219,7 @@ class TaskState:
     conflict_files: list[str] = field(default_factory=list)
     exit_code: int | None = None
     error: str | None = None
+    skip_reason: str | None = None
     will_retry: bool = False
     timed_out: bool = False
     broke_tests: list[str] = field(default_factory=list)  # as the culprit: what it broke
@@ -158,16 +237,23 @@ class TaskState:
     total_tokens_in: int = 0
     total_tokens_out: int = 0
     total_cost_usd: float = 0.0
+    attempts: list[AttemptState] = field(default_factory=list)
+
+    def current_attempt(self) -> AttemptState | None:
+        for attempt in reversed(self.attempts):
+            if attempt.worktree_id == self.worktree_id:
+                return attempt
+        return None
 
 
-Move = tuple[Lifecycle, HasStatus, str, str]
+Move = tuple[Lifecycle[Any], Any, str, str]
 
 
 @dataclass
 class RunState:
     run_id: str = ""
     project_id: str = ""
-    status: str | None = None  # None until RunCreated
+    status: RunStatus | None = None  # None until RunCreated
     mode: str | None = None
     reason: str = ""
     base_branch: str | None = None
@@ -175,19 +261,28 @@ class RunState:
     repo_path: str | None = None
     worktree_root: str = ""
     max_concurrency: int | None = None
+    on_task_failure: str = "stop"
+    has_tests: bool = False  # the plan has a test command: what lands has passed it
     created_at: str | None = None
     started_at: str | None = None
     ended_at: str | None = None
     baseline_passed: bool | None = None
     baseline_allowed: bool = False
+    baseline_failing_tests: list[str] = field(default_factory=list)
+    baseline_ended_at: str | None = None
+    baseline_duration: float | None = None
     # Set when the baseline refused the run's configuration (see BaselineTested.problem).
     baseline_problem: str = ""
     stop_reason: str | None = None
     error: str | None = None
     resumes: int = 0
+    # The tested tip of the run's result branch (None: nothing landed on it yet).
+    result_commit: str | None = None
+    # Set only when the base branch moved to the result (status landed).
     landed_commit: str | None = None
     landed_on: str | None = None
-    land_command: str | None = None
+    not_landed_reason: str = ""
+    land_requested: bool = False
     current_batch: int | None = None
     batches: dict[int, BatchState] = field(default_factory=dict)
     tasks: dict[str, TaskState] = field(default_factory=dict)
@@ -200,7 +295,19 @@ class RunState:
 
     @property
     def completed_batches(self) -> int:
-        return sum(1 for batch in self.batches.values() if batch.status == "completed")
+        """Batches that are done and whose green work landed on the run's result, even if
+        one of their tasks failed."""
+        return sum(1 for batch in self.batches.values() if _batch_done(batch))
+
+    @property
+    def landable(self) -> bool:
+        """A tested result that the base does not have yet, on a run that stopped: what
+        `plait land` would land."""
+        return (
+            self.status in LANDABLE_RUN
+            and self.result_commit is not None
+            and self.result_commit != self.base_commit
+        )
 
     def status_view(self) -> dict[str, Any]:
         """The seed status endpoint's fields, plus the run, its batches and its tasks."""
@@ -214,15 +321,53 @@ class RunState:
             "batches_total": self.batches_total,
             "current_batch": self.current_batch,
             "completed_batches": self.completed_batches,
+            "repo_path": self.repo_path,
+            "base_branch": self.base_branch,
+            "base_commit": self.base_commit,
+            "result_branch": result_branch(self.run_id) if self.run_id else None,
+            "result_commit": self.result_commit,
             "landed_commit": self.landed_commit,
+            "landed_on": self.landed_on,
+            "not_landed_reason": self.not_landed_reason,
+            "landable": self.landable,
+            "land_command": land_command(self.run_id) if self.landable else None,
+            "on_task_failure": self.on_task_failure,
+            "has_tests": self.has_tests,
+            "max_concurrency": self.max_concurrency,
+            "created_at": self.created_at,
+            "started_at": self.started_at,
+            "ended_at": self.ended_at,
+            "duration": seconds_between(self.started_at or self.created_at, self.ended_at),
+            "stop_reason": self.stop_reason,
             "error": self.error,
+            "resumes": self.resumes,
+            "baseline_passed": self.baseline_passed,
             # What the run's agent sessions used, over every task and attempt.
             "tokens_in": sum(t.total_tokens_in for t in self.tasks.values()),
             "tokens_out": sum(t.total_tokens_out for t in self.tasks.values()),
             "cost_usd": round(sum(t.total_cost_usd for t in self.tasks.values()), 6),
+            "actions": self.actions(),
             "batches": [dataclasses.asdict(b) for b in self._sorted_batches()],
-            "tasks": [dataclasses.asdict(t) for t in self.tasks.values()],
+            "tasks": [
+                {**dataclasses.asdict(t), "note": task_note(self, t), "actions": self.actions(t)}
+                for t in self.tasks.values()
+            ],
         }
+
+    def actions(self, task: TaskState | None = None) -> list[str]:
+        """What a user can do now with the run, or with one of its tasks: the buttons a
+        page offers, the commands the CLI prints."""
+        if task is None:
+            found = ["stop"] if self.status in ACTIVE_RUN else []
+            found += ["resume"] if self.status in RESUMABLE_RUN else []
+            return found + (["land"] if self.landable else [])
+        if self.status not in RESUMABLE_RUN:
+            return []
+        return [
+            action
+            for action, allowed in (("retry", RETRYABLE_TASK), ("skip", SKIPPABLE_TASK))
+            if task.status in allowed
+        ]
 
     # --- snapshots --------------------------------------------------------------------
 
@@ -241,12 +386,22 @@ class RunState:
     @classmethod
     def from_json_dict(cls, data: Mapping[str, Any]) -> RunState:
         """Restore a snapshot; keys this version does not know are ignored."""
+        if int(data.get("snapshot_version", 1)) < 2:
+            data = _upcast_snapshot_v1(data)
         state = cls(**_known(cls, data, exclude=("batches", "tasks")))
+        if state.status is not None:
+            state.status = RunStatus(state.status)
         for raw in data.get("batches", ()):
-            batch = BatchState(**_known(BatchState, raw))
+            batch = BatchState(**_known(BatchState, raw, exclude=("test_runs",)))
+            batch.status = BatchStatus(batch.status)
+            batch.test_runs = [
+                TestRunState(**_known(TestRunState, r)) for r in raw.get("test_runs", ())
+            ]
             state.batches[batch.batch_id] = batch
         for raw in data.get("tasks", ()):
-            task = TaskState(**_known(TaskState, raw))
+            task = TaskState(**_known(TaskState, raw, exclude=("attempts",)))
+            task.status = TaskStatus(task.status)
+            task.attempts = [_attempt(a) for a in raw.get("attempts", ())]
             state.tasks[task.task_id] = task
         return state
 
@@ -275,15 +430,17 @@ class RunState:
 
     # --- lookups and guards (they raise before anything changes) ------------------------
 
-    def _run_status(self) -> str:
+    def _run_status(self) -> RunStatus:
         assert self.status is not None, "_check_stream lets only RunCreated through"
         return self.status
 
     def _require_active(self, trigger: str) -> None:
-        if self.status not in ACTIVE_RUN:
+        if self.status not in DRIVEN_RUN:
             raise InvalidTransition(self._name, str(self.status), trigger)
 
-    def _batch(self, batch_id: int, trigger: str, *, in_status: str | None = None) -> BatchState:
+    def _batch(
+        self, batch_id: int, trigger: str, *, in_status: BatchStatus | None = None
+    ) -> BatchState:
         batch = self.batches.get(batch_id)
         if batch is None:
             raise InvalidTransition(f"batch {batch_id}", "absent", trigger)
@@ -305,6 +462,79 @@ class RunState:
         ]
 
 
+def _batch_done(batch: BatchState) -> bool:
+    if batch.status == BatchStatus.COMPLETED:
+        return True
+    ended = batch.status not in IN_FLIGHT_BATCH and batch.status != BatchStatus.PENDING
+    return ended and batch.landed_after is not None and batch.status != BatchStatus.CANCELLED
+
+
+def task_note(state: RunState, task: TaskState) -> str:
+    """One line on why a task is in its status, for every view of it."""
+    status = task.status
+    kept = f"; its work is kept on {task.kept_branch}" if task.kept_branch else ""
+    if status == TaskStatus.SKIPPED:
+        return task.skip_reason or "skipped"
+    if status == TaskStatus.EJECTED:
+        failing = f" ({', '.join(task.broke_tests[:5])})" if task.broke_tests else ""
+        return f"its branch broke the tests{failing}{kept}"
+    if status in (TaskStatus.CONFLICTED, TaskStatus.KEPT) and task.conflict_files:
+        return f"conflicts in {', '.join(task.conflict_files)}{kept}"
+    if status in (TaskStatus.FAILED, TaskStatus.NO_CHANGE):
+        return (gist(task.error) or str(status)) + kept
+    if status == TaskStatus.RERUN:
+        return "runs again on the new tip"
+    if status == TaskStatus.PENDING and state.status in (RunStatus.FAILED, RunStatus.STOPPED):
+        why = gist(state.error if state.status == RunStatus.FAILED else state.stop_reason)
+        return f"not started: the run {state.status}" + (f" ({why})" if why else "")
+    if status == TaskStatus.LANDED and state.status == RunStatus.LANDED:
+        return f"on {state.landed_on}"
+    if status == TaskStatus.LANDED:
+        tested = ", tested" if state.has_tests else " (the plan has no test command)"
+        return f"on {result_branch(state.run_id)}{tested}"
+    return ""
+
+
+def _attempt(raw: Mapping[str, Any]) -> AttemptState:
+    attempt = AttemptState(**_known(AttemptState, raw))
+    attempt.status = TaskStatus(attempt.status)
+    return attempt
+
+
+# Version 1 snapshots said requested/created for waiting, merged for merged, removed for
+# landed, completed for any finished run, and kept the last landing as landed_commit.
+_V1_TASK = {"requested": "pending", "created": "pending", "removed": "landed"}
+
+
+def _upcast_snapshot_v1(data: Mapping[str, Any]) -> dict[str, Any]:
+    run = dict(data)
+    landed_batches = {
+        int(b["batch_id"])
+        for b in run.get("batches", ())
+        if b.get("landed_after") and b.get("status") not in ("running", "merging", "testing")
+    }
+    tasks = []
+    for raw in run.get("tasks", ()):
+        task = dict(raw)
+        status = str(task.get("status"))
+        if status == "merged":
+            status = "landed" if task.get("batch_id") in landed_batches else "succeeded"
+        task["status"] = _V1_TASK.get(status, status)
+        tasks.append(task)
+    run["tasks"] = tasks
+    run["result_commit"] = run.get("landed_commit")
+    if run.get("status") == "created":
+        run["status"] = "pending"
+    elif run.get("status") == "completed":
+        kept = run.get("landed_on") != run.get("base_branch")
+        nothing = run.get("landed_commit") == run.get("base_commit")
+        run["status"] = "kept" if kept else "succeeded" if nothing else "landed"
+    if run.get("status") != "landed":
+        run["landed_commit"] = None
+        run["landed_on"] = None if run.get("status") != "succeeded" else run.get("landed_on")
+    return run
+
+
 def _transit(*moves: Move) -> None:
     """Look every move up in its shared machine, then make them all: an event applies whole
     or not at all. The machines carry no callbacks, so setting the looked-up status is all
@@ -317,14 +547,12 @@ def _transit(*moves: Move) -> None:
         entity.status = status
 
 
-def _chain(
-    lifecycle: Lifecycle, entity: HasStatus, triggers: Iterable[str], entity_id: str
-) -> None:
-    """Several triggers in a row on one entity."""
-    status = entity.status
+def _chain(task: TaskState, triggers: Iterable[str]) -> None:
+    """Several triggers in a row on one task."""
+    status = task.status
     for trigger in triggers:
-        status = lifecycle.next_state(status, trigger, entity_id)
-    entity.status = status
+        status = TASK.next_state(status, trigger, task.task_id)
+    task.status = status
 
 
 def _transit_run(state: RunState, trigger: str, *others: Move) -> None:
@@ -344,6 +572,16 @@ def _last_line(text: str) -> str | None:
     return lines[-1][:OUTPUT_LINE_LIMIT] if lines else None
 
 
+def _end_attempt(task: TaskState, at: str | None, **facts: Any) -> None:
+    attempt = task.current_attempt()
+    if attempt is None:
+        return
+    attempt.status = task.status
+    attempt.ended_at = at
+    for name, value in facts.items():
+        setattr(attempt, name, value)
+
+
 # --- handlers: one per event type --------------------------------------------------------
 
 
@@ -351,16 +589,27 @@ def _run_created(state: RunState, event: RunCreated, at: str | None) -> None:
     if state.status is not None:
         raise InvalidTransition(state._name, state.status, event.TYPE)
     batches = [_planned_batch(raw) for raw in event.batches]  # may raise: before any change
+    planned = {
+        str(raw.get("id")): raw for raw in event.plan.get("tasks", ()) if isinstance(raw, Mapping)
+    }
     state.run_id, state.project_id = event.run_id, event.project_id
     state.status = RUN.initial
     state.base_branch, state.base_commit = event.base_branch, event.base_commit
     state.repo_path, state.max_concurrency = event.repo_path, event.max_concurrency
     state.worktree_root = event.worktree_root
+    state.on_task_failure = str(event.plan.get("on_task_failure") or "stop")
+    state.has_tests = bool(event.plan.get("test_command"))
     state.created_at = at
     for batch in batches:
         state.batches[batch.batch_id] = batch
         for task_id in batch.task_ids:
-            state.tasks[task_id] = TaskState(task_id=task_id, batch_id=batch.batch_id)
+            raw = planned.get(task_id, {})
+            state.tasks[task_id] = TaskState(
+                task_id=task_id,
+                batch_id=batch.batch_id,
+                title=str(raw.get("title") or ""),
+                depends_on=[str(d) for d in raw.get("depends_on") or ()],
+            )
 
 
 def _planned_batch(raw: Mapping[str, Any]) -> BatchState:
@@ -372,10 +621,10 @@ def _planned_batch(raw: Mapping[str, Any]) -> BatchState:
 
 
 def _mode_selected(state: RunState, event: ExecutionModeSelected, at: str | None) -> None:
-    if state.status == "created":
+    if state.status == RunStatus.PENDING:
         _transit_run(state, "start")
         state.started_at = at
-    elif state.status != "running":
+    elif state.status != RunStatus.RUNNING:
         raise InvalidTransition(state._name, state._run_status(), event.TYPE)
     state.mode, state.reason = event.mode, event.reason
 
@@ -383,6 +632,8 @@ def _mode_selected(state: RunState, event: ExecutionModeSelected, at: str | None
 def _baseline_tested(state: RunState, event: BaselineTested, at: str | None) -> None:
     state._require_active(event.TYPE)
     state.baseline_passed, state.baseline_allowed = event.passed, event.allowed
+    state.baseline_failing_tests = named_failures(event.failed_tests, event.output_tail)
+    state.baseline_ended_at, state.baseline_duration = at, event.duration
     state.baseline_problem = event.problem
 
 
@@ -403,31 +654,32 @@ def _batch_started(state: RunState, event: BatchStarted, at: str | None) -> None
     state.current_batch = batch.batch_id
 
 
+# What a fresh worktree keeps of the task: who it is, and what all its attempts add up to.
+_KEPT_ACROSS_ATTEMPTS = (
+    "task_id", "status", "title", "depends_on", "kept_branch", "attempts",
+    "total_tokens_in", "total_tokens_out", "total_cost_usd",
+)  # fmt: skip
+
+
 def _worktree_created(state: RunState, event: WorktreeCreated, at: str | None) -> None:
     state._require_active(event.TYPE)
-    state._batch(event.batch_id, event.TYPE, in_status="running")
+    state._batch(event.batch_id, event.TYPE, in_status=BatchStatus.RUNNING)
     task = state._task(event.task_id, event.TYPE)
     _transit((TASK, task, "provision", task.task_id))
     # A fresh worktree is a fresh attempt: nothing of the previous one still describes it.
     fresh = TaskState(
-        task_id=task.task_id,
-        batch_id=event.batch_id,
-        status=task.status,
-        kept_branch=task.kept_branch,
-        # What the task's agent sessions cost is summed over every attempt.
-        total_tokens_in=task.total_tokens_in,
-        total_tokens_out=task.total_tokens_out,
-        total_cost_usd=task.total_cost_usd,
+        batch_id=event.batch_id, **{name: getattr(task, name) for name in _KEPT_ACROSS_ATTEMPTS}
     )
     for spec in dataclasses.fields(TaskState):
         setattr(task, spec.name, getattr(fresh, spec.name))
     task.attempt, task.worktree_id = event.attempt, event.worktree_id
     task.worktree_path, task.branch, task.base_commit = event.path, event.branch, event.base_commit
+    task.attempts.append(AttemptState(event.attempt, event.worktree_id, event.base_commit))
 
 
 def _task_started(state: RunState, event: TaskStarted, at: str | None) -> None:
     state._require_active(event.TYPE)
-    state._batch(event.batch_id, event.TYPE, in_status="running")
+    state._batch(event.batch_id, event.TYPE, in_status=BatchStatus.RUNNING)
     task = state._task(event.task_id, event.TYPE)
     if task.worktree_id != event.worktree_id:
         raise InvalidTransition(
@@ -436,6 +688,9 @@ def _task_started(state: RunState, event: TaskStarted, at: str | None) -> None:
     _transit((TASK, task, "start", task.task_id))
     task.command, task.started_at = list(event.command), at
     task.agent, task.agent_version, task.model = event.agent, event.agent_version, event.model
+    attempt = task.current_attempt()
+    if attempt is not None:
+        attempt.status, attempt.started_at, attempt.log_path = task.status, at, event.log_path
 
 
 def _agent_reported(state: RunState, event: AgentReported, at: str | None) -> None:
@@ -460,6 +715,7 @@ def _task_changed_nothing(state: RunState, event: TaskChangedNothing, at: str | 
     _transit((TASK, task, "find_no_change", task.task_id))
     task.commit, task.changed_files = None, []
     task.duration, task.ended_at, task.error = event.duration, at, "changed nothing"
+    _end_attempt(task, at, duration=event.duration, exit_code=0, error=task.error)
 
 
 def _task_output(state: RunState, event: TaskOutput, at: str | None) -> None:
@@ -475,15 +731,20 @@ def _task_succeeded(state: RunState, event: TaskSucceeded, at: str | None) -> No
     _transit((TASK, task, "succeed", task.task_id))
     task.commit, task.changed_files = event.commit, list(event.changed_files)
     task.duration, task.ended_at, task.error = event.duration, at, None
+    _end_attempt(task, at, duration=event.duration, exit_code=0, commit=event.commit)
 
 
 def _task_failed(state: RunState, event: TaskFailed, at: str | None) -> None:
     state._require_active(event.TYPE)
     task = state._task(event.task_id, event.TYPE)
     # A failure that will be retried goes on to wait for its next attempt's worktree.
-    _chain(TASK, task, ("fail", "retry") if event.will_retry else ("fail",), task.task_id)
+    _chain(task, ("fail", "retry") if event.will_retry else ("fail",))
     task.exit_code, task.error, task.will_retry = event.exit_code, event.error, event.will_retry
     task.duration, task.ended_at, task.timed_out = event.duration, at, event.timed_out
+    _end_attempt(task, at, duration=event.duration, exit_code=event.exit_code, error=event.error)
+    attempt = task.current_attempt()
+    if attempt is not None:
+        attempt.status = TaskStatus.FAILED
 
 
 def _task_interrupted(state: RunState, event: TaskInterrupted, at: str | None) -> None:
@@ -492,6 +753,7 @@ def _task_interrupted(state: RunState, event: TaskInterrupted, at: str | None) -
     _transit((TASK, task, "interrupt", task.task_id))
     task.error = f"interrupted: {event.reason}" if event.reason else "interrupted"
     task.ended_at = at
+    _end_attempt(task, at, interrupted=True, error=task.error)
 
 
 def _merge_started(state: RunState, event: MergeStarted, at: str | None) -> None:
@@ -499,11 +761,12 @@ def _merge_started(state: RunState, event: MergeStarted, at: str | None) -> None
     batch = state._batch(event.batch_id, event.TYPE)
     _transit((BATCH, batch, "merge", str(batch.batch_id)))
     batch.onto = event.onto
+    batch.merge_started_at = batch.merge_started_at or at
 
 
 def _branch_merged(state: RunState, event: BranchMerged, at: str | None) -> None:
     state._require_active(event.TYPE)
-    state._batch(event.batch_id, event.TYPE, in_status="merging")
+    state._batch(event.batch_id, event.TYPE, in_status=BatchStatus.MERGING)
     task = state._task(event.task_id, event.TYPE)
     _transit((TASK, task, "merge", task.task_id))
     task.merge_commit = event.merge_commit
@@ -511,10 +774,11 @@ def _branch_merged(state: RunState, event: BranchMerged, at: str | None) -> None
 
 def _merge_conflicted(state: RunState, event: MergeConflicted, at: str | None) -> None:
     state._require_active(event.TYPE)
-    state._batch(event.batch_id, event.TYPE, in_status="merging")
+    batch = state._batch(event.batch_id, event.TYPE, in_status=BatchStatus.MERGING)
     task = state._task(event.task_id, event.TYPE)
     _transit((TASK, task, "conflict", task.task_id))
     task.conflict_files, task.merge_commit = list(event.files), None
+    batch.conflicts.append({"task_id": task.task_id, "files": list(event.files)})
 
 
 def _resolution_started(state: RunState, event: ConflictResolutionStarted, at: str | None) -> None:
@@ -522,6 +786,10 @@ def _resolution_started(state: RunState, event: ConflictResolutionStarted, at: s
     task = state._task(event.task_id, event.TYPE)
     _transit((TASK, task, "resolve", task.task_id))
     task.conflict_files, task.started_at = list(event.files), at
+    attempt = task.current_attempt()
+    if attempt is not None:
+        attempt.status, attempt.resolution = task.status, True
+        attempt.started_at, attempt.log_path = at, event.log_path
 
 
 def _conflict_resolved(state: RunState, event: ConflictResolved, at: str | None) -> None:
@@ -530,6 +798,7 @@ def _conflict_resolved(state: RunState, event: ConflictResolved, at: str | None)
     _transit((TASK, task, "resolved", task.task_id))
     task.commit, task.changed_files = event.commit, list(task.conflict_files)
     task.duration, task.ended_at, task.error = event.duration, at, None
+    _end_attempt(task, at, duration=event.duration, commit=event.commit)
 
 
 def _resolution_failed(state: RunState, event: ConflictResolutionFailed, at: str | None) -> None:
@@ -537,6 +806,30 @@ def _resolution_failed(state: RunState, event: ConflictResolutionFailed, at: str
     task = state._task(event.task_id, event.TYPE)
     _transit((TASK, task, "give_up", task.task_id))
     task.error, task.ended_at = f"could not resolve the conflict: {event.reason}", at
+    _end_attempt(task, at, error=task.error)
+    attempt = task.current_attempt()
+    if attempt is not None:
+        attempt.status = TaskStatus.FAILED
+
+
+def _test_run(event: TestsPassed | TestsFailed | TestsFlaky, at: str | None) -> TestRunState:
+    if isinstance(event, TestsFlaky):
+        failing = named_failures(event.failed_tests, event.output_tail)
+        return TestRunState(event.commit, True, 0, 0.0, at, event.log_path, failing, True)
+    failing = (
+        named_failures(event.failed_tests, event.output_tail)
+        if isinstance(event, TestsFailed)
+        else []
+    )
+    return TestRunState(
+        commit=event.commit,
+        passed=isinstance(event, TestsPassed),
+        exit_code=event.exit_code,
+        duration=event.duration,
+        ended_at=at,
+        log_path=event.log_path,
+        failing_tests=failing,
+    )
 
 
 def _tests_ran(state: RunState, event: TestsPassed | TestsFailed, at: str | None) -> None:
@@ -549,6 +842,7 @@ def _tests_ran(state: RunState, event: TestsPassed | TestsFailed, at: str | None
     batch.test_timed_out = failed is not None and failed.timed_out
     batch.test_failed_tests = list(failed.failed_tests) if failed else []
     batch.test_problem = failed.problem if failed else ""
+    batch.test_runs.append(_test_run(event, at))
 
 
 def _tests_flaky(state: RunState, event: TestsFlaky, at: str | None) -> None:
@@ -556,15 +850,17 @@ def _tests_flaky(state: RunState, event: TestsFlaky, at: str | None) -> None:
     batch = state._batch(event.batch_id, event.TYPE)
     _transit((BATCH, batch, "test", str(batch.batch_id)))
     batch.flaky, batch.test_output_tail = True, event.output_tail
+    batch.test_runs.append(_test_run(event, at))
 
 
 def _culprit_found(state: RunState, event: CulpritFound, at: str | None) -> None:
     state._require_active(event.TYPE)
-    batch = state._batch(event.batch_id, event.TYPE, in_status="testing")
+    batch = state._batch(event.batch_id, event.TYPE, in_status=BatchStatus.TESTING)
     task = state._task(event.task_id, event.TYPE)
     _transit((TASK, task, "eject", task.task_id))
     batch.culprits.append(task.task_id)
-    task.broke_tests = list(event.broke_tests)
+    # Without a JUnit report, the failing tests its red run's output names.
+    task.broke_tests = named_failures(event.broke_tests, event.output_tail)
     broke = f" (it broke {', '.join(event.broke_tests)})" if event.broke_tests else ""
     task.error = f"ejected: the merged tests failed with this branch{broke}"
     task.merge_commit = None
@@ -573,9 +869,20 @@ def _culprit_found(state: RunState, event: CulpritFound, at: str | None) -> None
 def _batch_landed(state: RunState, event: BatchLanded, at: str | None) -> None:
     state._require_active(event.TYPE)
     batch = state._batch(event.batch_id, event.TYPE)
-    _transit((BATCH, batch, "land", str(batch.batch_id)))
+    merged = [
+        state.tasks[task_id]
+        for task_id in batch.task_ids
+        if task_id in state.tasks
+        and state.tasks[task_id].status == TaskStatus.SUCCEEDED
+        and state.tasks[task_id].merge_commit is not None
+    ]
+    _transit(
+        (BATCH, batch, "land", str(batch.batch_id)),
+        *((TASK, task, "land", task.task_id) for task in merged),
+    )
     batch.landed_before, batch.landed_after = event.before, event.after
-    state.landed_commit = event.after
+    batch.landed_at = at
+    state.result_commit = event.after
 
 
 def _batch_completed(state: RunState, event: BatchCompleted, at: str | None) -> None:
@@ -609,20 +916,29 @@ def _task_requeued(state: RunState, event: TaskRequeued, at: str | None) -> None
     state._batch(event.batch_id, event.TYPE)
     task = state._task(event.task_id, event.TYPE)
     _transit((TASK, task, "requeue", task.task_id))
-    task.batch_id = event.batch_id
+    task.batch_id, task.skip_reason = event.batch_id, None
+
+
+def _task_skipped(state: RunState, event: TaskSkipped, at: str | None) -> None:
+    state._require_active(event.TYPE)
+    task = state._task(event.task_id, event.TYPE)
+    _transit((TASK, task, "skip", task.task_id))
+    task.skip_reason, task.ended_at = event.reason, at
 
 
 def _worktree_removed(state: RunState, event: WorktreeRemoved, at: str | None) -> None:
     task = state._task(event.task_id, event.TYPE)
-    # An older attempt's worktree, or one left behind by an interrupted or requeued task.
-    # A task that changed nothing keeps saying so: it has no work, landed or kept.
-    if event.worktree_id != task.worktree_id or task.status in ("requested", "no_change"):
-        return
-    _transit((TASK, task, "remove", task.task_id))
+    if event.worktree_id != task.worktree_id:
+        return  # an older attempt's worktree
+    if task.worktree_removed:
+        raise InvalidTransition(f"task {task.task_id}", "its worktree removed", event.TYPE)
+    task.worktree_removed = True
 
 
 def _work_kept(state: RunState, event: WorkKept, at: str | None) -> None:
     task = state._task(event.task_id, event.TYPE)
+    if task.status == TaskStatus.CONFLICTED:
+        _transit((TASK, task, "keep", task.task_id))
     task.kept_branch = event.branch
 
 
@@ -632,9 +948,21 @@ def _stop_requested(state: RunState, event: StopRequested, at: str | None) -> No
 
 
 def _run_completed(state: RunState, event: RunCompleted, at: str | None) -> None:
-    _transit_run(state, "complete")
-    state.landed_commit, state.landed_on = event.landed_commit, event.landed_on
-    state.land_command, state.ended_at = event.land_command, at
+    on_base = event.landed_on == state.base_branch
+    if not on_base:
+        trigger = "keep"
+    elif event.landed_commit == state.base_commit:
+        trigger = "succeed"
+    else:
+        trigger = "land"
+    _transit_run(state, trigger)
+    state.result_commit, state.ended_at = event.landed_commit, at
+    state.landed_on = event.landed_on if on_base else None
+    state.landed_commit = event.landed_commit if trigger == "land" else None
+    # Older runs recorded a git command instead of the reason.
+    state.not_landed_reason = (
+        "" if on_base else (event.not_landed_reason or event.land_command or "")
+    )
 
 
 def _run_failed(state: RunState, event: RunFailed, at: str | None) -> None:
@@ -652,6 +980,12 @@ def _run_resumed(state: RunState, event: RunResumed, at: str | None) -> None:
     _transit_run(state, "resume", *state._in_flight())
     state.resumes += 1
     state.ended_at, state.error, state.stop_reason = None, None, None
+    state.land_requested, state.not_landed_reason = False, ""
+
+
+def _land_requested(state: RunState, event: LandRequested, at: str | None) -> None:
+    state._require_active(event.TYPE)
+    state.land_requested = True
 
 
 def _dispatch(state: RunState, event: RunEvent, at: str | None) -> None:
@@ -708,6 +1042,8 @@ def _dispatch(state: RunState, event: RunEvent, at: str | None) -> None:
             _fell_back(state, event, at)
         case TaskRequeued():
             _task_requeued(state, event, at)
+        case TaskSkipped():
+            _task_skipped(state, event, at)
         case WorktreeRemoved():
             _worktree_removed(state, event, at)
         case WorkKept():
@@ -722,6 +1058,8 @@ def _dispatch(state: RunState, event: RunEvent, at: str | None) -> None:
             _run_stopped(state, event, at)
         case RunResumed():
             _run_resumed(state, event, at)
+        case LandRequested():
+            _land_requested(state, event, at)
         case _:
             raise TypeError(f"no fold for run-stream event {event.TYPE}")
 

@@ -1,18 +1,21 @@
 """Runs one batch: its tasks (in parallel up to max_concurrency when the batch allows it),
 then merge validation, then the sequential re-run of conflicted tasks on the new tip.
 
-A task that fails is retried in a fresh worktree up to the plan's `retries`. A batch fails
-when a task still fails after its retries; what did succeed is landed first, so no
-finished work waits on a broken sibling.
+A task that fails is retried in a fresh worktree up to the plan's `retries`. With
+`on_task_failure: stop`, a batch fails when a task still fails after its retries; what did
+succeed is landed first, so no finished work waits on a broken sibling. With `land`, the
+batch completes without it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 import time
 from dataclasses import dataclass, field
 
+from plait.domain.describe import gist
 from plait.domain.events import (
     BatchCompleted,
     BatchFailed,
@@ -22,7 +25,8 @@ from plait.domain.events import (
     WorkKept,
     WorktreeRemoved,
 )
-from plait.domain.plan_model import Batch, Task
+from plait.domain.plan_model import Batch, OnTaskFailure, Task
+from plait.domain.statuses import TASK_FAILURE, TaskStatus
 from plait.execution.conflict_resolution import can_resolve, resolve_conflict
 from plait.execution.context import RunContext
 from plait.execution.git import GitError
@@ -31,9 +35,15 @@ from plait.execution.task_runner import AttemptResult, Outcome, prepare_worktree
 from plait.execution.worktrees import Worktree, WorktreeError
 
 
+class BatchEnd(enum.Enum):
+    COMPLETED = "completed"
+    FAILED = "failed"  # the run cannot go on (a task failed under `stop`, or had no worktree)
+    STOPPED = "stopped"
+
+
 @dataclass
 class BatchOutcome:
-    status: str  # completed | failed | stopped
+    status: BatchEnd
     tip: str
     landed: list[str] = field(default_factory=list)
     left_out: dict[str, str] = field(default_factory=dict)  # task id -> why it did not land
@@ -56,10 +66,10 @@ class BatchExecutor:
                 can_parallel=batch.can_parallel,
             )
         )
-        outcome = BatchOutcome(status="completed", tip=tip)
+        outcome = BatchOutcome(status=BatchEnd.COMPLETED, tip=tip)
         results = await self._run_tasks(batch, tip, outcome)
         if ctx.stopping:
-            outcome.status = "stopped"
+            outcome.status = BatchEnd.STOPPED
             return outcome
         candidates = [
             Candidate(r.task_id, ctx.recorder.state.tasks[r.task_id].worktree_id or "", r.commit)
@@ -68,7 +78,7 @@ class BatchExecutor:
         ]
         merged = await self.validator.validate(batch.batch_id, tip, candidates)
         if merged.stopped:
-            outcome.status = "stopped"
+            outcome.status = BatchEnd.STOPPED
             return outcome
         outcome.tip = merged.tip
         outcome.landed += merged.merged
@@ -76,7 +86,7 @@ class BatchExecutor:
             outcome.left_out[task_id] = "its branch broke the tests (culprit)"
         if merged.conflicted:
             await self._rerun_conflicted(batch, merged.conflicted, outcome)
-            if outcome.status == "stopped":
+            if outcome.status is BatchEnd.STOPPED:
                 return outcome
         for r in results:
             if r.outcome in (Outcome.FAILED, Outcome.NO_CHANGE):
@@ -85,10 +95,15 @@ class BatchExecutor:
         duration = time.monotonic() - started
         # A task that never got a worktree (a full disk, a git failure) did not run: that is
         # a failure of the batch, resumable, not a task quietly left out of a completed run.
-        failed = [t for t in outcome.left_out if _is_failure(ctx, t) or t in outcome.unprepared]
+        stops = ctx.plan.on_task_failure is OnTaskFailure.STOP
+        failed = [
+            t
+            for t in outcome.left_out
+            if (stops and _is_failure(ctx, t)) or t in outcome.unprepared
+        ]
         if failed:
-            outcome.status = "failed"
-            outcome.errors = [f"task {t!r}: {outcome.left_out[t]}" for t in failed]
+            outcome.status = BatchEnd.FAILED
+            outcome.errors = [f"task {t!r}: {gist(outcome.left_out[t])}" for t in failed]
             await ctx.recorder.record(
                 BatchFailed(
                     run_id=ctx.run_id,
@@ -160,9 +175,11 @@ class BatchExecutor:
         carried: list[AttemptResult] = []
         for task_id in batch.task_ids:
             state = ctx.recorder.state.tasks[task_id]
-            if state.status in ("removed", "ejected"):
-                continue  # landed already, or left out as a culprit
-            if state.status in ("succeeded", "merged") and state.worktree_id:
+            if state.status in (
+                TaskStatus.LANDED, TaskStatus.EJECTED, TaskStatus.KEPT, TaskStatus.SKIPPED,
+            ):  # fmt: skip
+                continue  # landed already, left out for good, or not to be run
+            if state.status == TaskStatus.SUCCEEDED and state.worktree_id:
                 worktree = ctx.live_worktrees.get(state.worktree_id)
                 carried.append(
                     AttemptResult(
@@ -170,7 +187,7 @@ class BatchExecutor:
                     )
                 )
                 continue
-            if state.status in ("failed", "conflicted", "no_change"):
+            if state.status in (TaskStatus.FAILED, TaskStatus.CONFLICTED, TaskStatus.NO_CHANGE):
                 await ctx.recorder.record(
                     TaskRequeued(
                         run_id=ctx.run_id,
@@ -266,7 +283,7 @@ class BatchExecutor:
         )
         for task_id in conflicted:
             if ctx.stopping:
-                outcome.status = "stopped"
+                outcome.status = BatchEnd.STOPPED
                 return
             task = ctx.plan.task(task_id)
             if can_resolve(ctx, task) and await self._resolved(
@@ -274,9 +291,9 @@ class BatchExecutor:
             ):
                 continue
             if ctx.stopping:
-                outcome.status = "stopped"
+                outcome.status = BatchEnd.STOPPED
                 return
-            if ctx.recorder.state.tasks[task_id].status != "requested":
+            if ctx.recorder.state.tasks[task_id].status != TaskStatus.RERUN:
                 await ctx.recorder.record(
                     TaskRequeued(
                         run_id=ctx.run_id,
@@ -293,7 +310,7 @@ class BatchExecutor:
                 continue
             result = await self._attempts(batch.batch_id, task, worktree, outcome.tip)
             if ctx.stopping:
-                outcome.status = "stopped"
+                outcome.status = BatchEnd.STOPPED
                 return
             if result.outcome is not Outcome.SUCCEEDED or result.worktree is None:
                 outcome.left_out[task_id] = result.error
@@ -325,7 +342,7 @@ class BatchExecutor:
             batch.batch_id, outcome.tip, [Candidate(task_id, worktree.worktree_id, commit)]
         )
         if merged.stopped:
-            outcome.status = "stopped"
+            outcome.status = BatchEnd.STOPPED
             return
         outcome.tip = merged.tip
         outcome.landed += merged.merged
@@ -363,8 +380,8 @@ class BatchExecutor:
                 for w in ctx.live_worktrees.values()
                 if w.worktree_id.startswith(f"{ctx.run_id}/{task_id}.")
             ]
-            changed_nothing = ctx.recorder.state.tasks[task_id].status == "no_change"
-            if changed_nothing or (task_id in outcome.landed and task_id not in outcome.left_out):
+            status = ctx.recorder.state.tasks[task_id].status
+            if status in (TaskStatus.NO_CHANGE, TaskStatus.LANDED):
                 # Landed work, or none at all (no change): nothing here is worth keeping.
                 current = ctx.recorder.state.tasks[task_id].worktree_id
                 for worktree in sorted(mine, key=lambda w: w.worktree_id != current):
@@ -394,4 +411,4 @@ class BatchExecutor:
 def _is_failure(ctx: RunContext, task_id: str) -> bool:
     """A task whose own command failed, or that did not do its job (changed nothing where
     that is not allowed); not a conflict or a culprit."""
-    return ctx.recorder.state.tasks[task_id].status in ("failed", "no_change")
+    return ctx.recorder.state.tasks[task_id].status in TASK_FAILURE

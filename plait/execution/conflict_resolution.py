@@ -109,8 +109,11 @@ async def resolve_conflict(
     conflicted = await _merge_with_markers(ctx, worktree, onto) or list(files)
     preset = preset_of(ctx.plan.agent_for(task))
     resume = session if preset is not None and preset.resume_args and session else ""
+    log_path = str(ctx.attempt_log(task.id, ids["attempt"]))
     await ctx.recorder.record(
-        ConflictResolutionStarted(**ids, onto=onto, files=conflicted, session_id=resume)
+        ConflictResolutionStarted(
+            **ids, onto=onto, files=conflicted, session_id=resume, log_path=log_path
+        )
     )
     reason = await _ask_agent(ctx, ids, task, worktree, conflicted, resume)
     commit = None
@@ -185,7 +188,7 @@ async def _ask_agent(
             argv += [command.preset.files_flag, name]
     if command.preset is None:
         return "only an agent preset can resolve a conflict"
-    log_path = ctx.log_dir / f"{task.id}.{ids['attempt']}.log"
+    log_path = ctx.attempt_log(task.id, ids["attempt"])
     buffer = output_buffer(ctx, ids, log_path)
     feed = LineFeed(parser_for(command.preset.output))
     result = await supervised(

@@ -37,12 +37,10 @@ class RunContext:
     def log_dir(self) -> Path:
         return self.settings.log_root / self.run_id
 
+    def attempt_log(self, task_id: str, attempt: int) -> Path:
+        """Where an attempt's whole output goes (its events keep a bounded part of it)."""
+        return self.log_dir / f"{task_id}.{attempt}.log"
+
     @property
     def stopping(self) -> bool:
         return self.stop.is_set()
-
-
-def result_branch(run_id: str) -> str:
-    """The run's integration branch. Not `plait/<run>`: git cannot hold a ref and refs below
-    it, and the task branches are `plait/<run>/<task>`."""
-    return f"plait/{run_id}/_result"

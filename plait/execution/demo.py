@@ -1,9 +1,12 @@
 """`plait demo`: a small sample repository and a plan that shows what plait does.
 
-The repository is a tiny calculator package with a test suite. The plan has 8 tasks in 3
+The repository is a tiny calculator package with a test suite. The plan has 10 tasks in 3
 batches: four run in parallel in batch 1, two of which append to the same CHANGELOG line
 (a merge conflict, re-run on the new tip), and one "optimises" `add` into a bug (the culprit
-the tests catch and bisection names). Batches 2 and 3 build on batch 1's landed work.
+the tests catch and bisection names). Batch 2 builds on batch 1's landed work, four tasks
+three at a time; one of them, `rates`, fails (it wants a network), so the run stops after
+batch 2 with its tested work on the run's result branch: `plait land` lands it, `plait skip
+RUN rates` goes on to batch 3 without `rates` (and without `convert`, which needs it).
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ import sys
 from pathlib import Path
 
 import yaml
+
+DEMO_MARKER = ".plait-demo"
 
 FILES = {
     "calc/__init__.py": '"""A tiny calculator."""\n',
@@ -71,6 +76,12 @@ def main(task):
         write("docs/usage.md", "# Usage\n\n`from calc.ops import add`\n")
     elif task == "fast-add":
         write("calc/ops.py", "def add(a, b):\n    return a - b  # faster!\n")
+    elif task == "rates":
+        print("fetching exchange rates from https://rates.invalid ...")
+        print("error: cannot reach rates.invalid (the demo has no network)", file=sys.stderr)
+        sys.exit(1)
+    elif task == "convert":
+        write("calc/convert.py", "def convert(amount, rate):\n    return amount * rate\n")
     elif task == "cli":
         write("calc/cli.py", "import sys\n\nfrom calc.ops import add\n\n"
               "def main():\n    print(add(*map(int, sys.argv[1:3])))\n")
@@ -98,7 +109,9 @@ def _tasks(python: str) -> list[dict[str, object]]:
         task("divide", "Add division", ["multiply"]),
         task("power", "Add powers", ["multiply"]),
         task("modulo", "Add modulo", ["subtract"]),
+        task("rates", "Fetch exchange rates (fails: no network)", ["multiply"]),
         task("cli", "Add a command line", ["divide", "power"]),
+        task("convert", "Convert amounts with the rates", ["rates"]),
     ]
 
 
@@ -109,9 +122,11 @@ def test_command(python: str) -> str:
 
 
 def create_demo(directory: Path) -> tuple[Path, Path]:
-    """Create the sample repository and its plan under `directory`; return both paths."""
+    """Create the sample repository and its plan under `directory`; return both paths.
+    DEMO_MARKER says the directory is a demo's, which the next demo may replace."""
     repo = directory / "calculator"
     repo.mkdir(parents=True)
+    (directory / DEMO_MARKER).write_text("made by plait demo\n", encoding="utf-8")
     for name, text in {**FILES, "tools/task.py": TASK_SCRIPT}.items():
         path = repo / name
         path.parent.mkdir(parents=True, exist_ok=True)

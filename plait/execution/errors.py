@@ -3,6 +3,7 @@
 ServiceError
  ├── UnknownProject      no such project                          (HTTP 404)
  ├── UnknownRun          no such run                              (HTTP 404)
+ ├── UnknownTask         no such task, attempt or diff in a run   (HTTP 404)
  ├── InvalidId           an id that could reach git or a path     (HTTP 400)
  ├── NotARepository      a project path that is not a git repo    (HTTP 400)
  ├── NoPlan              start before any plan was accepted       (HTTP 400)
@@ -26,6 +27,10 @@ class UnknownProject(ServiceError):
 
 
 class UnknownRun(ServiceError):
+    pass
+
+
+class UnknownTask(ServiceError):
     pass
 
 

@@ -21,6 +21,7 @@ import asyncio
 import hashlib
 import os
 import shlex
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,6 +52,7 @@ class TestRun:
     failed_tests: frozenset[str] | None = None  # from the JUnit report; None without one
     setup: str = ""  # "ran" or "reused"; "" when the plan has no setup
     outside_reads: tuple[str, ...] = ()
+    log_path: str = ""  # the whole output of the test command
     __test__ = False  # not a pytest test class
 
 
@@ -59,6 +61,9 @@ class IntegrationTester:
         self.ctx = ctx
         self._worktree: Worktree | None = None
         self._runs = 0
+        # Its log files' names are this tester's own: a resumed run's tester counts from 1
+        # again, and must not write into an earlier one's logs.
+        self._tag = uuid.uuid4().hex[:8]
         # Setup step -> the key of the inputs it last succeeded with in this worktree.
         self._setup_keys: dict[str, str] = {}
         # The latest verdict on each commit tested by this process.
@@ -117,7 +122,7 @@ class IntegrationTester:
         if watch_checkout:
             notes += _watch_notes(watch)
         try:
-            log = f"tests.{self._runs}.log"
+            log = f"tests.{self._tag}.{self._runs}.log"
             result = await self._process(self.command, worktree, test_env, log)
         finally:
             opened = watch.stop() if watch is not None else []
@@ -149,13 +154,14 @@ class IntegrationTester:
             failed_tests=read.failed,
             setup=setup,
             outside_reads=tuple(opened),
+            log_path=str(self.ctx.log_dir / log),
         )
 
     def _report_path(self, worktree: Worktree) -> Path:
         named = self.ctx.plan.junit_report
         if named is not None:
             return worktree.path.joinpath(*path_parts(named))
-        return self.ctx.log_dir / f"tests.{self._runs}.junit.xml"
+        return self.ctx.log_dir / f"tests.{self._tag}.{self._runs}.junit.xml"
 
     async def _watch(self) -> CheckoutWatch | None:
         listed = await self.ctx.git.run("ls-files", "-z", cwd=self.ctx.repo)
@@ -202,11 +208,12 @@ class IntegrationTester:
                 continue
             ran = True
             self._setup_keys.pop(name, None)
-            result = await self._process(command, worktree, env, f"tests.{self._runs}.{name}.log")
+            log = f"tests.{self._tag}.{self._runs}.{name}.log"
+            result = await self._process(command, worktree, env, log)
             if result is None:
                 return None
             if not result.succeeded:
-                return "ran", _failed_setup(commit, name, result)
+                return "ran", _failed_setup(commit, name, result, str(self.ctx.log_dir / log))
             if key is not None:
                 self._setup_keys[name] = key
         return ("ran" if ran else "reused"), None
@@ -298,7 +305,7 @@ def _venv_hint() -> str:
     )
 
 
-def _failed_setup(commit: str, name: str, result: ProcessResult) -> TestRun:
+def _failed_setup(commit: str, name: str, result: ProcessResult, log_path: str) -> TestRun:
     return TestRun(
         commit=commit,
         passed=False,
@@ -311,6 +318,7 @@ def _failed_setup(commit: str, name: str, result: ProcessResult) -> TestRun:
             f"{_last_lines(result)}{_venv_hint()}"
         ),
         setup="ran",
+        log_path=log_path,
     )
 
 

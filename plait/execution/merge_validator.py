@@ -46,6 +46,7 @@ class _VerdictFields(TypedDict):
     duration: float
     output_tail: str
     setup: str
+    log_path: str
 
 
 class _Stopped(Exception):
@@ -224,6 +225,8 @@ class MergeValidator:
                     commit=tip,
                     command=self.tester.command or "",
                     output_tail=first.output_tail,
+                    log_path=first.log_path,
+                    failed_tests=sorted(first.failed_tests or ())[:MAX_TEST_IDS],
                 )
             )
             return None
@@ -271,6 +274,7 @@ class MergeValidator:
             "duration": verdict.duration,
             "output_tail": verdict.output_tail,
             "setup": verdict.setup,
+            "log_path": verdict.log_path,
         }
         if verdict.passed:
             await self.ctx.recorder.record(TestsPassed(**common))

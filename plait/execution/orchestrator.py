@@ -1,9 +1,15 @@
 """Drives one run from its RunCreated to its end: mode selection, the baseline test, every
 batch in order, the final landing on the base branch, and cleanup.
 
+A task that fails (after its retries) ends the run after its batch when the plan says
+`on_task_failure: stop` (the default): that batch's green work lands on the run's result
+branch first, and `plait land` lands it. With `land`, the run goes on. Either way a task
+whose dependency did not land is skipped, with the reason.
+
 Stop: no new task starts, running task process groups get SIGTERM then SIGKILL after the
 grace period, and the run ends `stopped`, resumable. A resumed run replays its history,
-skips what is done, and re-runs what was interrupted.
+skips what is done, and re-runs what was interrupted. A run resumed by `plait land` runs no
+task: it lands its tested result.
 """
 
 from __future__ import annotations
@@ -24,9 +30,12 @@ from plait.domain.events import (
     RunStopped,
 )
 from plait.domain.plan_model import Batch
+from plait.domain.run import land_command
+from plait.domain.run_actions import batch_has_work, dependency_skips, land_skips
+from plait.domain.statuses import ACTIVE_RUN, ENDED_RUN, NOT_LANDING_TASK, RunStatus
 from plait.eventstore import StoreError
-from plait.execution.batch_executor import BatchExecutor
-from plait.execution.context import RunContext, result_branch
+from plait.execution.batch_executor import BatchEnd, BatchExecutor
+from plait.execution.context import RunContext
 from plait.execution.git import GitError
 from plait.execution.integration_tests import IntegrationTester
 from plait.execution.merge_validator import LandingRaced, MergeValidator
@@ -56,10 +65,9 @@ def _first_expected(group: BaseExceptionGroup[BaseException]) -> BaseException:
 @dataclass(frozen=True)
 class RunResult:
     run_id: str
-    status: str  # completed | failed | stopped
-    landed_commit: str | None
+    status: RunStatus  # landed | kept | succeeded | failed | stopped
+    result_commit: str | None
     landed_on: str | None
-    land_command: str | None
     error: str | None
 
 
@@ -83,17 +91,30 @@ class RunDriver:
             log.error("run %s failed: %s", ctx.run_id, failure, exc_info=failure)
             return await self._fail(f"{type(failure).__name__}: {failure}")
         finally:
+            await self._close_tester()
             await self._end_on_project_stream()
+
+    async def _close_tester(self) -> None:
+        """The integration worktree is a scratch checkout: a resumed run makes it again, so
+        a run that ends in any way leaves none behind."""
+        try:
+            await self.tester.close()
+        except (GitError, WorktreeError, OSError) as exc:
+            log.warning(
+                "run %s: could not remove its integration worktree: %s", self.ctx.run_id, exc
+            )
 
     async def _drive(self) -> RunResult:
         ctx = self.ctx
         state = ctx.recorder.state
-        if state.status == "created":
-            decision = select_mode(self._batches())
+        if state.status == RunStatus.PENDING:
+            decision = select_mode(self._batches(), ctx.plan.max_concurrency)
             await ctx.recorder.record(
                 ExecutionModeSelected(run_id=ctx.run_id, mode=decision.mode, reason=decision.reason)
             )
         await self._ensure_result_ref()
+        if state.land_requested:
+            return await self._land_now()
         # A baseline that refused the run is taken again on resume: the user may have fixed
         # the environment, and nothing may run on a base that was never allowed.
         if not state.baseline_allowed and ctx.plan.test_command:
@@ -101,20 +122,22 @@ class RunDriver:
             if verdict is not None:
                 return verdict
         tip = await ctx.git.rev_parse(ctx.result_ref)
-        left_out: dict[str, str] = {}
         for batch in self._batches():
-            if state.batches[batch.batch_id].status == "completed":
+            if not batch_has_work(state, batch.batch_id):
                 continue
-            blocked = self._blocked(batch, left_out)
-            if blocked:
-                return await self._fail(blocked)
+            await ctx.recorder.record(*dependency_skips(state, batch.batch_id))
             outcome = await self.batches.execute(batch, tip)
             tip = outcome.tip
-            left_out.update(outcome.left_out)
-            if outcome.status == "stopped":
+            if outcome.status is BatchEnd.STOPPED:
                 return await self._stopped()
-            if outcome.status == "failed":
-                return await self._fail("; ".join(outcome.errors) or "a task failed")
+            if outcome.status is BatchEnd.FAILED:
+                errors = "; ".join(outcome.errors) or "a task failed"
+                if outcome.unprepared:
+                    return await self._fail(errors)
+                return await self._fail(
+                    f"{errors}; the run stopped after batch {batch.batch_id} "
+                    "(on_task_failure: stop)"
+                )
         return await self._finish(tip)
 
     def _batches(self) -> list[Batch]:
@@ -123,18 +146,6 @@ class RunDriver:
             Batch(b.batch_id, tuple(b.task_ids), b.can_parallel)
             for b in (state.batches[k] for k in sorted(state.batches))
         ]
-
-    def _blocked(self, batch: Batch, left_out: dict[str, str]) -> str | None:
-        """A task whose dependency did not land cannot run on a tip without it."""
-        for task_id in batch.task_ids:
-            missing = [d for d in self.ctx.plan.task(task_id).depends_on if d in left_out]
-            if missing:
-                return (
-                    f"task {task_id!r} depends on {', '.join(repr(m) for m in missing)}, "
-                    "which did not land; stopping before batch "
-                    f"{batch.batch_id} (the landed work is on {result_branch(self.ctx.run_id)})"
-                )
-        return None
 
     async def _ensure_result_ref(self) -> None:
         ctx = self.ctx
@@ -168,6 +179,8 @@ class RunDriver:
                 problem=verdict.problem,
                 outside_reads=verdict.outside_reads,
                 setup=verdict.setup,
+                duration=verdict.duration,
+                log_path=verdict.log_path,
             )
         )
         if allowed:
@@ -181,30 +194,49 @@ class RunDriver:
             f"{base[:12]} before any task ran; fix them first or set allow_red_base: true"
         )
 
+    async def _land_now(self) -> RunResult:
+        """`plait land`: the tested result as it is, through the same landing as a run's end."""
+        ctx = self.ctx
+        state = ctx.recorder.state
+        tip = await ctx.git.ref_target(ctx.result_ref)
+        if tip is None or tip != state.result_commit:
+            return await self._fail(
+                f"{ctx.result_ref} is no longer the tested result {state.result_commit}"
+                f" (it points at {tip or 'nothing'}): nothing was landed"
+            )
+        await ctx.recorder.record(*land_skips(state))
+        return await self._finish(tip)
+
     async def _finish(self, tip: str) -> RunResult:
         ctx = self.ctx
         state = ctx.recorder.state
         base_branch, base = state.base_branch or "", state.base_commit or ""
-        branch = result_branch(ctx.run_id)
-        land_command: str | None = None
-        if tip == base:
-            landed_on = base_branch
-        else:
+        not_landed = [t for t in state.tasks.values() if t.status in NOT_LANDING_TASK]
+        if tip == base and not_landed:
+            await self.tester.close()
+            return await self._fail(
+                "nothing landed: "
+                + "; ".join(f"task {t.task_id!r} {t.status}" for t in not_landed[:10])
+            )
+        landed_on, reason = base_branch, ""
+        if tip != base:
             tip, landing = await self._land_on_base(base_branch, tip, base)
-            if landing.landed:
-                landed_on = base_branch
-            else:
-                landed_on = branch
-                land_command = _land_command(landing, base_branch, branch)
+            if not landing.landed:
+                landed_on, reason = ctx.result_ref.removeprefix("refs/heads/"), _why(landing)
         await self.tester.close()
         if landed_on == base_branch:
             await ctx.git.run("update-ref", "-d", ctx.result_ref, tip, check=False)
         await ctx.recorder.record(
             RunCompleted(
-                run_id=ctx.run_id, landed_commit=tip, landed_on=landed_on, land_command=land_command
+                run_id=ctx.run_id,
+                landed_commit=tip,
+                landed_on=landed_on,
+                land_command=land_command(ctx.run_id) if reason else None,
+                not_landed_reason=reason,
             )
         )
-        return RunResult(ctx.run_id, "completed", tip, landed_on, land_command, None)
+        status = state.status or RunStatus.FAILED
+        return RunResult(ctx.run_id, status, tip, landed_on, None)
 
     async def _land_on_base(self, base_branch: str, tip: str, base: str) -> tuple[str, LandResult]:
         """Move the base branch to the run's result. If the user moved the base meanwhile,
@@ -234,20 +266,22 @@ class RunDriver:
         await interrupt_tasks(ctx.recorder, "run stopped")
         reason = ctx.recorder.state.stop_reason or ""
         await ctx.recorder.record(RunStopped(run_id=ctx.run_id, reason=reason))
-        return RunResult(ctx.run_id, "stopped", None, None, None, None)
+        result = ctx.recorder.state.result_commit
+        return RunResult(ctx.run_id, RunStatus.STOPPED, result, None, None)
 
     async def _fail(self, error: str) -> RunResult:
         ctx = self.ctx
-        if ctx.recorder.state.status in ("running", "stopping", "created"):
+        if ctx.recorder.state.status in ACTIVE_RUN:
             try:
                 await ctx.recorder.record(RunFailed(run_id=ctx.run_id, error=error[:4000]))
             except (DomainError, StoreError):
                 log.exception("could not record the failure of run %s", ctx.run_id)
-        return RunResult(ctx.run_id, "failed", None, None, None, error)
+        result = ctx.recorder.state.result_commit
+        return RunResult(ctx.run_id, RunStatus.FAILED, result, None, error)
 
     async def _end_on_project_stream(self) -> None:
-        status = self.ctx.recorder.state.status or "failed"
-        if status not in ("completed", "failed", "stopped"):
+        status = self.ctx.recorder.state.status or RunStatus.FAILED
+        if status not in ENDED_RUN:
             return
         event = RunEnded(project_id=self.project_id, run_id=self.ctx.run_id, outcome=status)
         try:
@@ -260,12 +294,15 @@ async def _append(ctx: RunContext, stream: str, event: RunEnded) -> None:
     await asyncio.to_thread(ctx.recorder.store.append, stream, [encode(event)], None)
 
 
-def _land_command(landing: LandResult, base_branch: str, branch: str) -> str:
+def _why(landing: LandResult) -> str:
+    """Why the result stays on the run's branch, in words a user can act on."""
+    where = f" at {landing.worktree}" if landing.worktree else ""
     if landing.outcome is LandOutcome.CHECKOUT_DIRTY:
-        return f"git merge --ff-only {branch}   # in your {base_branch} checkout, once it is clean"
+        return f"your {landing.branch} checkout{where} has local changes"
     if landing.outcome is LandOutcome.CHECKOUT_FAILED:
         reason = (landing.detail.splitlines() or ["git failed"])[0]
-        return (
-            f"git merge --ff-only {branch}   # in your {base_branch} checkout; git said: {reason}"
-        )
-    return f"git checkout {base_branch} && git merge {branch}   # {base_branch} moved meanwhile"
+        return f"git could not fast-forward your {landing.branch} checkout{where}: {reason}"
+    return (
+        f"{landing.branch} moved meanwhile, and the result merged onto it did not test green"
+        " (or conflicted)"
+    )

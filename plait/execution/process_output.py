@@ -38,7 +38,8 @@ class OutputSink:
 
     def __init__(self, on_output: OutputCallback | None, log_path: Path | None) -> None:
         self._on_output = on_output
-        self._log: BinaryIO | None = open(log_path, "wb") if log_path else None  # noqa: SIM115
+        # Appended: an attempt's setup command and its task command share its log.
+        self._log: BinaryIO | None = open(log_path, "ab") if log_path else None  # noqa: SIM115
         self._tail = bytearray()
         self.bytes_seen = 0
         self.callback_error: BaseException | None = None
@@ -47,6 +48,8 @@ class OutputSink:
         self.bytes_seen += len(data)
         if self._log:
             self._log.write(data)
+            # Readers follow the file live (`plait logs`, the dashboard): no data in buffers.
+            self._log.flush()
         self._tail += data
         del self._tail[:-TAIL_BYTES]
 

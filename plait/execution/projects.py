@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from plait.domain.events import PlanAccepted, ProjectRegistered, RunEnded, RunStarted
+from plait.domain.events import (
+    PlanAccepted,
+    ProjectDeleted,
+    ProjectRegistered,
+    RunEnded,
+    RunStarted,
+)
 from plait.eventstore import StoredEvent
 from plait.execution.errors import InvalidId, NotARepository
 from plait.execution.git import Git, GitError
@@ -17,6 +24,12 @@ from plait.projections.codec import decode
 
 def new_id() -> str:
     return uuid.uuid4().hex[:12]
+
+
+def project_id_for(repo: Path) -> str:
+    """A repository's project id: derived from its path, so that two registrations of one
+    repository append to one stream and the store, not a lookup, keeps them one project."""
+    return hashlib.sha256(str(repo).encode()).hexdigest()[:12]
 
 
 def checked_id(kind: str, value: str) -> str:
@@ -36,6 +49,7 @@ class ProjectFacts:
     plan: dict[str, Any] | None
     active_run: str | None
     last_run: str | None
+    deleted: bool = False
 
 
 def fold_project(project_id: str, events: list[StoredEvent]) -> ProjectFacts:
@@ -43,7 +57,9 @@ def fold_project(project_id: str, events: list[StoredEvent]) -> ProjectFacts:
     for stored in events:
         event = decode(stored)
         if isinstance(event, ProjectRegistered):
-            facts.repo_path = event.repo_path
+            facts.repo_path, facts.deleted, facts.plan = event.repo_path, False, None
+        elif isinstance(event, ProjectDeleted):
+            facts.deleted = True
         elif isinstance(event, PlanAccepted):
             facts.plan = {"plan": event.plan, "mode": event.mode, "reason": event.reason}
         elif isinstance(event, RunStarted):
@@ -76,5 +92,18 @@ async def repository_root(path: str) -> Path:
     try:
         top = await git.toplevel()
     except GitError:
+        if await _is_bare(git):
+            raise NotARepository(
+                f"{path!r} is a bare repository: plait needs a working tree to land on"
+                " (register a clone with a checkout)"
+            ) from None
         raise NotARepository(f"{path!r} is not inside a git repository") from None
+    if await Git(top).ref_target("HEAD") is None:
+        # Every run branches from a commit: say so now, not as a rev-parse error at start.
+        raise NotARepository(f"{path!r} has no commits yet: make a first commit, then register it")
     return top.resolve()
+
+
+async def _is_bare(git: Git) -> bool:
+    result = await git.run("rev-parse", "--is-bare-repository", check=False)
+    return result.returncode == 0 and result.stdout.strip() == "true"

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from plait.domain.events import RunStopped, StopRequested, TaskInterrupted
+from plait.domain.statuses import RunStatus, TaskStatus
 from plait.execution.context import RunContext
 from plait.execution.recorder import RunRecorder
 from plait.execution.worktrees import Worktree
@@ -35,7 +36,7 @@ async def adopt_worktrees(ctx: RunContext) -> None:
 async def interrupt_tasks(recorder: RunRecorder, reason: str) -> None:
     state = recorder.state
     for task in list(state.tasks.values()):
-        if task.status in ("created", "running", "resolving") and task.worktree_id:
+        if task.status in (TaskStatus.RUNNING, TaskStatus.RESOLVING) and task.worktree_id:
             await recorder.record(
                 TaskInterrupted(
                     run_id=state.run_id,
@@ -50,7 +51,7 @@ async def interrupt_tasks(recorder: RunRecorder, reason: str) -> None:
 
 async def stop_orphan(recorder: RunRecorder, reason: str) -> None:
     state = recorder.state
-    if state.status in ("running", "created"):
+    if state.status in (RunStatus.RUNNING, RunStatus.PENDING):
         await recorder.record(StopRequested(run_id=state.run_id, reason=reason))
     await interrupt_tasks(recorder, "the process driving the run ended")
     await recorder.record(RunStopped(run_id=state.run_id, reason=reason))

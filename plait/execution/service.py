@@ -9,26 +9,40 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from plait.domain.batching import plan_batches, select_mode
 from plait.domain.events import (
+    LandRequested,
     PlanAccepted,
+    ProjectDeleted,
     ProjectRegistered,
     RunCreated,
     RunEnded,
+    RunEvent,
     RunResumed,
     RunStarted,
     StopRequested,
 )
 from plait.domain.plan_model import Plan
-from plait.domain.run import RunState
+from plait.domain.run import RunState, result_branch
+from plait.domain.run_actions import ActionRefused, check_landable, retry_events, skip_events
+from plait.domain.statuses import (
+    ACTIVE_RUN,
+    DRIVEN_RUN,
+    LANDABLE_RUN,
+    RESUMABLE_RUN,
+    RunStatus,
+    TaskStatus,
+)
 from plait.eventstore import ConcurrencyError, SqlEventStore, StoreError
 from plait.eventstore.leases import DEFAULT_TTL, LeaseStore
 from plait.execution.agent_check import AgentCheckFailed, AgentInfo, check_agents
-from plait.execution.context import RunContext, result_branch
+from plait.execution.context import RunContext
+from plait.execution.diffs import Diff, NoDiff, task_diff
 from plait.execution.errors import (
     AgentsUnavailable,
     BadWorktreeRoot,
@@ -42,6 +56,7 @@ from plait.execution.errors import (
     ServiceError,
     UnknownProject,
     UnknownRun,
+    UnknownTask,
 )
 from plait.execution.git import Git, GitError
 from plait.execution.orchestrator import RunDriver, RunResult
@@ -51,6 +66,7 @@ from plait.execution.projects import (
     checked_id,
     fold_project,
     new_id,
+    project_id_for,
     repository_root,
     storable,
 )
@@ -69,6 +85,44 @@ from plait.projections import Projector, ReadModels, all_projections
 from plait.projections.codec import decode, encode, project_stream, run_stream
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class _Action:
+    """How a run is continued: what the resume is called, from which statuses, and the
+    events (decided in the domain) recorded right after RunResumed."""
+
+    name: str  # the reason RunResumed records
+    allowed: frozenset[RunStatus]
+    events: Callable[[RunState], Sequence[RunEvent]]
+    needs: str = "only a stopped, failed or interrupted run can continue"
+
+
+_RESUME = _Action(
+    "resumed",
+    RESUMABLE_RUN | DRIVEN_RUN,
+    lambda state: (),
+    "only a stopped, failed or interrupted run can be resumed",
+)
+
+
+def _land_events(state: RunState) -> list[RunEvent]:
+    check_landable(state)
+    return [LandRequested(run_id=state.run_id, reason="plait land")]
+
+
+_LAND = _Action(
+    "to land its tested work",
+    LANDABLE_RUN,
+    _land_events,
+    "only a stopped, failed or kept run has a result to land",
+)
+
+
+@dataclass(frozen=True)
+class Registration:
+    project_id: str
+    created: bool  # False: the repository was registered already
 
 
 @dataclass
@@ -131,7 +185,7 @@ class Plait:
             # RunStarted was stored but the process died before RunCreated: nothing ran.
             await self._append(
                 project_stream(project_id),
-                [RunEnded(project_id=project_id, run_id=run_id, outcome="failed")],
+                [RunEnded(project_id=project_id, run_id=run_id, outcome=RunStatus.FAILED)],
                 expected=None,
             )
             return False
@@ -139,20 +193,20 @@ class Plait:
             return False  # a live process drives it
         recorder = await self._recorder(run_id)
         status = recorder.state.status
-        if status not in ("created", "running", "stopping"):
+        if status not in ACTIVE_RUN:
             await asyncio.to_thread(self.leases.release, run_id)
             return False
         await self._reap_orphans(recorder)
-        if status == "stopping":  # the stop was asked for: finish it, do not resume
+        if status == RunStatus.STOPPING:  # the stop was asked for: finish it, do not resume
             await stop_orphan(recorder, recorder.state.stop_reason or "stop requested")
             await self._append(
                 project_stream(project_id),
-                [RunEnded(project_id=project_id, run_id=run_id, outcome="stopped")],
+                [RunEnded(project_id=project_id, run_id=run_id, outcome=RunStatus.STOPPED)],
                 expected=None,
             )
             await asyncio.to_thread(self.leases.release, run_id)
             return False
-        if status == "running":
+        if status == RunStatus.RUNNING:
             await interrupt_tasks(recorder, "the process driving the run ended")
             await recorder.record(RunResumed(run_id=run_id, reason="recovered after a crash"))
         await self._launch(project_id, run_id, recorder, leased=True)
@@ -168,7 +222,7 @@ class Plait:
         places = {run_root} | {
             Path(task.worktree_path)
             for task in recorder.state.tasks.values()
-            if task.status in ("created", "running", "resolving") and task.worktree_path
+            if task.status in (TaskStatus.RUNNING, TaskStatus.RESOLVING) and task.worktree_path
         }
         pids: set[int] = set()
         for place in places:
@@ -214,31 +268,66 @@ class Plait:
     # -- projects and plans ----------------------------------------------------------------
 
     async def register_project(self, path: str, name: str | None = None) -> str:
+        return (await self.register(path, name)).project_id
+
+    async def register(self, path: str, name: str | None = None) -> Registration:
+        """Register the repository at `path`, or find it registered already: one repository
+        is one project (two would let two runs work on it at once)."""
         repo = await repository_root(path)
         if name is not None and not storable(name):
             raise ServiceError(
                 f"project name {name!r}: not storable text (a NUL or a lone surrogate)"
             )
-        project_id = new_id()
+        known = await self._project_at(repo)
+        if known is not None:  # registered before ids came from the path
+            return Registration(known, created=False)
+        project_id = project_id_for(repo)
+        stream = project_stream(project_id)
+        events = await asyncio.to_thread(self.store.read_stream, stream)
+        if events and not fold_project(project_id, events).deleted:
+            return Registration(project_id, created=False)
         event = ProjectRegistered(
             project_id=project_id, name=(name or repo.name)[:200], repo_path=str(repo)
         )
-        await self._append(project_stream(project_id), [event], expected=0)
-        return project_id
+        try:
+            await self._append(stream, [event], expected=events[-1].stream_version if events else 0)
+        except ConcurrencyError:  # registered meanwhile by someone else: that one counts
+            return Registration(project_id, created=False)
+        return Registration(project_id, created=True)
 
-    async def find_project(self, path: str) -> str | None:
-        """The project registered for this repository, if any (CLI convenience)."""
-        repo = await repository_root(path)
+    async def _project_at(self, repo: Path) -> str | None:
         await self.wait_until_projected()
-        for project in self.read.projects():
+        for project in await asyncio.to_thread(self.read.projects):
             if project["repo_path"] == str(repo):
                 return str(project["project_id"])
         return None
 
+    async def find_project(self, path: str) -> str | None:
+        """The project registered for this repository, if any."""
+        return await self._project_at(await repository_root(path))
+
+    async def delete_project(self, project_id: str) -> None:
+        """Unregister a project. Refused while one of its runs is active; its runs, branches
+        and worktrees stay (see `plait clean`)."""
+        facts = await self.project(project_id)
+        if facts.active_run is not None:
+            raise RunAlreadyActive(
+                f"run {facts.active_run} of project {project_id} is active: stop it first",
+                facts.active_run,
+            )
+        try:
+            await self._append(
+                project_stream(project_id),
+                [ProjectDeleted(project_id=project_id)],
+                expected=facts.version,
+            )
+        except ConcurrencyError:
+            raise RunAlreadyActive(f"project {project_id} changed meanwhile; try again") from None
+
     async def submit_plan(self, project_id: str, plan: Plan, source: str = "api") -> dict[str, Any]:
         facts = await self.project(project_id)
         batches = plan_batches(plan)
-        decision = select_mode(batches)
+        decision = select_mode(batches, plan.max_concurrency)
         described = [b.to_dict() for b in batches]
         event = PlanAccepted(
             project_id=facts.project_id,
@@ -254,9 +343,10 @@ class Plait:
     async def project(self, project_id: str) -> ProjectFacts:
         checked_id("project id", project_id)
         events = await asyncio.to_thread(self.store.read_stream, project_stream(project_id))
-        if not events:
+        facts = fold_project(project_id, events) if events else None
+        if facts is None or facts.deleted:
             raise UnknownProject(f"no project {project_id!r}")
-        return fold_project(project_id, events)
+        return facts
 
     def project_of_run(self, run_id: str) -> str | None:
         active = self._runs.get(run_id)
@@ -267,13 +357,21 @@ class Plait:
 
     # -- runs ------------------------------------------------------------------------------
 
-    async def start_run(self, project_id: str, *, max_concurrency: int | None = None) -> str:
+    async def start_run(
+        self, project_id: str, *, max_concurrency: int | None = None, base: str | None = None
+    ) -> str:
+        """Start a run of the project's plan; `max_concurrency` and `base` override the
+        plan's."""
         facts = await self.project(project_id)
         if facts.active_run is not None and await self._abandoned_start(facts.active_run):
             # A start that died between RunStarted and RunCreated: nothing ran; close it.
             await self._append(
                 project_stream(project_id),
-                [RunEnded(project_id=project_id, run_id=facts.active_run, outcome="failed")],
+                [
+                    RunEnded(
+                        project_id=project_id, run_id=facts.active_run, outcome=RunStatus.FAILED
+                    )
+                ],
                 expected=facts.version,
             )
             facts = await self.project(project_id)
@@ -284,9 +382,9 @@ class Plait:
             )
         if facts.plan is None:
             raise NoPlan(f"project {project_id} has no plan: submit one first")
-        plan = Plan.from_dict(facts.plan["plan"])
-        if max_concurrency is not None:
-            plan = _with_concurrency(plan, max_concurrency)
+        plan = _overridden(
+            Plan.from_dict(facts.plan["plan"]), max_concurrency=max_concurrency, base=base
+        )
         git = Git(Path(facts.repo_path))
         base_branch = plan.base or await git.current_branch()
         if not base_branch:
@@ -375,12 +473,47 @@ class Plait:
         await stop_orphan(recorder, reason)
         await self._append(
             project_stream(project_id),
-            [RunEnded(project_id=project_id, run_id=run_id, outcome="stopped")],
+            [RunEnded(project_id=project_id, run_id=run_id, outcome=RunStatus.STOPPED)],
             expected=None,
         )
         return run_id
 
     async def resume_run(self, project_id: str, run_id: str | None = None) -> str:
+        return await self._continue(project_id, run_id, _RESUME)
+
+    async def land_run(self, run_id: str) -> str:
+        """`plait land`: land a stopped, failed or kept run's tested result on its base with
+        the run's own landing (compare-and-swap, or a fast-forward of a clean checkout)."""
+        return await self._continue(await self._owner(run_id), run_id, _LAND)
+
+    async def retry_task(self, run_id: str, task_id: str) -> str:
+        """Run a task that did not land again (and the tasks skipped because of it), then
+        carry on with the run."""
+        action = _Action(
+            f"to retry task {task_id!r}",
+            RESUMABLE_RUN | DRIVEN_RUN,
+            lambda s: retry_events(s, task_id),
+        )
+        return await self._continue(await self._owner(run_id), run_id, action)
+
+    async def skip_task(self, run_id: str, task_id: str) -> str:
+        """Go on without a task (its dependents are skipped too), then carry on with the run."""
+        action = _Action(
+            f"to skip task {task_id!r}",
+            RESUMABLE_RUN | DRIVEN_RUN,
+            lambda s: skip_events(s, task_id),
+        )
+        return await self._continue(await self._owner(run_id), run_id, action)
+
+    async def _owner(self, run_id: str) -> str:
+        checked_id("run id", run_id)
+        await self.wait_until_projected()
+        project_id = self.project_of_run(run_id)
+        if project_id is None:
+            raise UnknownRun(f"no run {run_id!r}")
+        return project_id
+
+    async def _continue(self, project_id: str, run_id: str | None, action: _Action) -> str:
         facts = await self.project(project_id)
         run_id = checked_id("run id", run_id) if run_id else facts.last_run
         if run_id is None:
@@ -393,20 +526,24 @@ class Plait:
             holder = await asyncio.to_thread(self.leases.holder, run_id)
             raise RunAlreadyActive(f"run {run_id} is driven by another process ({holder})", run_id)
         try:
-            return await self._resume_leased(facts, project_id, run_id)
+            return await self._resume_leased(facts, project_id, run_id, action)
         except BaseException:
             await asyncio.to_thread(self.leases.release, run_id)
             raise
 
-    async def _resume_leased(self, facts: ProjectFacts, project_id: str, run_id: str) -> str:
+    async def _resume_leased(
+        self, facts: ProjectFacts, project_id: str, run_id: str, action: _Action
+    ) -> str:
         recorder = await self._recorder(run_id)
         status = recorder.state.status
-        if status not in ("stopped", "failed", "running", "stopping"):
-            raise NotResumable(
-                f"run {run_id} is {status}: only a stopped, failed or "
-                "interrupted run can be resumed"
-            )
-        await self._agents(Plan.from_dict(recorder.plan))
+        if status not in action.allowed:
+            raise NotResumable(f"run {run_id} is {status}: {action.needs}")
+        try:
+            then = action.events(recorder.state)  # refused here, before anything is recorded
+        except ActionRefused as exc:
+            raise NotResumable(str(exc)) from None
+        if action is not _LAND:
+            await self._agents(Plan.from_dict(recorder.plan))
         if facts.active_run is None:
             try:
                 await self._append(
@@ -416,10 +553,10 @@ class Plait:
                 )
             except ConcurrencyError:
                 raise RunAlreadyActive(f"project {project_id} changed; try again") from None
-        if status in ("running", "stopping"):
+        if status in DRIVEN_RUN:
             await self._reap_orphans(recorder)
             await interrupt_tasks(recorder, "the process driving the run ended")
-        await recorder.record(RunResumed(run_id=run_id, reason="resumed"))
+        await recorder.record(RunResumed(run_id=run_id, reason=action.name), *then)
         await self._launch(project_id, run_id, recorder, leased=True)
         return run_id
 
@@ -432,6 +569,21 @@ class Plait:
     def run_state(self, run_id: str) -> RunState | None:
         active = self._runs.get(run_id)
         return None if active is None else active.ctx.recorder.state
+
+    async def task_diff(self, run_id: str, task_id: str, attempt: int | None = None) -> Diff:
+        """A task attempt's diff against its base: its commit, or its worktree so far."""
+        checked_id("run id", run_id)
+        await self.wait_until_projected()
+        state = await asyncio.to_thread(self.read.run_state, run_id)
+        if state is None:
+            raise UnknownRun(f"no run {run_id!r}")
+        task = state.tasks.get(task_id)
+        if task is None:
+            raise UnknownTask(f"run {run_id} has no task {task_id!r}")
+        try:
+            return await task_diff(Path(state.repo_path or "."), task, attempt)
+        except NoDiff as exc:
+            raise UnknownTask(str(exc)) from None
 
     # -- internals -------------------------------------------------------------------------
 
@@ -532,7 +684,7 @@ class Plait:
         return recorder
 
     async def _request_stop(self, active: _ActiveRun, reason: str) -> None:
-        if active.ctx.recorder.state.status in ("running", "created"):
+        if active.ctx.recorder.state.status in (RunStatus.RUNNING, RunStatus.PENDING):
             await active.ctx.recorder.record(StopRequested(run_id=active.ctx.run_id, reason=reason))
         active.ctx.stop.set()
 
@@ -552,14 +704,17 @@ __all__ = [
     "NotResumable",
     "Plait",
     "ProjectFacts",
+    "Registration",
     "RunAlreadyActive",
     "ServiceError",
     "UnknownProject",
     "UnknownRun",
+    "UnknownTask",
 ]
 
 
-def _with_concurrency(plan: Plan, max_concurrency: int) -> Plan:
-    data = plan.to_dict()
-    data["max_concurrency"] = max_concurrency
-    return Plan.from_dict(data)
+def _overridden(plan: Plan, **settings: object) -> Plan:
+    """The plan with the given settings (None: the plan's own), checked like a plan file:
+    a bad `base` is refused in the plan's words."""
+    given = {key: value for key, value in settings.items() if value is not None}
+    return Plan.from_dict({**plan.to_dict(), **given}) if given else plan

@@ -102,7 +102,7 @@ async def run_attempt(
         "attempt": attempt,
     }
     started = time.monotonic()
-    log_path = ctx.log_dir / f"{task.id}.{attempt}.log"
+    log_path = ctx.attempt_log(task.id, attempt)
     buffer = output_buffer(ctx, ids, log_path)
     try:
         command = build_command(
@@ -117,7 +117,9 @@ async def run_attempt(
     except ValueError as exc:
         return await _failed(ctx, ids, worktree, None, str(exc), False, started)
     argv = command.argv if command.argv is not None else ["/bin/sh", "-c", command.shell or ""]
-    await ctx.recorder.record(TaskStarted(**ids, command=argv, **_agent_facts(ctx, command)))
+    await ctx.recorder.record(
+        TaskStarted(**ids, command=argv, log_path=str(log_path), **_agent_facts(ctx, command))
+    )
     if command.preset is not None:
         (ctx.log_dir / f"{task.id}.{attempt}.scratch").mkdir(parents=True, exist_ok=True)
     env = environment(ctx, task, worktree, command)

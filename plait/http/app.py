@@ -22,7 +22,7 @@ from starlette.routing import BaseRoute
 from plait.eventstore import SqlEventStore, configured_url
 from plait.execution.service import Plait
 from plait.execution.settings import Settings
-from plait.http import routes_ops, routes_projects, routes_runs, sse
+from plait.http import routes_details, routes_ops, routes_projects, routes_runs, sse
 from plait.http.errors import EXCEPTION_HANDLERS
 from plait.http.metrics import Metrics
 from plait.http.security import GuardMiddleware, resolve_token
@@ -30,7 +30,13 @@ from plait.http.state import DEFAULT_ALLOWED_HOSTS, MAX_BODY_BYTES, AppConfig, R
 
 
 def all_routes() -> list[BaseRoute]:
-    return [*routes_projects.routes, *routes_runs.routes, *sse.routes, *routes_ops.routes]
+    return [
+        *routes_projects.routes,
+        *routes_runs.routes,
+        *routes_details.routes,
+        *sse.routes,
+        *routes_ops.routes,
+    ]
 
 
 def create_app(

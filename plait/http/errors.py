@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 SERVICE_STATUS: dict[type[Exception], int] = {
     service.UnknownProject: 404,
     service.UnknownRun: 404,
+    service.UnknownTask: 404,
     service.NoPlan: 400,
     service.RunAlreadyActive: 409,
     service.NotResumable: 409,

@@ -7,13 +7,23 @@ store is unreachable.
 
 from __future__ import annotations
 
+from enum import StrEnum
 from functools import cache
 from typing import Any
 
 from plait.domain.agents import runner_names
+from plait.domain.events import EVENT_TYPES
+from plait.domain.statuses import MEANING, BatchStatus, RunStatus, TaskStatus
 from plait.http.params import ID_REGEX, YAML_TYPES
+from plait.projections.logs import DEFAULT_LIMIT, MAX_LIMIT
 
 JSON = dict[str, Any]
+
+
+def words(kind: type[StrEnum]) -> JSON:
+    """A status field: the words of plait.domain.statuses, each with what it means."""
+    meanings = "; ".join(f"`{w}`: {MEANING[kind][w]}" for w in kind)
+    return {"type": "string", "enum": [str(w) for w in kind], "description": meanings}
 
 
 def ref(name: str) -> JSON:
@@ -37,7 +47,8 @@ ERROR_TEXT = {
     413: "Request body too large",
     415: "Unsupported content type",
     421: "Host header not served here (DNS rebinding guard)",
-    422: "Plan refused; `problems` lists every reason",
+    422: "A plan refused (`problems` lists every reason), or a body field this request "
+    "does not take",
     503: "Starting, stopping, or the event store is unreachable",
 }
 STATUS_REQUIRED = [
@@ -150,6 +161,7 @@ def schemas() -> JSON:
         },
         "NewProject": {
             "type": "object",
+            "additionalProperties": False,
             "required": ["path"],
             "properties": {
                 "path": {"type": "string", "minLength": 1},
@@ -158,8 +170,16 @@ def schemas() -> JSON:
         },
         "ProjectCreated": {
             "type": "object",
-            "required": ["project_id"],
-            "properties": {"project_id": {"type": "string"}},
+            "required": ["project_id", "created"],
+            "properties": {
+                "project_id": {"type": "string"},
+                "created": {"type": "boolean", "description": "false: registered before"},
+            },
+        },
+        "ProjectDeleted": {
+            "type": "object",
+            "required": ["project_id", "deleted"],
+            "properties": {"project_id": {"type": "string"}, "deleted": {"type": "boolean"}},
         },
         "RunSummary": {
             "type": "object",
@@ -167,8 +187,17 @@ def schemas() -> JSON:
             "properties": {
                 "run_id": {"type": "string"},
                 "project_id": {"type": "string"},
-                "status": {"type": "string"},
+                "status": words(RunStatus),
                 "created_position": {"type": "integer"},
+                "repo_path": nullable("string"),
+                "base_branch": nullable("string"),
+                "started_at": nullable("string"),
+                "ended_at": nullable("string"),
+                "duration": nullable("number", description="seconds, once it ended"),
+                "tasks_total": {"type": "integer"},
+                "tasks_landed": {"type": "integer"},
+                "landable": {"type": "boolean", "description": "`plait land` would land it"},
+                "error": nullable("string"),
             },
         },
         "Project": {
@@ -262,13 +291,17 @@ def schemas() -> JSON:
             "type": "object",
             "required": ["status", "message", "run_id"],
             "properties": {
-                "status": {"type": "string", "enum": ["started", "stopping", "resuming"]},
+                "status": {
+                    "type": "string",
+                    "enum": ["started", "stopping", "resuming", "landing", "retrying", "skipping"],
+                },
                 "message": {"type": "string"},
                 "run_id": {"type": "string"},
             },
         },
         "ResumeRequest": {
             "type": "object",
+            "additionalProperties": False,
             "properties": {"run_id": nullable("string", pattern=f"^{ID_REGEX}$")},
         },
         "RunStatus": {
@@ -282,15 +315,156 @@ def schemas() -> JSON:
                 "completed_batches": {"type": "integer"},
                 "run_id": nullable("string"),
                 "project_id": {"type": "string"},
-                "status": nullable("string"),
+                "status": {**words(RunStatus), "nullable": True},
                 "reason": {"type": "string"},
-                "landed_commit": nullable("string"),
+                "repo_path": nullable("string"),
+                "base_branch": nullable("string"),
+                "result_branch": nullable("string"),
+                "result_commit": nullable("string", description="the tested tip of the run"),
+                "landed_commit": nullable(
+                    "string", description="set only when the base branch moved to the result"
+                ),
+                "landed_on": nullable("string"),
+                "not_landed_reason": {"type": "string"},
+                "landable": {"type": "boolean"},
+                "land_command": nullable("string"),
+                "actions": {
+                    "type": "array",
+                    "items": {"type": "string", "enum": ["stop", "resume", "land"]},
+                    "description": "what a user can do with the run now",
+                },
+                "on_task_failure": {"type": "string", "enum": ["stop", "land"]},
+                "has_tests": {"type": "boolean", "description": "the plan has a test command"},
+                "started_at": nullable("string"),
+                "ended_at": nullable("string"),
+                "duration": nullable("number"),
                 "error": nullable("string"),
                 "tokens_in": {"type": "integer", "description": "agent tokens in, all tasks"},
                 "tokens_out": {"type": "integer", "description": "agent tokens out, all tasks"},
                 "cost_usd": {"type": "number", "description": "agent cost where reported"},
-                "batches": {"type": "array", "items": {"type": "object"}},
-                "tasks": {"type": "array", "items": {"type": "object"}},
+                "batches": {"type": "array", "items": ref("BatchStatus")},
+                "tasks": {"type": "array", "items": ref("TaskStatus")},
+            },
+        },
+        "BatchStatus": {
+            "type": "object",
+            "required": ["batch_id", "task_ids", "status"],
+            "properties": {
+                "batch_id": {"type": "integer"},
+                "task_ids": {"type": "array", "items": {"type": "string"}},
+                "status": words(BatchStatus),
+                "culprits": {"type": "array", "items": {"type": "string"}},
+                "conflicts": {"type": "array", "items": {"type": "object"}},
+                "test_runs": {"type": "array", "items": {"type": "object"}},
+            },
+        },
+        "TaskStatus": {
+            "type": "object",
+            "required": ["task_id", "status", "attempt", "note"],
+            "properties": {
+                "task_id": {"type": "string"},
+                "status": words(TaskStatus),
+                "note": {"type": "string", "description": "why it is in this status"},
+                "actions": {
+                    "type": "array",
+                    "items": {"type": "string", "enum": ["retry", "skip"]},
+                    "description": "what a user can do with it now",
+                },
+                "attempt": {"type": "integer"},
+                "attempts": {"type": "array", "items": {"type": "object"}},
+                "branch": nullable("string"),
+                "commit": nullable("string"),
+                "depends_on": {"type": "array", "items": {"type": "string"}},
+            },
+        },
+        "Action": {
+            "type": "object",
+            "additionalProperties": False,
+            "description": "No fields: an empty object, or no body at all.",
+        },
+        "Span": {
+            "type": "object",
+            "required": ["kind", "batch_id", "start", "end"],
+            "properties": {
+                "kind": {
+                    "type": "string",
+                    "enum": ["batch", "attempt", "resolution", "merge", "test", "land"],
+                },
+                "batch_id": nullable("integer"),
+                "start": nullable("string"),
+                "end": nullable("string", description="null: still going on"),
+                "task_id": {"type": "string"},
+                "attempt": {"type": "integer"},
+                "status": {"type": "string"},
+                "passed": {"type": "boolean"},
+            },
+        },
+        "Timeline": {
+            "type": "object",
+            "required": ["run_id", "status", "started_at", "ended_at", "spans"],
+            "properties": {
+                "run_id": {"type": "string"},
+                "status": words(RunStatus),
+                "started_at": nullable("string"),
+                "ended_at": nullable("string"),
+                "spans": {"type": "array", "items": ref("Span")},
+            },
+        },
+        "TaskLog": {
+            "type": "object",
+            "description": "One slice of one attempt's output. `offset` and `next_offset` are "
+            "positions in the log (bytes of its file, or characters of its events when the "
+            "file is not on this machine): ask again from `next_offset` for what follows.",
+            "required": ["task_id", "attempt", "attempts", "text", "offset", "next_offset"],
+            "properties": {
+                "task_id": {"type": "string"},
+                "attempt": {"type": "integer"},
+                "attempts": {"type": "array", "items": {"type": "integer"}},
+                "status": words(TaskStatus),
+                "resolution": {"type": "boolean"},
+                "finished": {"type": "boolean"},
+                "text": {"type": "string"},
+                "offset": {"type": "integer"},
+                "next_offset": {"type": "integer"},
+                "size": {"type": "integer"},
+                "source": {"type": "string", "enum": ["file", "events"]},
+            },
+        },
+        "TaskDiff": {
+            "type": "object",
+            "required": ["run_id", "task_id", "base", "head", "files", "patch", "truncated"],
+            "properties": {
+                "run_id": {"type": "string"},
+                "task_id": {"type": "string"},
+                "base": {"type": "string", "description": "the commit the attempt started on"},
+                "head": nullable("string", description="null: its worktree, not committed"),
+                "files": {"type": "array", "items": {"type": "object"}},
+                "patch": {"type": "string"},
+                "truncated": {"type": "boolean"},
+                "source": {"type": "string", "enum": ["commit", "worktree"]},
+            },
+        },
+        "BatchTests": {
+            "type": "object",
+            "required": ["batch_id", "command", "runs", "culprits", "conflicts"],
+            "properties": {
+                "batch_id": {"type": "integer"},
+                "command": {"type": "string"},
+                "runs": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "properties": {
+                            "commit": {"type": "string"},
+                            "tested": {"type": "string"},
+                            "verdict": {"type": "string", "enum": ["passed", "failed", "flaky"]},
+                            "failing_tests": {"type": "array", "items": {"type": "string"}},
+                            "output": {"type": "string"},
+                        },
+                    },
+                },
+                "culprits": {"type": "array", "items": {"type": "object"}},
+                "conflicts": {"type": "array", "items": {"type": "object"}},
             },
         },
         "TimelineEntry": {
@@ -302,6 +476,8 @@ def schemas() -> JSON:
                 "run_id": nullable("string"),
                 "type": {"type": "string"},
                 "recorded_at": {"type": "string"},
+                "data": {"type": "object", "description": "the event's payload"},
+                "summary": {"type": "string", "description": "its essentials in one line"},
             },
         },
         "History": {
@@ -321,7 +497,7 @@ def schemas() -> JSON:
             "required": ["position", "type", "stream_id", "recorded_at", "data"],
             "properties": {
                 "position": {"type": "integer"},
-                "type": {"type": "string"},
+                "type": {"type": "string", "enum": sorted(EVENT_TYPES)},
                 "stream_id": {"type": "string"},
                 "recorded_at": {"type": "string"},
                 "run_id": nullable("string"),
@@ -351,7 +527,10 @@ def paths() -> JSON:
         "/api/projects": {
             "post": operation(
                 "Register a project",
-                {"201": body(ref("ProjectCreated"), "Registered")},
+                {
+                    "201": body(ref("ProjectCreated"), "Registered"),
+                    "200": body(ref("ProjectCreated"), "This repository's existing project"),
+                },
                 request={
                     "required": True,
                     "content": {"application/json": {"schema": ref("NewProject")}},
@@ -368,7 +547,13 @@ def paths() -> JSON:
                 "Get a project",
                 {"200": body(ref("Project"), "The project, its plan and its runs")},
                 params=[PROJECT_ID],
-            )
+            ),
+            "delete": operation(
+                "Delete a project",
+                {"200": body(ref("ProjectDeleted"), "Unregistered (409 while a run is active)")},
+                params=[PROJECT_ID],
+                write=True,
+            ),
         },
         f"{project}/plan": {
             "put": operation(
@@ -438,11 +623,126 @@ def paths() -> JSON:
             )
         },
         "/api/events": {"get": operation("Follow every event", EVENT_STREAM, params=RESUME_FROM)},
+        "/api/runs": {
+            "get": operation(
+                "List runs",
+                {"200": body({"type": "array", "items": ref("RunSummary")}, "Newest first")},
+                params=[
+                    query("project_id", ID_SCHEMA, "Only this project's runs"),
+                    query(
+                        "status",
+                        {"type": "string"},
+                        "Only runs in these statuses, comma-separated: " + ", ".join(RunStatus),
+                    ),
+                    query("limit", {"type": "integer", "minimum": 1, "maximum": 1000}, "50"),
+                ],
+            )
+        },
         "/api/runs/{run_id}": {
             "get": operation(
                 "Get a run",
                 {"200": body(ref("RunStatus"), "The run's status")},
                 params=[path_id("run_id")],
+            )
+        },
+        "/api/runs/{run_id}/timeline": {
+            "get": operation(
+                "Get a run's timeline",
+                {"200": body(ref("Timeline"), "Spans for a Gantt chart")},
+                params=[path_id("run_id")],
+            )
+        },
+        "/api/runs/{run_id}/tasks/{task_id}/log": {
+            "get": operation(
+                "Get a task's log",
+                {"200": body(ref("TaskLog"), "A slice of one attempt's output")},
+                params=[
+                    path_id("run_id"),
+                    path_id("task_id"),
+                    query("attempt", {"type": "integer", "minimum": 1}, "Default: the last"),
+                    query("offset", {"type": "integer", "minimum": 0}, "From here (default 0)"),
+                    query(
+                        "limit",
+                        {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT},
+                        f"At most this much (default {DEFAULT_LIMIT})",
+                    ),
+                    query(
+                        "source",
+                        {"type": "string", "enum": ["file", "events"]},
+                        "events: the output as the events hold it (an agent's rendered for a "
+                        "person); default: the log file where it is, else the events",
+                    ),
+                ],
+            )
+        },
+        "/api/runs/{run_id}/tasks/{task_id}/diff": {
+            "get": operation(
+                "Get a task's diff",
+                {"200": body(ref("TaskDiff"), "Its changes against the commit it started on")},
+                params=[
+                    path_id("run_id"),
+                    path_id("task_id"),
+                    query(
+                        "attempt",
+                        {"type": "integer", "minimum": 1},
+                        "Default: the last attempt with a commit",
+                    ),
+                ],
+            )
+        },
+        "/api/runs/{run_id}/batches/{batch_id}/tests": {
+            "get": operation(
+                "Get a batch's test output",
+                {
+                    "200": body(
+                        ref("BatchTests"), "Every test run of the batch, culprits, conflicts"
+                    )
+                },
+                params=[
+                    path_id("run_id"),
+                    {
+                        "name": "batch_id",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "integer", "minimum": 0},
+                    },
+                ],
+            )
+        },
+        "/api/runs/{run_id}/land": {
+            "post": operation(
+                "Land a run",
+                {"202": body(ref("Accepted"), "Landing its tested work on its base")},
+                params=[path_id("run_id")],
+                request={
+                    "required": False,
+                    "content": {"application/json": {"schema": ref("Action")}},
+                },
+                write=True,
+            )
+        },
+        "/api/runs/{run_id}/tasks/{task_id}/retry": {
+            "post": operation(
+                "Retry a task",
+                {"202": body(ref("Accepted"), "The task runs again; the run continues")},
+                params=[path_id("run_id"), path_id("task_id")],
+                request={
+                    "required": False,
+                    "content": {"application/json": {"schema": ref("Action")}},
+                },
+                write=True,
+            )
+        },
+        "/api/runs/{run_id}/tasks/{task_id}/skip": {
+            "post": operation(
+                "Skip a task",
+                {"202": body(ref("Accepted"), "The run continues without it and its dependents")},
+                params=[path_id("run_id"), path_id("task_id")],
+                request={
+                    "required": False,
+                    "content": {"application/json": {"schema": ref("Action")}},
+                },
+                write=True,
             )
         },
         "/healthz": {"get": operation("Check health", {"200": body(ref("Health"), "Serving")})},

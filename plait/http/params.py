@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Collection
 from datetime import UTC, datetime
 from typing import Any
 
@@ -70,12 +71,24 @@ async def json_body(request: Request, *, required: bool = True) -> Any:
         raise ApiError(400, "invalid_json", f"the body is not valid JSON: {exc}") from None
 
 
-async def json_object(request: Request, *, required: bool = True) -> dict[str, Any]:
+async def json_object(
+    request: Request, fields: Collection[str], *, required: bool = True
+) -> dict[str, Any]:
+    """The body as a JSON object with only `fields` in it: a misspelt field is refused (422)
+    rather than silently ignored."""
     body = await json_body(request, required=required)
     if body is None:
         return {}
     if not isinstance(body, dict):
         raise ApiError(400, "invalid_json", "the body must be a JSON object")
+    unknown = sorted(set(body) - set(fields))
+    if unknown:
+        takes = ", ".join(repr(f) for f in fields) if fields else "no fields"
+        raise ApiError(
+            422,
+            "unknown_field",
+            f"unknown field {', '.join(repr(u) for u in unknown)}: this request takes {takes}",
+        )
     return body
 
 
@@ -129,3 +142,15 @@ def after_position(request: Request) -> int:
         if raw is not None and not raw.strip().isdigit():
             raise ApiError(400, "bad_request", "Last-Event-ID and after must be event positions")
     return next((int(raw) for raw in given if raw is not None), 0)
+
+
+def int_param(
+    request: Request, name: str, *, default: int | None, low: int, high: int
+) -> int | None:
+    """A whole-number query parameter from `low` to `high`; 400 naming it otherwise."""
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return default
+    if not raw.isdigit() or not low <= int(raw) <= high:
+        raise ApiError(400, "bad_request", f"{name} must be a whole number from {low} to {high}")
+    return int(raw)

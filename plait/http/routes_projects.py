@@ -1,4 +1,5 @@
-"""Projects: register one, list them, read one (with its plan and runs), submit its plan."""
+"""Projects: register one, list them, read one (with its plan and runs), delete one, submit
+its plan."""
 
 from __future__ import annotations
 
@@ -15,17 +16,18 @@ from plait.http.state import Runtime, runtime_of
 
 
 async def register_project(request: Request) -> JSONResponse:
-    body = await json_object(request)
+    body = await json_object(request, ("path", "name"))
     path = body.get("path")
     if not isinstance(path, str) or not path.strip():
         raise ApiError(400, "bad_request", "'path' (the repository's path) is required")
     name = optional_text(body, "name")
     plait = runtime_of(request).plait
-    project_id = await plait.register_project(path, name)
+    registered = await plait.register(path, name)
+    # 200: this repository is registered already, and that project is the answer.
     return JSONResponse(
-        {"project_id": project_id},
-        201,
-        headers={"Location": f"/api/projects/{project_id}"},
+        {"project_id": registered.project_id, "created": registered.created},
+        201 if registered.created else 200,
+        headers={"Location": f"/api/projects/{registered.project_id}"},
     )
 
 
@@ -51,6 +53,18 @@ async def get_project(request: Request) -> JSONResponse:
     return JSONResponse(project)
 
 
+async def delete_project(request: Request) -> JSONResponse:
+    project_id: str = request.path_params["project_id"]
+    await runtime_of(request).plait.delete_project(project_id)
+    return JSONResponse({"project_id": project_id, "deleted": True})
+
+
+async def project(request: Request) -> JSONResponse:
+    if request.method == "DELETE":
+        return await delete_project(request)
+    return await get_project(request)
+
+
 async def put_plan(request: Request) -> JSONResponse:
     project_id: str = request.path_params["project_id"]
     plan = await plan_body(request)
@@ -67,6 +81,6 @@ async def projects(request: Request) -> JSONResponse:
 
 routes = [
     Route("/api/projects", projects, methods=["GET", "POST"]),
-    Route("/api/projects/{project_id:plait_id}", get_project, methods=["GET"]),
+    Route("/api/projects/{project_id:plait_id}", project, methods=["GET", "DELETE"]),
     Route("/api/projects/{project_id:plait_id}/plan", put_plan, methods=["PUT"]),
 ]

@@ -1,4 +1,5 @@
-"""Runs: the seed's start/status/stop (kept to the letter), resume, a run's status, history.
+"""Runs: the seed's start/status/stop (kept to the letter), resume, a run's status, history,
+and what a user does with a stopped or failed run: land it, retry or skip a task.
 
 Whether a start wins is decided by the store (an append with the expected version), not
 here: a lost race arrives as RunAlreadyActive and maps to 409.
@@ -33,8 +34,30 @@ async def stop(request: Request) -> JSONResponse:
     return JSONResponse({"status": "stopping", "message": "Stop requested", "run_id": run_id}, 202)
 
 
+async def land(request: Request) -> JSONResponse:
+    await json_object(request, (), required=False)
+    run_id = await runtime_of(request).plait.land_run(request.path_params["run_id"])
+    return JSONResponse({"status": "landing", "message": "Land requested", "run_id": run_id}, 202)
+
+
+async def retry(request: Request) -> JSONResponse:
+    await json_object(request, (), required=False)
+    params = request.path_params
+    run_id = await runtime_of(request).plait.retry_task(params["run_id"], params["task_id"])
+    message = f"Retry of {params['task_id']} requested"
+    return JSONResponse({"status": "retrying", "message": message, "run_id": run_id}, 202)
+
+
+async def skip(request: Request) -> JSONResponse:
+    await json_object(request, (), required=False)
+    params = request.path_params
+    run_id = await runtime_of(request).plait.skip_task(params["run_id"], params["task_id"])
+    message = f"Skip of {params['task_id']} requested"
+    return JSONResponse({"status": "skipping", "message": message, "run_id": run_id}, 202)
+
+
 async def resume(request: Request) -> JSONResponse:
-    body = await json_object(request, required=False)
+    body = await json_object(request, ("run_id",), required=False)
     wanted = body.get("run_id")
     wanted = checked_id(wanted if isinstance(wanted, str) else None, "run_id")
     plait = runtime_of(request).plait
@@ -59,6 +82,7 @@ def idle_status(project: dict[str, Any]) -> dict[str, Any]:
         "completed_batches": 0,
         "landed_commit": None,
         "error": None,
+        "actions": [],
         "batches": [],
         "tasks": [],
     }
@@ -120,4 +144,7 @@ routes = [
     Route(f"{PROJECT}/parallel/resume", resume, methods=["POST"]),
     Route(f"{PROJECT}/history", history, methods=["GET"]),
     Route("/api/runs/{run_id:plait_id}", get_run, methods=["GET"]),
+    Route("/api/runs/{run_id:plait_id}/land", land, methods=["POST"]),
+    Route("/api/runs/{run_id:plait_id}/tasks/{task_id:plait_id}/retry", retry, methods=["POST"]),
+    Route("/api/runs/{run_id:plait_id}/tasks/{task_id:plait_id}/skip", skip, methods=["POST"]),
 ]

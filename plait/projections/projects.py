@@ -1,13 +1,19 @@
-"""Projects: registration, the accepted plan, and which run is active."""
+"""Projects: registration (and deletion), the accepted plan, and which run is active."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
 
-from sqlalchemy import Connection, Table, insert, update
+from sqlalchemy import Connection, Table, delete, insert, update
 
-from plait.domain.events import PlanAccepted, ProjectRegistered, RunEnded, RunStarted
+from plait.domain.events import (
+    PlanAccepted,
+    ProjectDeleted,
+    ProjectRegistered,
+    RunEnded,
+    RunStarted,
+)
 from plait.eventstore import StoredEvent
 from plait.projections.codec import decode, project_id_of
 from plait.projections.tables import projects
@@ -33,6 +39,8 @@ class ProjectsProjection:
                         position=stored.position,
                     )
                 )
+            elif isinstance(event, ProjectDeleted):
+                connection.execute(delete(projects).where(where))
             elif isinstance(event, PlanAccepted):
                 plan = {
                     "plan": event.plan,

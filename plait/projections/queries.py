@@ -7,14 +7,19 @@ stream up to a position, which is what an audit asks for: the state exactly as i
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select
 
+from plait.domain.describe import describe
 from plait.domain.run import RunState
+from plait.domain.statuses import TaskStatus
+from plait.domain.times import seconds_between
 from plait.eventstore import SqlEventStore
 from plait.eventstore.hashing import timestamp_text
+from plait.eventstore.schema import events
 from plait.projections.codec import decode, run_stream
 from plait.projections.tables import projects, run_status, timeline
 
@@ -24,23 +29,44 @@ class ReadModels:
         self.store = store
 
     def run_status(self, run_id: str) -> dict[str, Any] | None:
+        state = self.run_state(run_id)
+        return None if state is None else state.status_view()
+
+    def run_state(self, run_id: str) -> RunState | None:
+        """The run's folded state, as its projection row holds it."""
         with self.store.connect() as conn:
             row = conn.execute(
                 select(run_status.c.state).where(run_status.c.run_id == run_id)
             ).scalar_one_or_none()
-        if row is None:
-            return None
-        return RunState.from_json_dict(json.loads(row)).status_view()
+        return None if row is None else RunState.from_json_dict(json.loads(row))
 
-    def runs(self, project_id: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
-        query = select(
-            run_status.c.run_id, run_status.c.project_id, run_status.c.status,
-            run_status.c.created_position,
-        ).order_by(run_status.c.created_position.desc()).limit(limit)  # fmt: skip
+    def runs(
+        self,
+        project_id: str | None = None,
+        limit: int = 50,
+        *,
+        statuses: Collection[str] = (),
+    ) -> list[dict[str, Any]]:
+        """The newest runs first, each with its project's path, its times and how many of its
+        tasks landed."""
+        query = (
+            select(
+                run_status.c.run_id, run_status.c.project_id, run_status.c.status,
+                run_status.c.created_position, run_status.c.state, projects.c.repo_path,
+            )
+            .select_from(
+                run_status.outerjoin(projects, projects.c.project_id == run_status.c.project_id)
+            )
+            .order_by(run_status.c.created_position.desc())
+            .limit(limit)
+        )  # fmt: skip
         if project_id is not None:
             query = query.where(run_status.c.project_id == project_id)
+        if statuses:
+            query = query.where(run_status.c.status.in_(list(statuses)))
         with self.store.connect() as conn:
-            return [dict(row._mapping) for row in conn.execute(query)]
+            rows = [dict(row._mapping) for row in conn.execute(query)]
+        return [_run_summary(row) for row in rows]
 
     def project(self, project_id: str) -> dict[str, Any] | None:
         with self.store.connect() as conn:
@@ -70,7 +96,13 @@ class ReadModels:
         until: int | None = None,
         limit: int = 1000,
     ) -> list[dict[str, Any]]:
-        query = select(timeline).order_by(timeline.c.position).limit(limit)
+        """Each event with its payload (`data`) and its essentials in one line (`summary`)."""
+        query = (
+            select(timeline, events.c.data)
+            .join(events, events.c.position == timeline.c.position)
+            .order_by(timeline.c.position)
+            .limit(limit)
+        )
         if project_id is not None:
             query = query.where(timeline.c.project_id == project_id)
         if run_id is not None:
@@ -78,7 +110,11 @@ class ReadModels:
         if until is not None:
             query = query.where(timeline.c.position <= until)
         with self.store.connect() as conn:
-            return [dict(row._mapping) for row in conn.execute(query)]
+            rows = [dict(row._mapping) for row in conn.execute(query)]
+        for row in rows:
+            row["data"] = json.loads(row["data"])
+            row["summary"] = describe(row["type"], row["data"])
+        return rows
 
     def run_state_at(self, run_id: str, until: int | None = None) -> dict[str, Any] | None:
         """The run's status as it was once every event up to `until` had happened."""
@@ -88,6 +124,23 @@ class ReadModels:
                 break
             state = (state or RunState()).apply(decode(stored), stored.recorded_text)
         return None if state is None else state.status_view()
+
+
+def _run_summary(row: dict[str, Any]) -> dict[str, Any]:
+    state = RunState.from_json_dict(json.loads(row.pop("state")))
+    tasks = state.tasks.values()
+    row.update(
+        base_branch=state.base_branch,
+        started_at=state.started_at or state.created_at,
+        ended_at=state.ended_at,
+        duration=seconds_between(state.started_at or state.created_at, state.ended_at),
+        tasks_total=len(tasks),
+        tasks_landed=sum(1 for t in tasks if t.status == TaskStatus.LANDED),
+        landable=state.landable,
+        error=state.error,
+    )
+    row["repo_path"] = row.get("repo_path") or state.repo_path
+    return row
 
 
 def _project(row: dict[str, Any]) -> dict[str, Any]:

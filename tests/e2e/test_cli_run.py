@@ -5,27 +5,12 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from tests.gitrepo import make_repo
-
-PLAIT = str(Path(sys.executable).with_name("plait"))
-
-
-@dataclass(frozen=True)
-class Ran:
-    code: int
-    out: str
-    err: str
-
-    def events(self) -> list[dict[str, Any]]:
-        return [json.loads(line) for line in self.out.splitlines() if line.strip()]
+from tests.e2e.cli_support import plait, write_plan, writes
+from tests.gitrepo import git, make_repo
 
 
 @pytest.fixture
@@ -34,32 +19,6 @@ def home(tmp_path: Path) -> Path:
     path = tmp_path / "home"
     path.mkdir()
     return path
-
-
-def plait(home: Path, db: str, *args: str) -> Ran:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PLAIT_", "GIT_"))}
-    env.update({"XDG_DATA_HOME": str(home), "COLUMNS": "200", "NO_COLOR": "1"})
-    # The demo's test command is pytest: spare it loading this environment's plugins.
-    env["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
-    done = subprocess.run(
-        [PLAIT, *args, "--db", db],
-        env=env,
-        capture_output=True,
-        text=True,
-        stdin=subprocess.DEVNULL,
-        check=False,
-        timeout=240,
-    )
-    return Ran(done.returncode, done.stdout, done.stderr)
-
-
-def write_plan(path: Path, **plan: Any) -> str:
-    path.write_text(json.dumps({"retries": 0, **plan}))
-    return str(path)
-
-
-def writes(task_id: str, name: str, *depends_on: str) -> dict[str, Any]:
-    return {"id": task_id, "run": f"echo {task_id} > {name}", "depends_on": list(depends_on)}
 
 
 @pytest.fixture
@@ -85,7 +44,7 @@ def test_run_exits_0_when_every_task_lands(tmp_path: Path, home: Path, db: str, 
     assert "landed" in ran.out
     assert {"a.txt", "b.txt", "c.txt"} <= set(os.listdir(repo))
     # Piped output keeps the progress view and the summary on lines of their own.
-    title = next(line for line in ran.out.splitlines() if "run " in line and ": completed" in line)
+    title = next(line for line in ran.out.splitlines() if "run " in line and ": landed" in line)
     assert title.strip().startswith("run "), title
 
 
@@ -199,10 +158,10 @@ def test_status_and_history_until_a_position_show_a_finished_run(
 
     status = plait(home, db, "status", run_id)
     assert status.code == 0, status.err
-    assert f"run {run_id}: completed" in status.out
+    assert f"run {run_id}: landed" in status.out
 
     as_json = plait(home, db, "status", run_id, "--json")
-    assert json.loads(as_json.out)["status"] == "completed"
+    assert json.loads(as_json.out)["status"] == "landed"
 
     history = plait(home, db, "history", run_id, "--until", str(while_running), "--json")
     assert history.code == 0, history.err
@@ -220,7 +179,7 @@ def test_status_and_history_until_a_position_show_a_finished_run(
     assert unknown.code == 2
 
 
-def test_demo_shows_a_parallel_batch_a_conflict_re_run_a_culprit_and_a_landed_result(
+def test_demo_shows_a_parallel_batch_a_conflict_a_culprit_and_stops_with_tested_work(
     tmp_path: Path, home: Path
 ) -> None:
     directory = tmp_path / "demo"
@@ -229,7 +188,7 @@ def test_demo_shows_a_parallel_batch_a_conflict_re_run_a_culprit_and_a_landed_re
         home, f"sqlite:///{tmp_path / 'demo.db'}", "demo", "--dir", str(directory), "--json"
     )
 
-    assert ran.code == 0, ran.err  # the culprit is left out by design: the demo succeeded
+    assert ran.code == 0, ran.err  # the demo stops by design: it did what it shows
     events = ran.events()
     types = [e["type"] for e in events]
     running: set[str] = set()
@@ -245,8 +204,9 @@ def test_demo_shows_a_parallel_batch_a_conflict_re_run_a_culprit_and_a_landed_re
     assert "FellBackToSequential" in types
     assert "TaskRequeued" in types
     assert [e["task_id"] for e in events if e["type"] == "CulpritFound"] == ["fast-add"]
-    assert types[-1] == "RunCompleted"
-    assert events[-1]["landed_on"] == "main"
+    assert [e["task_id"] for e in events if e["type"] == "TaskFailed"] == ["rates"]
+    assert types[-1] == "RunFailed"
     repo = directory / "calculator"
-    assert (repo / "calc" / "cli.py").exists()
-    assert "a - b" not in (repo / "calc" / "ops.py").read_text()
+    result = f"plait/{events[0]['run_id']}/_result"
+    assert "calc/divide.py" in git(repo, "ls-tree", "-r", "--name-only", result)
+    assert not (repo / "calc" / "divide.py").exists()  # main did not move

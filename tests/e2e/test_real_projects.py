@@ -138,7 +138,7 @@ async def test_with_a_venv_in_the_worktree_the_culprit_and_the_tests_it_broke_ar
                 test_command=".venv/bin/python -m pytest -q -p no:cacheprovider",
             )
         )
-    assert done.result.status == "completed", done.result.error
+    assert done.result.status == "landed", done.result.error
     [culprit] = done.of_type("CulpritFound")
     assert culprit["task_id"] == "int-bytes"
     assert culprit["broke_tests"] == BROKEN
@@ -208,7 +208,7 @@ async def test_a_node_project_with_a_per_worktree_npm_ci_finds_its_culprit(
                 test_command="npm test",
             )
         )
-    assert done.result.status == "completed", done.result.error
+    assert done.result.status == "landed", done.result.error
     [culprit] = done.of_type("CulpritFound")
     assert culprit["task_id"] == "triple"
     assert culprit["broke_tests"] == ["test::doubles"]  # node's junit reporter: classname "test"

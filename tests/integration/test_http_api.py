@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -12,6 +14,7 @@ import pytest
 from starlette.routing import Route
 
 from plait.http.openapi import openapi_document
+from tests.gitrepo import git
 from tests.integration.http_support import (
     AUTH,
     SMALL_PLAN,
@@ -98,6 +101,117 @@ async def test_a_directory_outside_git_is_not_a_repository(
     plain.mkdir()
     response = await client.post("/api/projects", json={"path": str(plain)}, headers=AUTH)
     assert (response.status_code, error_of(response)["code"]) == (400, "not_a_repository")
+
+
+async def test_registering_a_registered_repository_again_answers_its_project(
+    client: AppClient, tmp_path: Path
+) -> None:
+    repo = a_repo(tmp_path)
+    first = await client.post("/api/projects", json={"path": str(repo)}, headers=AUTH)
+    # Another spelling of the same repository: a subdirectory of its checkout.
+    again = await client.post("/api/projects", json={"path": str(repo / "src")}, headers=AUTH)
+
+    assert (first.status_code, first.json()["created"]) == (201, True)
+    assert (again.status_code, again.json()) == (
+        200,
+        {"project_id": first.json()["project_id"], "created": False},
+    )
+    assert len((await client.get("/api/projects")).json()) == 1
+
+
+async def test_two_registrations_of_one_repository_at_once_make_one_project(
+    client: AppClient, tmp_path: Path
+) -> None:
+    repo = a_repo(tmp_path)
+    answers = await asyncio.gather(
+        *(client.post("/api/projects", json={"path": str(repo)}, headers=AUTH) for _ in range(4))
+    )
+    assert sorted(a.status_code for a in answers) == [200, 200, 200, 201]
+    assert len({a.json()["project_id"] for a in answers}) == 1
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/api/projects", {"path": "/tmp", "nmae": "typo"}),
+        ("/api/projects/{p}/parallel/resume", {"run": "abc"}),
+    ],
+)
+async def test_a_body_field_the_request_does_not_take_is_refused(
+    client: AppClient, tmp_path: Path, path: str, body: dict[str, Any]
+) -> None:
+    project_id = await registered_project(client, a_repo(tmp_path))
+    response = await client.post(path.format(p=project_id), json=body, headers=AUTH)
+    error = error_of(response)
+    assert (response.status_code, error["code"]) == (422, "unknown_field")
+    unknown = next(key for key in body if key not in ("path",))
+    assert repr(unknown) in error["message"]
+
+
+async def test_a_repository_without_commits_is_refused_at_registration(
+    client: AppClient, tmp_path: Path
+) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    git(empty, "init", "--quiet")
+    response = await client.post("/api/projects", json={"path": str(empty)}, headers=AUTH)
+    error = error_of(response)
+    assert (response.status_code, error["code"]) == (400, "not_a_repository")
+    assert "has no commits yet" in error["message"]
+
+
+async def test_a_bare_repository_is_refused_as_bare(client: AppClient, tmp_path: Path) -> None:
+    bare = tmp_path / "bare.git"
+    git(tmp_path, "clone", "--quiet", "--bare", str(a_repo(tmp_path)), str(bare))
+    response = await client.post("/api/projects", json={"path": str(bare)}, headers=AUTH)
+    error = error_of(response)
+    assert (response.status_code, error["code"]) == (400, "not_a_repository")
+    assert "is a bare repository" in error["message"]
+    assert "not inside a git repository" not in error["message"]
+
+
+async def test_a_deleted_project_is_gone_and_its_repository_can_register_again(
+    client: AppClient, tmp_path: Path
+) -> None:
+    repo = a_repo(tmp_path)
+    project_id = await registered_project(client, repo, SMALL_PLAN)
+
+    deleted = await client.delete(f"/api/projects/{project_id}", headers=AUTH)
+
+    assert (deleted.status_code, deleted.json()) == (
+        200,
+        {"project_id": project_id, "deleted": True},
+    )
+    assert (await client.get(f"/api/projects/{project_id}")).status_code == 404
+    assert (await client.get("/api/projects")).json() == []
+    start = await client.post(f"/api/projects/{project_id}/parallel/start", headers=AUTH)
+    assert (start.status_code, error_of(start)["code"]) == (404, "unknown_project")
+    again = await client.post("/api/projects", json={"path": str(repo)}, headers=AUTH)
+    assert again.status_code == 201
+    # Registered again: a project without the old plan, which must be submitted anew.
+    project = (await client.get(f"/api/projects/{again.json()['project_id']}")).json()
+    assert project["plan"] is None
+
+
+async def test_a_project_with_an_active_run_cannot_be_deleted(
+    client: AppClient, tmp_path: Path
+) -> None:
+    project_id = await registered_project(client, a_repo(tmp_path), BLOCKING_PLAN)
+    started = await client.post(f"/api/projects/{project_id}/parallel/start", headers=AUTH)
+
+    refused = await client.delete(f"/api/projects/{project_id}", headers=AUTH)
+
+    error = error_of(refused)
+    assert (refused.status_code, error["code"]) == (409, "run_already_active")
+    assert error["run_id"] == started.json()["run_id"]
+    assert (await client.get(f"/api/projects/{project_id}")).status_code == 200
+
+
+async def test_deleting_needs_the_token(client: AppClient, tmp_path: Path) -> None:
+    project_id = await registered_project(client, a_repo(tmp_path))
+    response = await client.delete(f"/api/projects/{project_id}")
+    assert response.status_code == 401
+    assert (await client.get(f"/api/projects/{project_id}")).status_code == 200
 
 
 async def test_a_body_that_is_not_json_is_refused(client: AppClient) -> None:
@@ -229,7 +343,7 @@ async def test_a_started_run_lands_every_batch(client: AppClient, tmp_path: Path
     assert body == {"status": "started", "message": "Parallel execution initiated"}
 
     status = await finished(client, project_id)
-    assert status["status"] == "completed", status
+    assert status["status"] == "landed", status
     assert status["run_id"] == run_id
     assert SEED_STATUS_FIELDS | {"run_id", "status", "batches", "tasks"} <= set(status)
     assert (status["batches_total"], status["completed_batches"]) == (2, 2)
@@ -241,7 +355,7 @@ async def test_a_started_run_lands_every_batch(client: AppClient, tmp_path: Path
     run = (await client.get(f"/api/runs/{run_id}")).json()
     assert run == status
     runs = (await client.get(f"/api/projects/{project_id}")).json()["runs"]
-    assert [(r["run_id"], r["status"]) for r in runs] == [(run_id, "completed")]
+    assert [(r["run_id"], r["status"]) for r in runs] == [(run_id, "landed")]
 
 
 async def test_a_second_start_while_a_run_is_active_is_a_conflict(
@@ -314,7 +428,7 @@ async def test_history_replays_the_run_as_it_was_at_a_position_or_a_time(
     types = [row["type"] for row in now["timeline"]]
     assert types[:3] == ["ProjectRegistered", "PlanAccepted", "RunStarted"]
     assert "RunCompleted" in types
-    assert now["status_at"]["status"] == "completed"
+    assert now["status_at"]["status"] == "landed"
     assert now["run_id"] == run_id
 
     first_batch_done = next(
@@ -387,7 +501,7 @@ async def test_metrics_count_runs_tasks_and_stream_clients(
     lines = response.text.splitlines()
     assert "plait_runs_started_total 1.0" in lines
     assert "plait_sse_clients 0.0" in lines
-    assert 'plait_tasks{status="removed"} 3.0' in lines or any(
+    assert 'plait_tasks{status="landed"} 3.0' in lines or any(
         line.startswith("plait_tasks{") for line in lines
     )
     assert any(line.startswith("plait_store_position ") for line in lines)
@@ -422,7 +536,7 @@ async def test_the_openapi_document_describes_every_route(client: AppClient) -> 
     assert document["openapi"].startswith("3.")
     app = client.app
     served = {
-        (route.path.replace(":plait_id", ""), method.lower())
+        (re.sub(r":\w+}", "}", route.path), method.lower())
         for route in app.routes
         if isinstance(route, Route)
         for method in route.methods or ()

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from plait.eventstore import StoreUnavailable
+from plait.execution.service import Registration
 from plait.http.security import TOKEN_ENV, host_name, resolve_token
 from tests.integration.http_support import (
     AUTH,
@@ -236,11 +237,11 @@ async def test_an_unreachable_store_is_reported_as_unavailable(
 async def test_an_unexpected_error_is_a_json_500_without_a_trace(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    async def broken(path: str, name: str | None = None) -> str:
+    async def broken(path: str, name: str | None = None) -> Registration:
         raise RuntimeError("secret internals")
 
     async with running(new_app(tmp_path)) as client:
-        monkeypatch.setattr(client.plait, "register_project", broken)
+        monkeypatch.setattr(client.plait, "register", broken)
         quiet = AppClient(client.app, transport_raises=False)
         async with quiet:
             response = await quiet.post("/api/projects", json={"path": "/x"}, headers=AUTH)

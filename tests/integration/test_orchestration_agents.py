@@ -87,7 +87,7 @@ async def test_a_custom_agent_gets_exactly_its_command_line_with_the_prompt_as_o
 ) -> None:
     done, report = await run_agent_task(harness)
 
-    assert done.result.status == "completed", done.result.error
+    assert done.result.status == "landed", done.result.error
     assert report["argv"] == ["--message", PROMPT, "--yes"]
     assert of_type(done.events, "TaskStarted")[0]["command"] == [
         str(harness.root / "bin" / "my-agent"),
@@ -135,6 +135,6 @@ async def test_a_custom_agent_gets_no_provider_key_unless_a_profile_passes_it(
     task = {"id": "with-key", "prompt": PROMPT, "profile": "mine"}
     done = await harness.run({**plan(task), "profiles": {"mine": profile}})
 
-    assert done.result.status == "completed", done.result.error
+    assert done.result.status == "landed", done.result.error
     report = json.loads((harness.root / "agent-report.json").read_text())
     assert report["keys"] == ["OPENAI_API_KEY"]

@@ -69,7 +69,7 @@ async def test_a_failed_task_is_retried_in_a_fresh_worktree_and_lands(harness: H
     )
     done = await harness.run(plan(task("feature", first_fails), retries=1))
 
-    assert done.result.status == "completed", done.result.error
+    assert done.result.status == "landed", done.result.error
     created = of_type(done.events, "WorktreeCreated")
     assert [c["attempt"] for c in created] == [1, 2]
     assert created[0]["path"] != created[1]["path"]
@@ -136,7 +136,7 @@ async def test_a_successful_run_leaves_no_worktree_or_plait_branch_behind(
         )
     )
 
-    assert done.result.status == "completed", done.result.error
+    assert done.result.status == "landed", done.result.error
     assert of_type(done.events, "MergeConflicted") != []
     assert worktree_paths(harness.repo) == [harness.repo]
     assert plait_branches(harness.repo) == []

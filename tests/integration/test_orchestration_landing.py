@@ -47,14 +47,13 @@ async def test_a_dirty_checkout_of_the_base_branch_is_left_byte_for_byte_untouch
 
     assert fingerprint(repo) == before
     assert branch_tip(repo, "main") == base
-    assert done.result.status == "completed", done.result.error
+    assert done.result.status == "kept", done.result.error
     result_branch = f"plait/{done.run_id}/_result"
     assert done.result.landed_on == result_branch
-    assert done.result.land_command is not None
-    assert result_branch in done.result.land_command
     completed = of_type(done.events, "RunCompleted")[0]
     assert completed["landed_on"] == result_branch
-    assert completed["land_command"] == done.result.land_command
+    assert completed["land_command"] == f"plait land {done.run_id}"
+    assert completed["not_landed_reason"] == f"your main checkout at {repo} has local changes"
     assert "feature.txt" in files_on(repo, result_branch)
     assert plait_branches(repo) == [result_branch]
 
@@ -62,11 +61,11 @@ async def test_a_dirty_checkout_of_the_base_branch_is_left_byte_for_byte_untouch
 async def test_a_clean_checkout_of_the_base_branch_is_fast_forwarded(harness: Harness) -> None:
     done = await harness.run(plan(task("feature", write("feature.txt", "feature"))))
 
-    assert done.result.landed_on == "main"
-    assert done.result.land_command is None
+    assert (done.result.status, done.result.landed_on) == ("landed", "main")
+    assert of_type(done.events, "RunCompleted")[0]["land_command"] is None
     assert (harness.repo / "feature.txt").read_text() == "feature\n"
     assert git(harness.repo, "status", "--porcelain") == ""
-    assert git(harness.repo, "rev-parse", "HEAD") == done.result.landed_commit
+    assert git(harness.repo, "rev-parse", "HEAD") == done.result.result_commit
 
 
 async def test_a_base_branch_checked_out_nowhere_is_moved_by_compare_and_swap(
@@ -79,9 +78,9 @@ async def test_a_base_branch_checked_out_nowhere_is_moved_by_compare_and_swap(
 
     done = await harness.run(plan(task("feature", write("feature.txt", "f")), base="main"))
 
-    assert done.result.status == "completed", done.result.error
+    assert done.result.status == "landed", done.result.error
     assert done.result.landed_on == "main"
-    assert branch_tip(repo, "main") == done.result.landed_commit
+    assert branch_tip(repo, "main") == done.result.result_commit
     assert "feature.txt" in files_on(repo, "main")
     assert branch_tip(repo, "elsewhere") == elsewhere
     assert fingerprint(repo) == before
@@ -113,9 +112,9 @@ async def test_a_base_branch_the_user_moved_during_the_run_keeps_their_commit_an
         plan(task("feature", moves_main_to(repo, users_commit)), base="main", test_command="true")
     )
 
-    assert done.result.status == "completed", done.result.error
+    assert done.result.status == "landed", done.result.error
     assert done.result.landed_on == "main"
-    assert branch_tip(repo, "main") == done.result.landed_commit
+    assert branch_tip(repo, "main") == done.result.result_commit
     ancestry = ["merge-base", "--is-ancestor", users_commit, "main"]
     assert subprocess.run(["git", *ancestry], cwd=repo, check=False).returncode == 0
     assert {"users.txt", "feature.txt"} <= files_on(repo, "main")
@@ -132,9 +131,8 @@ async def test_a_base_branch_the_user_moved_to_a_conflicting_commit_is_not_overw
     )
 
     assert branch_tip(repo, "main") == users_commit
-    assert done.result.status == "completed", done.result.error
+    assert done.result.status == "kept", done.result.error
     result_branch = f"plait/{done.run_id}/_result"
     assert done.result.landed_on == result_branch
-    assert done.result.land_command is not None
-    assert "moved" in done.result.land_command
+    assert "main moved meanwhile" in of_type(done.events, "RunCompleted")[0]["not_landed_reason"]
     assert file_on(repo, result_branch, "feature.txt") == "f"

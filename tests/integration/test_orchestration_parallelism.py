@@ -50,7 +50,7 @@ async def test_independent_tasks_overlap_but_never_exceed_max_concurrency(
         plan(*(task(i, meets_a_partner(harness.shared, i)) for i in ids), max_concurrency=2)
     )
 
-    assert done.result.status == "completed", done.result.error
+    assert done.result.status == "landed", done.result.error
     assert of_type(done.events, "ExecutionModeSelected")[0]["mode"] == "parallel"
     assert most_running_at_once(done.events, batch_id=1) == 2
     assert {f"{i}.txt" for i in ids} <= files_on(harness.repo, "main")
@@ -61,7 +61,7 @@ async def test_a_task_starts_before_its_sibling_finished(harness: Harness) -> No
         plan(*(task(i, meets_a_partner(harness.shared, i)) for i in ("left", "right")))
     )
 
-    assert done.result.status == "completed", done.result.error
+    assert done.result.status == "landed", done.result.error
     second_start = [i for i, e in enumerate(done.events) if e.type == "TaskStarted"][1]
     first_end = min(first_index(done.events, "TaskSucceeded", task_id=t) for t in ("left", "right"))
     assert second_start < first_end
@@ -75,7 +75,7 @@ async def test_a_dependent_task_runs_after_its_dependency_landed_and_sees_its_fi
     model = task("model", "test -f db/schema.sql && cp db/schema.sql model.sql", "schema")
     done = await harness.run(plan(model, schema))
 
-    assert done.result.status == "completed", done.result.error
+    assert done.result.status == "landed", done.result.error
     started = {d["task_id"]: d["batch_id"] for d in of_type(done.events, "TaskStarted")}
     assert started == {"schema": 1, "model": 2}
     assert first_index(done.events, "BatchLanded", batch_id=1) < first_index(
@@ -94,7 +94,7 @@ async def test_a_chain_of_dependencies_runs_one_task_at_a_time_in_order(
     ]
     done = await harness.run(plan(*reversed(steps)))
 
-    assert done.result.status == "completed", done.result.error
+    assert done.result.status == "landed", done.result.error
     assert [d["task_id"] for d in of_type(done.events, "TaskStarted")] == ["one", "two", "three"]
     assert most_running_at_once(done.events) == 1
     assert file_on(harness.repo, "main", "order.txt") == "1\n2\n3"

@@ -90,7 +90,7 @@ async def test_stop_kills_the_whole_process_tree_and_resume_lands_each_task_once
     assert await harness.service.resume_run(project_id, run_id) == run_id
     resumed = await harness.finish(run_id)
 
-    assert resumed.result.status == "completed", resumed.result.error
+    assert resumed.result.status == "landed", resumed.result.error
     assert "RunResumed" in types_of(resumed.events)
     assert merged_count(resumed.events) == {"quick": 1, "slow": 1, "after": 1}
     assert file_on(harness.repo, "main", "after.txt") == "quick\nslow"
@@ -115,5 +115,5 @@ async def test_a_stopped_run_cannot_be_resumed_twice_at_once(harness: Harness) -
         await harness.service.resume_run(project_id, run_id)
     resumed = await harness.finish(run_id)
 
-    assert resumed.result.status == "completed", resumed.result.error
+    assert resumed.result.status == "landed", resumed.result.error
     assert merged_count(resumed.events) == {"slow": 1}

@@ -44,7 +44,7 @@ async def test_conflicting_tasks_both_land_after_the_sequential_re_run(harness: 
         )
     )
 
-    assert done.result.status == "completed", done.result.error
+    assert done.result.status == "landed", done.result.error
     conflicted = of_type(done.events, "MergeConflicted")
     assert len(conflicted) == 1
     loser = conflicted[0]["task_id"]
@@ -71,7 +71,7 @@ async def test_a_test_breaking_task_is_named_the_culprit_and_the_others_land(
         )
     )
 
-    assert done.result.status == "completed", done.result.error
+    assert done.result.status == "landed", done.result.error
     assert [c["task_id"] for c in of_type(done.events, "CulpritFound")] == ["breaker"]
     on_main = files_on(harness.repo, "main")
     assert {"docs.txt", "feature.txt", "extra.txt"} <= on_main
@@ -95,7 +95,7 @@ async def test_a_test_that_fails_once_and_passes_on_a_re_run_is_flaky_and_blames
         plan(task("feature", write("feature.txt", "feature")), test_command=flaky_tests)
     )
 
-    assert done.result.status == "completed", done.result.error
+    assert done.result.status == "landed", done.result.error
     flaky = of_type(done.events, "TestsFlaky")
     assert len(flaky) == 1
     assert "timing glitch" in flaky[0]["output_tail"]
@@ -147,7 +147,7 @@ async def test_a_red_base_is_run_on_when_allowed(harness: Harness) -> None:
     baseline = of_type(done.events, "BaselineTested")
     assert [(b["passed"], b["allowed"]) for b in baseline] == [(False, True)]
     assert [s["task_id"] for s in of_type(done.events, "TaskStarted")] == ["feature"]
-    assert done.result.status == "completed", done.result.error
+    assert done.result.status == "landed", done.result.error
     # The tests were red before the task ran: it did not break them, so it is not blamed.
     assert of_type(done.events, "CulpritFound") == []
     assert "feature.txt" in files_on(harness.repo, "main")
@@ -171,6 +171,6 @@ async def test_with_a_red_base_allowed_a_task_that_breaks_fixed_tests_is_still_b
         )
     )
 
-    assert done.result.status == "completed", done.result.error
+    assert done.result.status == "landed", done.result.error
     assert [c["task_id"] for c in of_type(done.events, "CulpritFound")] == ["rebreak"]
     assert "BROKEN" not in files_on(harness.repo, "main")

@@ -32,7 +32,7 @@ async def test_later_tasks_reuse_pooled_worktrees_without_seeing_earlier_tasks_f
         git(h.repo, "add", ".gitignore")
         git(h.repo, "commit", "-q", "-m", "ignore build output")
         done = await h.run(plan(task("a", first), task("b", second, "a")))
-        assert done.result.status == "completed", done.result.error
+        assert done.result.status == "landed", done.result.error
         paths = [Path(e["path"]) for e in of_type(done.events, "WorktreeCreated")]
         assert all(p.parent.name == "_pool" for p in paths)
         assert paths[0] == paths[1], "the second task got the first task's pooled worktree back"

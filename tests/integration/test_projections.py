@@ -50,7 +50,7 @@ def test_the_run_status_equals_a_replay_of_the_runs_stream(store: SqlEventStore)
     assert status == replayed(store, run)
     assert status is not None
     assert (status["status"], status["batches_total"], status["completed_batches"]) == (
-        "completed",
+        "landed",
         2,
         2,
     )
@@ -153,6 +153,6 @@ async def test_a_following_projector_applies_events_as_they_are_stored(
         await asyncio.wait_for(projector.wait_for(store.last_position()), timeout=30)
         status = ReadModels(store).run_status(run)
         assert status is not None
-        assert status["status"] == "completed"
+        assert status["status"] == "landed"
     finally:
         follower.cancel()

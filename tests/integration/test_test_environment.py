@@ -111,7 +111,7 @@ async def test_a_refused_run_takes_its_baseline_again_on_resume_and_runs_once_it
         monkeypatch.delenv("PYTHONPATH")  # the user follows the advice
         await h.service.resume_run(await h.project(), refused.run_id)
         done = await h.finish(refused.run_id)
-    assert done.result.status == "completed", done.result.error
+    assert done.result.status == "landed", done.result.error
     first, second = done.of_type("BaselineTested")
     assert (first["allowed"], second["allowed"]) == (False, True)
     assert second["outside_reads"] == []
@@ -132,7 +132,7 @@ async def test_with_a_venv_inside_the_worktree_the_culprit_is_found_and_the_setu
                 test_command=pytest_in(".venv"),
             )
         )
-    assert done.result.status == "completed", done.result.error
+    assert done.result.status == "landed", done.result.error
     [culprit] = done.of_type("CulpritFound")
     assert culprit["task_id"] == "breaker"
     assert culprit["broke_tests"] == ["tests.test_core::test_double"]

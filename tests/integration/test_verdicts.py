@@ -57,7 +57,7 @@ async def test_a_same_size_edit_is_judged_by_its_source_not_by_bytecode_of_anoth
                 test_command=f"{SAME_SECOND} && {PYTEST}",
             )
         )
-    assert done.result.status == "completed", done.result.error
+    assert done.result.status == "landed", done.result.error
     [culprit] = done.of_type("CulpritFound")
     assert culprit["task_id"] == "culprit"
     assert culprit["broke_tests"] == ["tests.test_mod::test_value"]
@@ -90,7 +90,7 @@ async def test_on_an_allowed_red_base_a_task_that_breaks_another_test_is_named_i
                 allow_red_base=True,
             )
         )
-    assert done.result.status == "completed", done.result.error
+    assert done.result.status == "landed", done.result.error
     assert [c["task_id"] for c in done.of_type("CulpritFound")] == ["breaker"]
     assert "return a + b" in git(repo, "show", "main:app.py").split("def sub")[0]
     [culprit] = done.of_type("CulpritFound")

@@ -140,7 +140,7 @@ async def test_a_run_killed_mid_batch_is_resumed_and_every_task_lands_exactly_on
         assert resumed == [run_id]
         assert not any(alive(pid) for pid in orphans.values()), "orphans were killed"
         result = await service.wait_run(run_id)
-        assert result.status == "completed"
+        assert result.status == "landed"
         types = [e.type for e in store.read_stream(run_stream(run_id))]
         assert types.count("TaskInterrupted") == 3
         assert types.count("RunResumed") == 1
@@ -167,7 +167,7 @@ async def test_a_second_service_does_not_drive_a_run_another_live_process_holds(
         assert await first.start() == [run_id]
         assert await second.start() == []
         (gate / "release").write_text("")
-        assert (await first.wait_run(run_id)).status == "completed"
+        assert (await first.wait_run(run_id)).status == "landed"
     finally:
         await first.close()
         await second.close()

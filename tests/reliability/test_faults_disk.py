@@ -77,7 +77,7 @@ async def test_a_full_disk_fails_the_run_cleanly_and_it_resumes_once_there_is_ro
         (full_disk / "filler").unlink()
         await h.service.resume_run(project_id, failed.run_id)
         done = await h.finish(failed.run_id)
-    assert done.result.status == "completed", done.result.error
+    assert done.result.status == "landed", done.result.error
     assert {"a.txt", "b.txt"} <= files_on(h.repo, "main")
 
 

@@ -9,10 +9,10 @@ commits are never overwritten.
 from __future__ import annotations
 
 import os
-import shlex
 from pathlib import Path
 
-from plait.execution.context import result_branch
+from plait.domain.run import result_branch
+from plait.eventstore import StoredEvent
 from tests.gitrepo import commit_file, git
 from tests.reliability.fault_helpers import (
     FaultHarness,
@@ -26,6 +26,12 @@ from tests.reliability.fault_helpers import (
     wait_for_path,
     write,
 )
+
+
+def not_landed_reason(events: list[StoredEvent]) -> str:
+    [completed] = of_type(events, "RunCompleted")
+    reason: str = completed["not_landed_reason"]
+    return reason
 
 
 def stale(lock: Path) -> Path:
@@ -43,27 +49,26 @@ async def test_a_stale_index_lock_in_the_checkout_leaves_the_result_and_names_th
         lock = stale(h.repo / ".git" / "index.lock")
         before = git(h.repo, "rev-parse", "main")
         done = await h.run(plan(task("a", write("a.txt", "a"))))
-    result = done.result
-    branch = result_branch(done.run_id)
-    assert result.status == "completed"
-    assert result.landed_on == branch
-    assert result.land_command is not None
-    assert result.land_command.startswith(f"git merge --ff-only {branch}")
-    assert str(lock) in result.land_command  # the message names the file to look at
-    assert "moved" not in result.land_command  # main did not move: no false reason
-    assert lock.exists()  # plait never deletes a lock it does not own
-    assert git(h.repo, "rev-parse", "main") == before
-    # The work is on the result branch, merged once (no retry merges piled on top).
-    assert git(h.repo, "rev-parse", branch) == result.landed_commit
-    assert git(h.repo, "log", "--format=%s", f"main..{branch}").splitlines() == [
-        "plait: merge task a",
-        "plait: a",
-    ]
-    # Once the lock is gone, the printed command lands it.
-    lock.unlink()
-    command = shlex.split(result.land_command.split("#")[0])
-    assert command[0] == "git"
-    git(h.repo, *command[1:])
+        result = done.result
+        branch = result_branch(done.run_id)
+        assert result.status == "kept"
+        assert result.landed_on == branch
+        why = not_landed_reason(done.events)
+        assert why.startswith("git could not fast-forward your main checkout")
+        assert str(lock) in why  # the message names the file to look at
+        assert "moved" not in why  # main did not move: no false reason
+        assert lock.exists()  # plait never deletes a lock it does not own
+        assert git(h.repo, "rev-parse", "main") == before
+        # The work is on the result branch, merged once (no retry merges piled on top).
+        assert git(h.repo, "rev-parse", branch) == result.result_commit
+        assert git(h.repo, "log", "--format=%s", f"main..{branch}").splitlines() == [
+            "plait: merge task a",
+            "plait: a",
+        ]
+        # Once the lock is gone, `plait land` lands it with the same safe landing.
+        lock.unlink()
+        landed = await h.finish(await h.service.land_run(done.run_id))
+    assert (landed.result.status, landed.result.landed_on) == ("landed", "main")
     assert "a.txt" in files_on(h.repo, "main")
     assert git(h.repo, "status", "--porcelain") == ""
 
@@ -88,7 +93,7 @@ async def test_a_stale_ref_lock_on_the_base_fails_the_run_resumably_naming_the_l
         lock.unlink()
         await h.service.resume_run(project_id, failed.run_id)
         done = await h.finish(failed.run_id)
-    assert done.result.status == "completed", done.result.error
+    assert done.result.status == "landed", done.result.error
     assert done.result.landed_on == "main"
     assert "a.txt" in files_on(h.repo, "main")
     assert of_type(done.events, "TaskStarted") == failed.of_type("TaskStarted")  # not re-run
@@ -143,10 +148,10 @@ async def test_a_base_moved_during_the_run_is_merged_retested_and_never_overwrit
             h, write("a.txt", "a"), "user.txt", "mine\n", test_command=test_command
         )
         done = await h.finish(run_id)
-    assert done.result.status == "completed", done.result.error
+    assert done.result.status == "landed", done.result.error
     assert done.result.landed_on == "main"
     main = git(h.repo, "rev-parse", "main")
-    assert main == done.result.landed_commit
+    assert main == done.result.result_commit
     assert _is_ancestor(h.repo, user_commit, main)  # the user's commit is kept
     assert {"a.txt", "user.txt"} <= files_on(h.repo, "main")
     # The exact commit that landed, the run's result merged onto the user's new base, was
@@ -165,11 +170,9 @@ async def test_a_base_moved_into_a_conflict_leaves_the_result_branch_and_a_comma
         )
         done = await h.finish(run_id)
     branch = result_branch(run_id)
-    assert done.result.status == "completed"
+    assert done.result.status == "kept"
     assert done.result.landed_on == branch
-    assert done.result.land_command == (
-        f"git checkout main && git merge {branch}   # main moved meanwhile"
-    )
+    assert not_landed_reason(done.events).startswith("main moved meanwhile")
     assert git(h.repo, "rev-parse", "main") == user_commit
     assert (h.repo / "README.md").read_text() == "mine\n"
     assert git(h.repo, "show", f"{branch}:README.md") == "theirs"
@@ -183,7 +186,7 @@ async def test_a_base_moved_into_red_tests_is_not_landed(tmp_path: Path) -> None
             h, write("a.txt", "a"), "user.txt", "mine\n", test_command=red_together
         )
         done = await h.finish(run_id)
-    assert done.result.status == "completed"
+    assert done.result.status == "kept"
     assert done.result.landed_on == result_branch(run_id)
     assert git(h.repo, "rev-parse", "main") == user_commit
     assert "a.txt" not in files_on(h.repo, "main")

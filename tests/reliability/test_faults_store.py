@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from plait.cli import main
-from plait.execution.context import result_branch
+from plait.domain.run import result_branch
 from plait.projections.audit import verify_lifecycles
 from plait.projections.codec import run_stream
 from tests.gitrepo import git
@@ -192,10 +192,10 @@ async def test_a_run_pauses_while_the_database_is_unreachable_and_then_completes
         status = h.service.read.run_status(run_id)
         assert h.store.verify().ok
         replay = verify_lifecycles(h.store)
-    assert done.result.status == "completed", done.result.error
+    assert done.result.status == "landed", done.result.error
     assert replay.ok, replay.problem
     assert status is not None
-    assert status["status"] == "completed"
+    assert status["status"] == "landed"
     # Every event once: the retried appends did not store anything twice.
     assert types_of(done.events).count("TaskSucceeded") == 2
     ids = [e.event_id for e in done.events]
@@ -235,10 +235,10 @@ async def test_a_database_gone_for_longer_than_the_tolerance_ends_the_run_resuma
     assert failed.status == "failed"
     assert failed.error is not None
     assert "StoreUnavailable" in failed.error
-    assert done.result.status == "completed", done.result.error
+    assert done.result.status == "landed", done.result.error
     assert replay.ok, replay.problem
     assert status is not None
-    assert status["status"] == "completed"
+    assert status["status"] == "landed"
     assert {"a.txt", "b.txt"} <= files_on(h.repo, "main")
     assert git(h.repo, "branch", "--list", "plait/*") == ""
     assert result_branch(run_id) not in git(h.repo, "branch", "--list")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from plait.execution.context import result_branch
+from plait.domain.run import result_branch
 from tests.gitrepo import git
 from tests.integration.orchestration_helpers import process_gone
 from tests.reliability.fault_helpers import (
@@ -93,7 +93,7 @@ async def test_megabytes_of_output_give_bounded_events_and_the_whole_log_on_disk
         run = f"{PYTHON} {tmp_path / 'flood.py'} && " + write("flood.txt", "done")
         done = await h.run(plan(task("flood", run)))
         log = h.settings.log_root / done.run_id / "flood.1.log"
-    assert done.result.status == "completed", done.result.error
+    assert done.result.status == "landed", done.result.error
     outputs = done.of_type("TaskOutput")
     text = "".join(o["text"] for o in outputs)
     note = f"[plait: output truncated; the full log is {log}]"

@@ -51,7 +51,7 @@ async def test_a_hanging_test_command_times_out_and_its_culprit_is_left_out(
     for pid in map(int, pids.read_text().split()):
         assert process_gone(pid), f"test process {pid} outlived its timeout"
     # Only what was tested green landed; the culprit's work is kept on its branch.
-    assert done.result.status == "completed"
+    assert done.result.status == "landed"
     assert "fine.txt" in files_on(h.repo, "main")
     assert "hang.txt" not in files_on(h.repo, "main")
     assert git(h.repo, "rev-parse", "main") != before
@@ -103,7 +103,7 @@ async def test_a_test_command_that_exits_0_on_sigterm_after_its_timeout_has_fail
                 test_timeout=1,
             )
         )
-    assert done.result.status == "completed", done.result.error
+    assert done.result.status == "landed", done.result.error
     timed_out = [f for f in done.of_type("TestsFailed") if f["timed_out"]]
     assert timed_out, "the timed-out test run was not recorded as a failure"
     assert {f["exit_code"] for f in timed_out} == {0}

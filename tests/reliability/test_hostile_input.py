@@ -157,7 +157,7 @@ async def test_a_repository_whose_directory_name_looks_like_an_option_is_only_a_
     await world.service.submit_plan(project_id, plan)
     run_id = await world.service.start_run(project_id)
     result = await world.service.wait_run(run_id)
-    assert result.status == "completed", result.error
+    assert result.status == "landed", result.error
     assert "a.txt" in files_on(odd, "main")
     assert not any(p.name == "pwned" for p in world.root.rglob("pwned"))
 

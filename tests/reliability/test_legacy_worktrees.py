@@ -84,7 +84,7 @@ async def test_a_run_with_worktrees_in_the_git_dir_resumes_there_and_leaves_noth
         await service.close()
         store.close()
 
-    assert result.status == "completed", result.error
+    assert result.status == "landed", result.error
     assert git(repo, "show", "main:a.txt") == "a"
     assert git(repo, "worktree", "list", "--porcelain").count("worktree ") == 1
     assert not legacy.exists()

@@ -80,7 +80,7 @@ def test_type_is_the_class_name_and_schema_version_starts_at_one(type_name: str)
 
 def test_the_registry_holds_every_project_and_run_event() -> None:
     assert set(EVENT_TYPES.values()) == {*PROJECT_EVENTS, *RUN_EVENTS}
-    assert len(EVENT_TYPES) == 38
+    assert len(EVENT_TYPES) == 41
 
 
 @pytest.mark.parametrize("cls", RUN_EVENTS, ids=lambda cls: cls.TYPE)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 import pytest
@@ -11,30 +12,35 @@ from transitions import Machine, MachineError
 
 from plait.domain.errors import InvalidTransition
 from plait.domain.lifecycles import BATCH, LIFECYCLES, RUN, TASK, Lifecycle
+from plait.domain.statuses import BatchStatus, RunStatus, TaskStatus
 
 RUN_TABLE = {
-    ("start", "created", "running"),
-    ("request_stop", "created", "stopping"),
+    ("start", "pending", "running"),
+    ("request_stop", "pending", "stopping"),
     ("request_stop", "running", "stopping"),
     ("request_stop", "stopping", "stopping"),
-    ("complete", "running", "completed"),
-    ("complete", "stopping", "completed"),
-    ("fail", "created", "failed"),
+    *{(trigger, s, dest) for trigger, dest in (("land", "landed"), ("keep", "kept"),
+                                                ("succeed", "succeeded"))
+      for s in ("running", "stopping")},
+    ("fail", "pending", "failed"),
     ("fail", "running", "failed"),
     ("fail", "stopping", "failed"),
-    ("stop", "created", "stopped"),
+    ("stop", "pending", "stopped"),
     ("stop", "running", "stopped"),
     ("stop", "stopping", "stopped"),
     ("resume", "stopped", "running"),
     ("resume", "failed", "running"),
+    ("resume", "kept", "running"),
     ("resume", "running", "running"),
-}
+}  # fmt: skip
 
 BATCH_ENDS = ("running", "merging", "testing", "landed")
 BATCH_TABLE = {
     *{
         ("start", s, "running")
-        for s in ("pending", "cancelled", "failed", "conflicted", "test_failed")
+        for s in (
+            "pending", "cancelled", "failed", "conflicted", "test_failed", "landed", "completed",
+        )
     },
     ("merge", "running", "merging"),
     ("merge", "testing", "merging"),
@@ -50,53 +56,58 @@ BATCH_TABLE = {
     *{("conflict", s, "conflicted") for s in BATCH_ENDS},
     *{("fail_tests", s, "test_failed") for s in BATCH_ENDS},
     *{("cancel", s, "cancelled") for s in ("running", "merging", "testing")},
-}
+}  # fmt: skip
 
 TASK_TABLE = {
-    ("provision", "requested", "created"),
-    ("start", "created", "running"),
+    ("provision", "pending", "pending"),
+    ("provision", "rerun", "rerun"),
+    ("start", "pending", "running"),
+    ("start", "rerun", "running"),
     ("succeed", "running", "succeeded"),
     ("find_no_change", "running", "no_change"),
-    ("fail", "created", "failed"),
+    ("fail", "pending", "failed"),
+    ("fail", "rerun", "failed"),
     ("fail", "running", "failed"),
-    ("retry", "failed", "requested"),
-    ("merge", "succeeded", "merged"),
-    ("merge", "merged", "merged"),
+    ("retry", "failed", "pending"),
+    ("merge", "succeeded", "succeeded"),
     ("conflict", "succeeded", "conflicted"),
-    ("conflict", "merged", "conflicted"),
     ("eject", "succeeded", "ejected"),
-    ("eject", "merged", "ejected"),
-    ("requeue", "conflicted", "requested"),
-    ("requeue", "failed", "requested"),
-    ("requeue", "no_change", "requested"),
-    ("resolve", "created", "resolving"),
+    ("land", "succeeded", "landed"),
+    ("requeue", "conflicted", "rerun"),
+    *{("requeue", s, "pending") for s in ("failed", "no_change", "ejected", "kept", "skipped")},
+    ("resolve", "rerun", "resolving"),
     ("resolved", "resolving", "succeeded"),
-    ("give_up", "resolving", "requested"),
-    ("interrupt", "created", "requested"),
-    ("interrupt", "running", "requested"),
-    ("interrupt", "resolving", "requested"),
-    ("remove", "merged", "removed"),
-    ("remove", "ejected", "removed"),
-    ("remove", "failed", "removed"),
+    ("give_up", "resolving", "rerun"),
+    ("interrupt", "running", "pending"),
+    ("interrupt", "resolving", "pending"),
+    ("keep", "conflicted", "kept"),
+    *{
+        ("skip", s, "skipped")
+        for s in ("pending", "rerun", "failed", "no_change", "conflicted", "ejected", "kept")
+    },
 }
 
-TABLES = {"run": (RUN, RUN_TABLE), "batch": (BATCH, BATCH_TABLE), "task": (TASK, TASK_TABLE)}
+TABLES: dict[str, tuple[Lifecycle[Any], set[tuple[str, str, str]]]] = {
+    "run": (RUN, RUN_TABLE),
+    "batch": (BATCH, BATCH_TABLE),
+    "task": (TASK, TASK_TABLE),
+}
 LEGAL = [
     pytest.param(lifecycle, trigger, source, dest, id=f"{name}-{trigger}-{source}")
     for name, (lifecycle, table) in TABLES.items()
     for trigger, source, dest in sorted(table)
 ]
 
-ILLEGAL = [
+ILLEGAL: list[tuple[Lifecycle[Any], str, str]] = [
     (RUN, "start", "running"),
-    (RUN, "complete", "created"),
-    (RUN, "complete", "completed"),
-    (RUN, "resume", "completed"),
+    (RUN, "land", "pending"),
+    (RUN, "land", "landed"),
+    (RUN, "resume", "landed"),
+    (RUN, "resume", "succeeded"),
     (RUN, "resume", "stopping"),
     (RUN, "stop", "stopped"),
-    (RUN, "request_stop", "completed"),
+    (RUN, "request_stop", "landed"),
     (BATCH, "start", "running"),
-    (BATCH, "start", "completed"),
     (BATCH, "merge", "pending"),
     (BATCH, "land", "landed"),
     (BATCH, "land", "running"),
@@ -105,17 +116,21 @@ ILLEGAL = [
     (BATCH, "cancel", "pending"),
     (BATCH, "cancel", "completed"),
     (BATCH, "test", "running"),
-    (TASK, "start", "requested"),
-    (TASK, "succeed", "created"),
+    (TASK, "succeed", "pending"),
     (TASK, "succeed", "succeeded"),
     (TASK, "merge", "running"),
     (TASK, "merge", "failed"),
+    (TASK, "land", "failed"),
+    (TASK, "land", "landed"),
     (TASK, "retry", "succeeded"),
-    (TASK, "requeue", "merged"),
-    (TASK, "remove", "running"),
-    (TASK, "remove", "removed"),
-    (TASK, "provision", "removed"),
+    (TASK, "requeue", "landed"),
+    (TASK, "requeue", "succeeded"),
+    (TASK, "provision", "landed"),
     (TASK, "interrupt", "succeeded"),
+    (TASK, "interrupt", "pending"),
+    (TASK, "skip", "landed"),
+    (TASK, "skip", "running"),
+    (TASK, "keep", "failed"),
 ]
 
 
@@ -126,7 +141,7 @@ class Entity:
 
 @pytest.mark.parametrize(("lifecycle", "trigger", "source", "dest"), LEGAL)
 def test_a_legal_trigger_leads_to_its_destination(
-    lifecycle: Lifecycle, trigger: str, source: str, dest: str
+    lifecycle: Lifecycle[Any], trigger: str, source: str, dest: str
 ) -> None:
     entity = Entity(source)
     assert lifecycle.next_state(source, trigger) == dest
@@ -139,7 +154,7 @@ def test_a_legal_trigger_leads_to_its_destination(
     [pytest.param(*case, id=f"{case[0].entity}-{case[1]}-{case[2]}") for case in ILLEGAL],
 )
 def test_an_illegal_trigger_raises_invalid_transition(
-    lifecycle: Lifecycle, trigger: str, source: str
+    lifecycle: Lifecycle[Any], trigger: str, source: str
 ) -> None:
     entity = Entity(source)
     with pytest.raises(InvalidTransition) as info:
@@ -171,6 +186,25 @@ def test_every_state_trigger_pair_outside_the_table_is_refused(name: str) -> Non
             assert lifecycle.can(state, trigger) == ((trigger, state) in allowed)
 
 
+@pytest.mark.parametrize(
+    ("lifecycle", "words"), [(TASK, TaskStatus), (RUN, RunStatus), (BATCH, BatchStatus)]
+)
+def test_every_lifecycle_is_in_the_words_of_its_status_list(
+    lifecycle: Lifecycle[Any], words: type[StrEnum]
+) -> None:
+    assert lifecycle.states == tuple(words)
+    assert all(
+        isinstance(lifecycle.next_state(s, t), words) for t, s, _ in lifecycle.transitions_table()
+    )
+
+
+def test_the_task_words_are_the_twelve_of_the_one_vocabulary() -> None:
+    assert [str(s) for s in TaskStatus] == [
+        "pending", "running", "resolving", "succeeded", "no_change", "failed", "conflicted",
+        "rerun", "ejected", "landed", "kept", "skipped",
+    ]  # fmt: skip
+
+
 def test_an_unknown_trigger_or_state_raises_invalid_transition() -> None:
     with pytest.raises(InvalidTransition, match="'explode'"):
         TASK.fire(Entity("running"), "explode")
@@ -182,7 +216,7 @@ def test_an_unknown_trigger_or_state_raises_invalid_transition() -> None:
 
 @pytest.mark.parametrize("lifecycle", LIFECYCLES, ids=lambda lc: lc.entity)
 def test_each_lifecycle_has_one_shared_machine_without_models_or_auto_transitions(
-    lifecycle: Lifecycle,
+    lifecycle: Lifecycle[Any],
 ) -> None:
     machine = lifecycle.machine
     assert isinstance(machine, Machine)
@@ -211,11 +245,11 @@ def test_ten_thousand_tasks_are_driven_without_creating_another_machine(
     alive_before = _machines_alive()
 
     tasks = [Entity(TASK.initial) for _ in range(10_000)]
-    for trigger in ("provision", "start", "succeed", "merge", "remove"):
+    for trigger in ("provision", "start", "succeed", "merge", "land"):
         for task in tasks:
             TASK.fire(task, trigger)
 
-    assert {task.status for task in tasks} == {"removed"}
+    assert {task.status for task in tasks} == {"landed"}
     assert created == []
     assert _machines_alive() == alive_before
     assert TASK.machine.models == []

@@ -228,13 +228,14 @@ def statuses(state: RunState) -> dict[str, str]:
 # --- realistic runs ------------------------------------------------------------------------
 
 
-def test_a_happy_run_replays_to_a_completed_run_with_every_batch_landed() -> None:
+def test_a_happy_run_replays_to_a_landed_run_with_every_batch_landed() -> None:
     state = replay(stamped(happy_path()))
 
-    assert state.status == "completed"
+    assert state.status == "landed"
     assert (state.batches_total, state.completed_batches, state.current_batch) == (2, 2, 2)
-    assert state.landed_commit == "m-c"
-    assert statuses(state) == {"a": "removed", "b": "removed", "c": "removed"}
+    assert (state.landed_commit, state.result_commit, state.landed_on) == ("m-c", "m-c", "main")
+    assert not state.landable
+    assert statuses(state) == {"a": "landed", "b": "landed", "c": "landed"}
     assert [b.status for b in state.batches.values()] == ["completed", "completed"]
     a = state.tasks["a"]
     assert (a.attempt, a.worktree_id, a.branch, a.commit) == (1, "wt-a-1", "plait/a", "commit-a-1")
@@ -250,9 +251,9 @@ def test_the_status_view_has_the_seed_status_fields() -> None:
     assert (view["batches_total"], view["current_batch"], view["completed_batches"]) == (2, 1, 0)
     assert [b["status"] for b in view["batches"]] == ["running", "pending"]
     assert [(t["task_id"], t["status"]) for t in view["tasks"]] == [
-        ("a", "created"),
-        ("b", "requested"),
-        ("c", "requested"),
+        ("a", "pending"),
+        ("b", "pending"),
+        ("c", "pending"),
     ]
     assert json.loads(json.dumps(view)) == view
 
@@ -289,10 +290,11 @@ def test_a_conflicted_task_is_requeued_and_rerun_on_the_new_tip() -> None:
         state.apply(event)
 
     b = state.tasks["b"]
-    assert (b.status, b.attempt, b.worktree_id, b.conflict_files) == ("removed", 2, "wt-b-2", [])
+    assert (b.status, b.attempt, b.worktree_id, b.conflict_files) == ("landed", 2, "wt-b-2", [])
     assert state.batches[1].status == "completed"
     assert state.batches[1].fell_back_reason == "b conflicted"
-    assert state.status == "completed"
+    assert state.batches[1].conflicts == [{"task_id": "b", "files": ["shared.py"]}]
+    assert state.status == "landed"
 
 
 def test_a_culprit_is_ejected_and_the_rest_is_merged_again_and_landed() -> None:
@@ -318,7 +320,7 @@ def test_a_culprit_is_ejected_and_the_rest_is_merged_again_and_landed() -> None:
         ]
     )
 
-    assert statuses(state) == {"a": "merged", "b": "removed", "c": "merged"}
+    assert statuses(state) == {"a": "landed", "b": "ejected", "c": "landed"}
     batch = state.batches[1]
     assert (batch.status, batch.culprits, batch.errors) == (
         "test_failed",
@@ -327,6 +329,8 @@ def test_a_culprit_is_ejected_and_the_rest_is_merged_again_and_landed() -> None:
     )
     assert (batch.landed_before, batch.landed_after) == ("c0", "m-c")
     assert (state.status, state.error) == ("failed", "task b broke the tests")
+    # The green part is tested on the run's branch; the base never moved.
+    assert (state.result_commit, state.landed_commit, state.landable) == ("m-c", None, True)
 
 
 def test_a_culprit_carries_the_tests_it_broke_and_a_red_verdict_which_tests_failed() -> None:
@@ -378,7 +382,8 @@ def test_a_flaky_test_run_is_recorded_without_blaming_a_task() -> None:
     state.apply(BatchLanded(run_id=RUN, batch_id=1, before="c0", after="m-a"))
     assert state.batches[1].flaky
     assert state.batches[1].culprits == []
-    assert state.tasks["a"].status == "merged"
+    assert [r.flaky for r in state.batches[1].test_runs] == [True]
+    assert state.tasks["a"].status == "landed"
 
 
 def test_a_failed_task_is_retried_in_a_fresh_worktree() -> None:
@@ -394,11 +399,16 @@ def test_a_failed_task_is_retried_in_a_fresh_worktree() -> None:
     )
     state = replay([*begin(["a"]), start_batch(1, "a"), *launch(1, "a"), failure])
     a = state.tasks["a"]
-    assert (a.status, a.error, a.exit_code, a.will_retry) == ("requested", "exit 2", 2, True)
+    assert (a.status, a.error, a.exit_code, a.will_retry) == ("pending", "exit 2", 2, True)
 
     for event in [remove("a"), *run_task(1, "a", attempt=2), *merge(1, "a", attempt=2)]:
         state.apply(event)
-    assert (a.status, a.attempt, a.worktree_id, a.error) == ("merged", 2, "wt-a-2", None)
+    assert (a.status, a.attempt, a.worktree_id, a.error) == ("succeeded", 2, "wt-a-2", None)
+    # The attempts are kept apart: each with its own worktree and outcome.
+    assert [(t.attempt, t.worktree_id, t.status) for t in a.attempts] == [
+        (1, "wt-a-1", "failed"),
+        (2, "wt-a-2", "succeeded"),
+    ]
 
 
 def test_a_failure_that_is_not_retried_fails_the_batch_and_the_run() -> None:
@@ -448,7 +458,8 @@ def test_a_stop_interrupts_the_tasks_and_cancels_the_running_batch() -> None:
     state = replay(stopped_mid_batch())
     assert (state.status, state.stop_reason) == ("stopped", "user")
     assert [b.status for b in state.batches.values()] == ["cancelled", "pending"]
-    assert statuses(state) == {"a": "requested", "b": "requested", "c": "requested"}
+    assert statuses(state) == {"a": "pending", "b": "pending", "c": "pending"}
+    assert [t.interrupted for t in state.tasks["a"].attempts] == [True]
     assert state.tasks["a"].error == "interrupted: stop"
 
 
@@ -472,7 +483,7 @@ def test_a_stopped_run_resumes_and_reruns_the_cancelled_batch() -> None:
             finish("m-c"),
         ]
     )
-    assert (state.status, state.resumes, state.stop_reason) == ("completed", 1, None)
+    assert (state.status, state.resumes, state.stop_reason) == ("landed", 1, None)
     assert state.completed_batches == 2
     assert state.tasks["a"].attempt == 2
 
@@ -488,7 +499,7 @@ def test_a_crashed_run_resumes_from_running_and_cancels_what_was_in_flight() -> 
         TaskInterrupted(run_id=RUN, batch_id=1, task_id="a", worktree_id=wt("a"), attempt=1)
     )
     state.apply(start_batch(1, "a"))
-    assert (state.tasks["a"].status, state.batches[1].status) == ("requested", "running")
+    assert (state.tasks["a"].status, state.batches[1].status) == ("pending", "running")
 
 
 def test_output_keeps_the_last_non_empty_line_truncated() -> None:
@@ -619,4 +630,4 @@ def test_ten_thousand_tasks_replay_through_the_shared_machines() -> None:
         events += [launch(1, task_id)[0], launch(1, task_id)[1], succeed(1, task_id)]
     events += merge(1, *task_ids)
     state = replay(events)
-    assert set(statuses(state).values()) == {"merged"}
+    assert set(statuses(state).values()) == {"succeeded"}

@@ -1,0 +1,44 @@
+"""What several commands share: the store, the settings, and hints that work as printed."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import shutil
+import sys
+
+from plait.eventstore import SqlEventStore, configured_url
+from plait.execution.settings import Settings
+
+
+def open_store(args: argparse.Namespace) -> SqlEventStore:
+    return SqlEventStore(configured_url(args.db))
+
+
+def settings(args: argparse.Namespace) -> Settings:
+    return Settings(
+        reuse_worktrees=getattr(args, "reuse_worktrees", False),
+        worktree_root=getattr(args, "worktree_root", None),
+    )
+
+
+def program() -> str:
+    """How to call this plait again: `plait` when that is the one on PATH, else the path it
+    was started by (`scripts/demo` runs .venv/bin/plait, which a shell may not find)."""
+    invoked = sys.argv[0] if sys.argv else ""
+    if os.path.basename(invoked) != "plait":
+        return "plait"
+    found = shutil.which("plait")
+    if found is not None and os.path.realpath(found) == os.path.realpath(invoked):
+        return "plait"
+    return os.path.abspath(invoked)
+
+
+def hint(args: argparse.Namespace, *words: str) -> str:
+    """A plait command line to print for the user: the same plait, with the `--db` this
+    command was given, so that it finds the same run when pasted."""
+    line = [program(), *words]
+    if getattr(args, "db", None):
+        line += ["--db", args.db]
+    return shlex.join(line)

@@ -1,0 +1,136 @@
+"""The commands that look after the store and the repositories: `db upgrade`, `verify`,
+`projections rebuild`, `clean` and `serve`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import re
+from datetime import UTC, datetime, timedelta
+
+from plait.cli.common import hint, open_store, settings
+from plait.cli.errors import UsageError
+from plait.domain.times import parse_time
+from plait.eventstore import StoreUnavailable, configured_url
+from plait.eventstore import migrate as store_migrate
+from plait.eventstore.engines import build_engine
+from plait.eventstore.urls import display_url, normalise_url
+from plait.projections import Projector, ReadModels, all_projections
+from plait.projections.audit import verify_lifecycles
+
+AGE = re.compile(r"^(\d+)\s*(m|h|d|w)$")
+UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def cmd_db_upgrade(args: argparse.Namespace) -> int:
+    from sqlalchemy.exc import DBAPIError
+
+    url = normalise_url(configured_url(args.db))
+    engine = build_engine(url)
+    try:
+        before, after = store_migrate.upgrade(engine)
+    except DBAPIError as exc:  # unreachable, refused, not a database: one line, no traceback
+        first = (str(exc.orig).strip().splitlines() or ["unknown error"])[0]
+        raise StoreUnavailable(f"database {display_url(url)} is unavailable: {first}") from None
+    finally:
+        engine.dispose()
+    state = "already at" if before == after else f"upgraded from {before or 'empty'} to"
+    print(f"{display_url(url)}: {state} {after}")
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    import sys
+
+    store = open_store(args)
+    try:
+        report = store.verify()
+        replay = verify_lifecycles(store) if report.ok else None
+    finally:
+        store.close()
+    if not report.ok:
+        print(
+            f"TAMPERED: event at position {report.first_bad_position}: {report.problem} "
+            f"({report.checked} events before it are intact)",
+            file=sys.stderr,
+        )
+        return 1
+    assert replay is not None
+    if not replay.ok:
+        print(
+            f"INVALID HISTORY: event at position {replay.first_bad_position}: {replay.problem}",
+            file=sys.stderr,
+        )
+        return 1
+    events = f"{report.checked} event{'' if report.checked == 1 else 's'}"
+    runs = "1 run replays" if replay.runs == 1 else f"{replay.runs} runs replay"
+    print(f"ok: {events}, hash chain intact, {runs} cleanly")
+    return 0
+
+
+def cmd_projections_rebuild(args: argparse.Namespace) -> int:
+    store = open_store(args)
+    try:
+        position = Projector(store, all_projections()).rebuild()
+    finally:
+        store.close()
+    print(f"rebuilt {len(all_projections())} projections up to position {position}")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from plait.http.serve import serve
+
+    return serve(args.host, args.port, args.db, args.token, settings=settings(args))
+
+
+def older_than(text: str) -> timedelta:
+    found = AGE.match(text.strip())
+    if found is None:
+        raise UsageError(f"--older-than {text!r}: give an age such as 30m, 12h, 7d or 2w")
+    return timedelta(**{UNITS[found.group(2)]: int(found.group(1))})
+
+
+def cmd_clean(args: argparse.Namespace) -> int:
+    from plait.execution.cleanup import clean_runs
+
+    age = older_than(args.older_than) if args.older_than else None
+    store = open_store(args)
+    try:
+        Projector(store, all_projections()).catch_up()
+        models = ReadModels(store)
+        if args.run:
+            state = models.run_state(args.run)
+            if state is None:
+                raise UsageError(f"no run {args.run!r} in {store}")
+            states = [state]
+        else:
+            states = [
+                state
+                for summary in models.runs(limit=1_000_000)
+                if (state := models.run_state(summary["run_id"])) is not None
+            ]
+    finally:
+        store.close()
+    if age is not None:
+        cutoff = datetime.now(UTC) - age
+        states = [s for s in states if (ended := parse_time(s.ended_at)) and ended < cutoff]
+    report = asyncio.run(
+        clean_runs(states, discard_unlanded=args.discard_unlanded, dry_run=args.dry_run)
+    )
+    verb = "would remove" if args.dry_run else "removed"
+    for line in report.removed:
+        print(f"{verb} {line}")
+    for line in report.kept:
+        print(f"kept {line}")
+    for line in report.skipped:
+        print(f"skipped {line}")
+    if report.kept:
+        again = ["clean", "--discard-unlanded"] + (["--run", args.run] if args.run else [])
+        print(
+            f"{len(report.kept)} kept: they hold work that did not land. "
+            f"To remove them too: {hint(args, *again)}"
+        )
+    if not (report.removed or report.kept or report.skipped):
+        print("nothing to clean")
+    return 0

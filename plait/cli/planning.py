@@ -1,0 +1,54 @@
+"""`plait plan`: a dry run that reads a plan and shows its batches. Nothing else is loaded."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from plait.domain.batching import plan_batches, select_mode
+from plait.domain.errors import PlanError
+from plait.domain.plan import parse_plan
+from plait.domain.plan_model import Plan
+from plait.execution.user_config import user_profiles
+
+
+def read_plan(path: str) -> Plan:
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PlanError([f"cannot read plan file {path!r}: {exc}"]) from None
+    return parse_plan(text, source=path, user_profiles=user_profiles())
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    plan = read_plan(args.plan)
+    batches = plan_batches(plan)
+    decision = select_mode(batches, plan.max_concurrency)
+    if args.json:
+        described = [
+            {**b.to_dict(), "at_once": _at_once(plan, len(b.task_ids), b.can_parallel)}
+            for b in batches
+        ]
+        print(json.dumps({"mode": decision.mode, "reason": decision.reason, "batches": described}))
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    table = Table(title=f"{args.plan}: {len(plan.tasks)} tasks in {len(batches)} batches")
+    table.add_column("batch", justify="right")
+    table.add_column("tasks")
+    table.add_column("at once", justify="right")
+    for batch in batches:
+        at_once = _at_once(plan, len(batch.task_ids), batch.can_parallel)
+        table.add_row(str(batch.batch_id), ", ".join(batch.task_ids), str(at_once))
+    console.print(table)
+    console.print(f"mode: [bold]{decision.mode}[/bold] ({decision.reason})")
+    console.print(f"on_task_failure: {plan.on_task_failure}")
+    return 0
+
+
+def _at_once(plan: Plan, tasks: int, can_parallel: bool) -> int:
+    """How many of a batch's tasks run side by side: max_concurrency holds a big one back."""
+    return min(tasks, plan.max_concurrency) if can_parallel else 1
