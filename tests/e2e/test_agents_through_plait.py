@@ -94,7 +94,7 @@ def test_an_agent_that_changes_nothing_ends_no_change_and_lands_nothing(
     assert git(repo, "rev-parse", "main") == before
     shown = user.run(repo, plan, as_json=False)
     [row] = [line for line in shown.out.splitlines() if "│ idle " in line]
-    assert "no change" in row
+    assert "no_change" in row
     assert "landed" not in row
 
 
