@@ -310,9 +310,9 @@ def test_workspace_write_refuses_writes_outside_the_worktree_and_into_its_git_me
     assert f"{outside}: Read-only file system" in command_outputs(ran)[-1]
     assert not outside.exists()
     assert (place.worktree / "in.txt").read_text() == "yes\n"
-    # A command the sandbox stopped leaves no command_execution item in --json (a plain
-    # failure does, with status "failed"): only the model's input shows it.
-    assert ran.items("command_execution") == []
+    # A command the sandbox stopped often leaves no command_execution item in --json (seen
+    # both ways under load): only the model's input is sure to show it, so plait cannot
+    # rely on the event stream to notice sandbox denials.
 
 
 def test_a_missing_key_variable_fails_the_turn_before_any_request(
@@ -559,7 +559,6 @@ def test_with_debians_bubblewrap_first_on_path_every_sandboxed_command_fails_uns
 
     assert done.returncode == 0  # codex reports success
     assert not (place.worktree / "notes" / "a.txt").exists()
-    assert "command_execution" not in done.stdout  # and the --json stream shows nothing
     last = fake_model.recorder.snapshot()[-1].body
     outputs = [str(i["output"]) for i in last["input"] if i.get("type") == "function_call_output"]
     assert any("execvp codex-linux-sandbox" in output for output in outputs)
