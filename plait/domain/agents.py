@@ -3,7 +3,7 @@
 Everything else is derived from this table: the runners a plan may name, the CLI's help,
 the OpenAPI text, the planning step's choices, the version check before a run, the
 environment each agent gets, and the files kept out of a task's commit. Adding a preset
-is adding a row here (and its output parser in `plait.execution.agent_output`).
+is adding a row here (and its output parser in `plait.execution.runners.agent_output`).
 
 Each flag was checked against the installed CLI's `--help` and against runs of the real
 CLI in the tests (tests/e2e/test_agent_cli_*.py); docs/agents.md says why each is there.
@@ -48,7 +48,7 @@ class AgentPreset:
     # The versions plait was tested with: [low, high). Others are refused before a run.
     versions: tuple[Version, Version]
     version_pattern: str  # finds the version in `program --version`'s output
-    output: str  # which parser reads its output: plait.execution.agent_output
+    output: str  # which parser reads its output: plait.execution.runners.agent_output
     # Environment names (exact, or prefixes ending in `_`) the agent may see of the
     # provider credentials and settings; every other provider key is withheld.
     provider_env: tuple[str, ...]

@@ -17,8 +17,8 @@ from plait.domain.events import (
 )
 from plait.eventstore import StoredEvent
 from plait.execution.errors import InvalidId, NotARepository
-from plait.execution.git import Git, GitError
-from plait.execution.worktrees import InvalidIdError, validate_id
+from plait.execution.git.cli import Git, GitError
+from plait.execution.worktrees.manager import InvalidIdError, validate_id
 from plait.projections.codec import decode
 
 

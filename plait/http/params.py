@@ -17,9 +17,9 @@ from starlette.convertors import Convertor, register_url_convertor
 from starlette.requests import Request
 
 from plait.domain.errors import PlanError
-from plait.domain.plan import parse_plan, plan_from_mapping
-from plait.domain.plan_model import Plan
-from plait.execution.user_config import user_profiles
+from plait.domain.plan.model import Plan
+from plait.domain.plan.parsing import parse_plan, plan_from_mapping
+from plait.execution.runners.user_config import user_profiles
 from plait.http.errors import ApiError
 
 ID_REGEX = "[a-z0-9][a-z0-9_-]{0,62}"

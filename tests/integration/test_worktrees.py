@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from plait.execution.git import Git, GitError, GitResult, UnknownRevisionError
-from plait.execution.worktrees import (
+from plait.execution.git.cli import Git, GitError, GitResult, UnknownRevisionError
+from plait.execution.worktrees.manager import (
     InvalidIdError,
     Worktree,
     WorktreeError,

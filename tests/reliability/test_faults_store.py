@@ -134,7 +134,7 @@ class _Pauses(logging.Handler):
         self.changed = asyncio.Event()
 
     def emit(self, record: logging.LogRecord) -> None:
-        if record.name == "plait.execution.recorder" and "paused" in record.getMessage():
+        if record.name == "plait.execution.run.recorder" and "paused" in record.getMessage():
             self.loop.call_soon_threadsafe(self._bump)
 
     def _bump(self) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from plait.execution.agent_output import AgentReport, LineFeed, parser_for
+from plait.execution.runners.agent_output import AgentReport, LineFeed, parser_for
 
 
 def report(kind: str, *lines: str, chunk: int = 7) -> AgentReport:
