@@ -14,7 +14,6 @@ task: it lands its tested result.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from dataclasses import dataclass
 
@@ -24,7 +23,6 @@ from plait.domain.events import (
     BaselineTested,
     ExecutionModeSelected,
     RunCompleted,
-    RunEnded,
     RunFailed,
     RunStopped,
 )
@@ -36,13 +34,13 @@ from plait.domain.statuses import ACTIVE_RUN, ENDED_RUN, NOT_LANDING_TASK, RunSt
 from plait.eventstore import StoreError
 from plait.execution.git.cli import GitError
 from plait.execution.git.merging import LandOutcome, LandResult, land, merge_chain, update_ref_cas
+from plait.execution.run.appends import end_run
 from plait.execution.run.batch_executor import BatchEnd, BatchExecutor
 from plait.execution.run.context import RunContext
 from plait.execution.run.integration_tests import IntegrationTester
 from plait.execution.run.merge_validator import LandingRaced, MergeValidator
 from plait.execution.run.recovery import interrupt_tasks
 from plait.execution.worktrees.manager import WorktreeError
-from plait.projections.codec import encode, project_stream
 
 log = logging.getLogger(__name__)
 
@@ -235,8 +233,7 @@ class RunDriver:
                 not_landed_reason=reason,
             )
         )
-        status = state.status or RunStatus.FAILED
-        return RunResult(ctx.run_id, status, tip, landed_on, None)
+        return self._result()
 
     async def _land_on_base(self, base_branch: str, tip: str, base: str) -> tuple[str, LandResult]:
         """Move the base branch to the run's result. If the user moved the base meanwhile,
@@ -266,32 +263,45 @@ class RunDriver:
         await interrupt_tasks(ctx.recorder, "run stopped")
         reason = ctx.recorder.state.stop_reason or ""
         await ctx.recorder.record(RunStopped(run_id=ctx.run_id, reason=reason))
-        result = ctx.recorder.state.result_commit
-        return RunResult(ctx.run_id, RunStatus.STOPPED, result, None, None)
+        return self._result()
 
     async def _fail(self, error: str) -> RunResult:
+        """Record the failure; the result is what was stored (a deposed driver stores
+        nothing: the run is another process's now, and this one just stops)."""
         ctx = self.ctx
-        if ctx.recorder.state.status in ACTIVE_RUN:
+        recorder = ctx.recorder
+        if recorder.state.status in ACTIVE_RUN and not recorder.deposed:
             try:
-                await ctx.recorder.record(RunFailed(run_id=ctx.run_id, error=error[:4000]))
+                await recorder.record(RunFailed(run_id=ctx.run_id, error=error[:4000]))
             except (DomainError, StoreError):
                 log.exception("could not record the failure of run %s", ctx.run_id)
-        result = ctx.recorder.state.result_commit
-        return RunResult(ctx.run_id, RunStatus.FAILED, result, None, error)
+        return self._result(error)
+
+    def _result(self, error: str | None = None) -> RunResult:
+        """The run's result as its stored state says: a status it did not store, it lacks."""
+        state = self.ctx.recorder.state
+        status = state.status or RunStatus.FAILED
+        if self.ctx.recorder.deposed:
+            error = f"{error}; another process drives run {self.ctx.run_id} now"
+        commit = state.landed_commit or state.result_commit
+        return RunResult(self.ctx.run_id, status, commit, state.landed_on, error)
 
     async def _end_on_project_stream(self) -> None:
-        status = self.ctx.recorder.state.status or RunStatus.FAILED
-        if status not in ENDED_RUN:
+        recorder = self.ctx.recorder
+        status = recorder.state.status
+        if status not in ENDED_RUN or recorder.deposed:
             return
-        event = RunEnded(project_id=self.project_id, run_id=self.ctx.run_id, outcome=status)
         try:
-            await _append(self.ctx, project_stream(self.project_id), event)
+            await end_run(
+                recorder.store,
+                self.project_id,
+                self.ctx.run_id,
+                status,
+                provenance=recorder.provenance.caused_by(recorder.last_event_id),
+                fence=recorder.fence,
+            )
         except StoreError:
             log.exception("could not record the end of run %s", self.ctx.run_id)
-
-
-async def _append(ctx: RunContext, stream: str, event: RunEnded) -> None:
-    await asyncio.to_thread(ctx.recorder.store.append, stream, [encode(event)], None)
 
 
 def _why(landing: LandResult) -> str:

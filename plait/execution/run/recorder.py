@@ -1,26 +1,45 @@
-"""Records a run's events: validated against the run's lifecycles, then appended.
+"""Records a run's events: validated against the run's lifecycles, appended, then applied.
 
-The run stream is the consistency boundary and one driver owns it, so the recorder appends
-with the version it last wrote: another writer in the same run shows up as a
-ConcurrencyError instead of an interleaved history.
+The in-memory state follows the store and never runs ahead of it: events are first checked
+on a copy of the state (a lifecycle violation is refused before anything is written), then
+appended, and only once the store has them applied to the state everything else reads. An
+append the store refuses leaves the state as it was, so whatever concludes a run (RunEnded,
+the CLI's exit status, the summary) is what was stored.
+
+The run stream is the consistency boundary and one driver owns it: the recorder appends with
+the version it last wrote (and the driver's fence, appends.py). Another writer shows up as a
+ConcurrencyError. Requests from processes that do not drive the run (StopRequested) are the
+one kind of event another writer may add: the recorder catches up with them (`catch_up`),
+applies them, tells `on_command`, and appends again. Anything else another writer added means
+this process no longer drives the run: `Deposed`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
-import socket
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from plait.domain.events import RunEvent
+from plait.domain.events import DomainEvent, RunEvent, StopRequested
 from plait.domain.run import RunState
-from plait.eventstore import NewEvent, SqlEventStore, StoreUnavailable
+from plait.eventstore import ConcurrencyError, NewEvent, SqlEventStore, StoreError, StoreUnavailable
 from plait.eventstore.hashing import timestamp_text
-from plait.projections.codec import encode, run_stream
+from plait.execution.run.appends import Provenance, append_now, encoded
+from plait.projections.codec import decode, run_stream
 
 log = logging.getLogger(__name__)
+
+# The events a process that does not drive a run may append to its stream.
+COMMANDS = (StopRequested,)
+_CATCH_UPS = 5  # how many commands in a row one append may have to let in first
+
+
+class Deposed(StoreError):
+    """The store refused the driver's append: another process drives the run now."""
 
 
 class RunRecorder:
@@ -29,21 +48,29 @@ class RunRecorder:
         self.state = state
         self.version = version
         self.stream = run_stream(state.run_id)
-        self._metadata = {
-            "actor": f"{actor}@{socket.gethostname()}",
-            "correlation_id": state.run_id,
-        }
+        self.provenance = Provenance.of(actor, state.run_id)
         self._lock = asyncio.Lock()
         self.last_position = 0
         self.plan: dict[str, Any] = {}  # the plan as RunCreated recorded it
         self.outage_tolerance = 60.0
+        # The driver's lease: every append carries it, and the store refuses them once
+        # another process took the lease over. None: this process does not drive the run.
+        self.fence: Any = None
+        # A driver's: called with each command another process appended (a stop request).
+        self.on_command: Callable[[RunEvent], None] | None = None
+        self.deposed = False
+        self.last_event_id: str | None = None
 
     @property
     def run_id(self) -> str:
         return self.state.run_id
 
+    @property
+    def driving(self) -> bool:
+        return self.fence is not None or self.on_command is not None
+
     async def record(self, *events: RunEvent) -> None:
-        """Apply to the in-memory state (refusing a lifecycle violation), then append.
+        """Check `events` against the state, append them, then apply them to the state.
 
         While the database is unreachable the run pauses here and retries, with the same
         event ids (so a retry after a lost acknowledgement appends nothing twice), for up to
@@ -53,23 +80,75 @@ class RunRecorder:
         if not events:
             return
         async with self._lock:
-            at = timestamp_text(datetime.now(UTC))
-            for event in events:
-                self.state.apply(event, at)
-            stored = [encode(event, self._metadata) for event in events]
-            positions = await self._append(stored)
-            self.version += len(events)
-            self.last_position = positions[-1]
+            if self.deposed:
+                raise Deposed(f"run {self.run_id}: this process no longer drives it")
+            for _ in range(_CATCH_UPS):
+                at = timestamp_text(datetime.now(UTC))
+                self._check(events, at)  # refused here, before anything is written
+                stored = encoded(events, self.provenance)
+                try:
+                    positions = await self._append(stored)
+                except ConcurrencyError:
+                    await self._catch_up()
+                    continue
+                except StoreError as exc:
+                    if self.fence is not None and _is_fenced_off(exc):
+                        self.deposed = True
+                        raise Deposed(f"run {self.run_id}: {exc}") from exc
+                    raise
+                for event in events:
+                    self.state.apply(event, at)
+                self.version += len(events)
+                self.last_position = positions[-1]
+                self.last_event_id = str(stored[-1].event_id)
+                return
+            raise ConcurrencyError(self.stream, self.version)
+
+    async def catch_up(self) -> None:
+        """Apply what others appended to the run stream since this recorder's version."""
+        async with self._lock:
+            await self._catch_up()
+
+    def _check(self, events: tuple[RunEvent, ...], at: str) -> None:
+        trial = copy.deepcopy(self.state)
+        for event in events:
+            trial.apply(event, at)
+
+    async def _catch_up(self) -> None:
+        newer = await asyncio.to_thread(self.store.read_stream, self.stream, self.version + 1)
+        for stored in newer:
+            event = decode(stored)
+            if self.driving and not isinstance(event, COMMANDS):
+                self.deposed = True
+                raise Deposed(
+                    f"run {self.run_id}: another process appended {stored.type} to its stream"
+                )
+            assert isinstance(event, RunEvent)
+            self.state.apply(event, stored.recorded_text)
+            self.version = stored.stream_version
+            self.last_position = stored.position
+            if self.driving and self.on_command is not None:
+                self.on_command(event)
 
     async def _append(self, stored: list[NewEvent]) -> list[int]:
         deadline = time.monotonic() + self.outage_tolerance
         delay = 0.1
         while True:
             try:
-                return await asyncio.to_thread(self.store.append, self.stream, stored, self.version)
+                return await asyncio.to_thread(
+                    append_now, self.store, self.stream, stored, self.version, self.fence
+                )
             except StoreUnavailable as exc:
                 if time.monotonic() + delay > deadline:
                     raise
                 log.warning("run %s paused: %s; retrying in %.1f s", self.run_id, exc, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
+
+
+def _is_fenced_off(exc: StoreError) -> bool:
+    return type(exc).__name__ == "FencedOff"
+
+
+def is_command(event: DomainEvent) -> bool:
+    return isinstance(event, COMMANDS)
