@@ -15,6 +15,7 @@ task: it lands its tested result.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from dataclasses import dataclass
 
@@ -291,7 +292,12 @@ class RunDriver:
 
 
 async def _append(ctx: RunContext, stream: str, event: RunEnded) -> None:
-    await asyncio.to_thread(ctx.recorder.store.append, stream, [encode(event)], None)
+    recorder = ctx.recorder
+    await asyncio.to_thread(
+        functools.partial(
+            recorder.store.append, stream, [encode(event)], None, fence=recorder.fence
+        )
+    )
 
 
 def _why(landing: LandResult) -> str:

@@ -39,7 +39,7 @@ from plait.domain.statuses import (
     TaskStatus,
 )
 from plait.eventstore import ConcurrencyError, SqlEventStore, StoreError
-from plait.eventstore.leases import DEFAULT_TTL, LeaseStore
+from plait.eventstore.leases import LeaseStore
 from plait.execution.agent_check import AgentCheckFailed, AgentInfo, check_agents
 from plait.execution.context import RunContext
 from plait.execution.diffs import Diff, NoDiff, task_diff
@@ -139,7 +139,7 @@ class Plait:
         self.projector = Projector(store, all_projections())
         self._runs: dict[str, _ActiveRun] = {}
         self._projector_task: asyncio.Task[None] | None = None
-        self.leases = LeaseStore(store)
+        self.leases = LeaseStore(store, timings=self.settings.leases)
         self._pools: dict[Path, WorktreePool] = {}
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -599,6 +599,7 @@ class Plait:
             holder = await asyncio.to_thread(self.leases.holder, run_id)
             raise RunAlreadyActive(f"run {run_id} is driven by another process ({holder})", run_id)
         recorder = recorder or await self._recorder(run_id)
+        recorder.fence = self.leases.fence(run_id)
         state = recorder.state
         plan = Plan.from_dict(recorder.plan)
         repo = Path(state.repo_path or ".")
@@ -643,9 +644,9 @@ class Plait:
 
         async def renew() -> None:
             while True:
-                await asyncio.sleep(DEFAULT_TTL / 3)
+                await asyncio.sleep(self.settings.leases.renew_every)
                 try:
-                    renewed = await asyncio.to_thread(self.leases.acquire, run_id)
+                    renewed = await asyncio.to_thread(self.leases.renew, run_id)
                 except StoreError as exc:  # an outage: keep the run (it pauses) and try again
                     log.warning("run %s: could not renew its lease: %s", run_id, exc)
                     continue
@@ -681,6 +682,7 @@ class Plait:
         recorder = RunRecorder(self.store, state, events[-1].stream_version, self.settings.actor)
         recorder.plan = plan
         recorder.outage_tolerance = self.settings.outage_tolerance
+        recorder.fence = self.leases.fence(run_id)  # set once this process holds the lease
         return recorder
 
     async def _request_stop(self, active: _ActiveRun, reason: str) -> None:
