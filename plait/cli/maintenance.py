@@ -42,10 +42,18 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
 def cmd_verify(args: argparse.Namespace) -> int:
     import sys
 
+    from plait.eventstore import ChainHead
+    from plait.eventstore.project_runs import check_project_runs
+
+    try:
+        expected = ChainHead.parse(args.expect_head) if args.expect_head else None
+    except ValueError as exc:
+        raise UsageError(f"--expect-head: {exc}") from None
     store = open_store(args)
     try:
-        report = store.verify()
-        replay = verify_lifecycles(store) if report.ok else None
+        report = store.verify(expect_head=expected)
+        runs = check_project_runs(store) if report.ok else None
+        replay = verify_lifecycles(store) if runs is not None and runs.ok else None
     finally:
         store.close()
     if not report.ok:
@@ -55,16 +63,24 @@ def cmd_verify(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 1
+    assert runs is not None
+    for problem in (runs, replay):
+        if problem is not None and not problem.ok:
+            print(
+                f"INVALID HISTORY: event at position {problem.first_bad_position}: "
+                f"{problem.problem}",
+                file=sys.stderr,
+            )
+            return 1
     assert replay is not None
-    if not replay.ok:
+    if report.head is not None:
         print(
-            f"INVALID HISTORY: event at position {replay.first_bad_position}: {replay.problem}",
-            file=sys.stderr,
+            f"head: {report.head} (keep it: `plait verify --expect-head {report.head}` "
+            "proves later that this history was not cut short or rewritten)"
         )
-        return 1
     events = f"{report.checked} event{'' if report.checked == 1 else 's'}"
-    runs = "1 run replays" if replay.runs == 1 else f"{replay.runs} runs replay"
-    print(f"ok: {events}, hash chain intact, {runs} cleanly")
+    replays = "1 run replays" if replay.runs == 1 else f"{replay.runs} runs replay"
+    print(f"ok: {events}, hash chain intact, {replays} cleanly")
     return 0
 
 

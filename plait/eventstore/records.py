@@ -33,6 +33,18 @@ def time_ordered_uuid() -> uuid.UUID:
     return uuid.UUID(int=value & _VERSION_VARIANT_MASK | _UUID7_BITS)
 
 
+@dataclass(frozen=True, slots=True)
+class Fence:
+    """Proof of driving a run: its lease and the epoch the acquisition was given.
+
+    An append that carries a fence is stored only if, in the same transaction, the run's
+    lease still has this epoch and has not expired by the database's clock (FencedOff).
+    """
+
+    run_id: str
+    epoch: int
+
+
 @dataclass(frozen=True, kw_only=True, slots=True)
 class NewEvent:
     """An event to append. `event_id` makes a retried append idempotent: keep it across retries."""
@@ -97,3 +109,6 @@ class IntegrityReport:
     checked: int
     first_bad_position: int | None = None
     problem: str | None = None
+    # The chain's head as verified (None for an empty history): what to keep and pass to
+    # `plait verify --expect-head` later. An anchor.ChainHead.
+    head: Any = None

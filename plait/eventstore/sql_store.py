@@ -7,10 +7,12 @@ BEGIN IMMEDIATE transaction, which already serialises writers.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import itertools
 import sqlite3
 import threading
+import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -22,17 +24,21 @@ from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from plait.eventstore import hashing, migrate, pg_arrays
+from plait.eventstore.anchor import ANCHOR_SECONDS, ChainHead, HeadFile, head_file_for
 from plait.eventstore.checkpoints import WalCheckpointer
+from plait.eventstore.ddl_0006 import SQLITE_NOW, SQLITE_RUN_ACTIVE, SQLITE_RUN_NOT_ACTIVE
 from plait.eventstore.engines import WRITE_OPTION, build_engine
 from plait.eventstore.errors import (
     ConcurrencyError,
     DuplicateEventError,
+    FencedOff,
     ImmutableEventError,
+    ProjectRunConflict,
     StoreError,
     StoreUnavailable,
 )
 from plait.eventstore.notify import Notifier
-from plait.eventstore.records import IntegrityReport, NewEvent, StoredEvent
+from plait.eventstore.records import Fence, IntegrityReport, NewEvent, StoredEvent
 from plait.eventstore.urls import display_url, normalise_url
 
 T = TypeVar("T")
@@ -76,6 +82,12 @@ class _Sql:
         # text-format array with a regular expression, which cost more than the whole append
         # in the database.
         self.pg_append = "SELECT * FROM plait_append(%s, %s, %b, %b, %b, %b, %b, %s, %s)"
+        self.pg_append_fenced = (
+            "SELECT * FROM plait_append_fenced(%s, %s, %b, %b, %b, %b, %b, %s, %s, %s, %s)"
+        )
+        self.sqlite_fence = (
+            f"SELECT epoch, expires_at > {SQLITE_NOW} FROM plait_run_leases WHERE run_id = ?"
+        )
 
     def find_ids(self, count: int) -> str:
         marks = ", ".join([self.mark] * count)
@@ -117,6 +129,9 @@ class SqlEventStore:
             if self.dialect == "sqlite" and self.url.database not in (None, "", ":memory:")
             else None
         )
+        head_path = head_file_for(self.url)
+        self.head_file = HeadFile(head_path) if head_path is not None else None
+        self._anchor_due = 0.0
         if upgrade:
             self._guard(lambda: migrate.upgrade(self.engine))
 
@@ -126,7 +141,12 @@ class SqlEventStore:
     # -- writing -----------------------------------------------------------------------------
 
     def append(
-        self, stream_id: str, events: Sequence[NewEvent], expected_version: int | None
+        self,
+        stream_id: str,
+        events: Sequence[NewEvent],
+        expected_version: int | None,
+        *,
+        fence: Fence | None = None,
     ) -> list[int]:
         _check_stream_id(stream_id)
         if not events:
@@ -139,14 +159,35 @@ class SqlEventStore:
             raise ValueError("the event ids of one append must be distinct")
         if self.dialect == "postgresql":
             positions = self._guard(
-                lambda: self._append_postgres(stream_id, rows, expected_version, recorded_at)
+                lambda: self._append_postgres(stream_id, rows, expected_version, recorded_at, fence)
             )
         else:
             positions = self._guard(
-                lambda: self._append_sqlite(stream_id, rows, expected_version, recorded_at)
+                lambda: self._append_sqlite(stream_id, rows, expected_version, recorded_at, fence)
             )
         self.notifier.notify(positions[-1])
+        if self.head_file is not None and time.monotonic() >= self._anchor_due:
+            self.record_head()
         return positions
+
+    def record_head(self) -> ChainHead | None:
+        """Write the chain's head to the head file now (see anchor.py); returns it."""
+        self._anchor_due = time.monotonic() + ANCHOR_SECONDS
+        head = self.head()
+        if head is not None and self.head_file is not None:
+            self.head_file.write(head)
+        return head
+
+    def head(self) -> ChainHead | None:
+        """The newest event's position and hash; None for an empty store."""
+
+        def read() -> ChainHead | None:
+            with self._cursor() as cursor:
+                cursor.execute(self._sql.last_event)
+                row = cursor.fetchone()
+            return None if row is None else ChainHead(int(row[0]), str(row[1]))
+
+        return self._guard(read)
 
     def _append_postgres(
         self,
@@ -154,9 +195,10 @@ class SqlEventStore:
         rows: list[hashing.EncodedEvent],
         expected_version: int | None,
         recorded_at: datetime,
+        fence: Fence | None,
     ) -> list[int]:
         event_ids, types, schema_versions, data, metadata = zip(*rows, strict=True)
-        params = (
+        params: tuple[object, ...] = (
             stream_id,
             expected_version,
             pg_arrays.text_array(event_ids),
@@ -167,19 +209,29 @@ class SqlEventStore:
             recorded_at,
             hashing.timestamp_text(recorded_at),
         )
+        sql = self._sql.pg_append
+        if fence is not None:
+            params = (*params, fence.run_id, fence.epoch)
+            sql = self._sql.pg_append_fenced
         try:
             with self._cursor() as cursor:
-                cursor.execute(self._sql.pg_append, params, prepare=True)
+                cursor.execute(sql, params, prepare=True)
                 return [int(p) for (p,) in cursor.fetchall()]
         except psycopg.Error as exc:
             sqlstate = getattr(exc, "sqlstate", None)
-            if sqlstate not in ("PL001", "23505"):  # wrong version, or an event id stored
+            message = getattr(getattr(exc, "diag", None), "message_primary", None) or str(exc)
+            if sqlstate == "PL005" and fence is not None:
+                raise FencedOff(fence.run_id, fence.epoch, message) from None
+            # wrong version, an event id stored, or a project run refused
+            if sqlstate not in ("PL001", "23505", "PL004"):
                 raise
             # A retried append shows up as one of these two; only then are the ids looked
             # up, so the usual append pays for no extra query.
             stored = self._stored_positions(stream_id, event_ids)
             if stored is not None:
                 return stored
+            if sqlstate == "PL004":
+                raise ProjectRunConflict(stream_id, message) from None
             detail = getattr(getattr(exc, "diag", None), "message_detail", None)
             actual = int(detail) if sqlstate == "PL001" and detail else None
             raise ConcurrencyError(stream_id, expected_version, actual) from None
@@ -197,6 +249,7 @@ class SqlEventStore:
         rows: list[hashing.EncodedEvent],
         expected_version: int | None,
         recorded_at: datetime,
+        fence: Fence | None,
     ) -> list[int]:
         # SQLite lets one writer in at a time anyway (BEGIN IMMEDIATE), so this process keeps
         # one connection for appends: no pool checkout and reset per append.
@@ -204,6 +257,8 @@ class SqlEventStore:
             connection = self._writer()
             connection.execute("BEGIN IMMEDIATE")
             try:
+                if fence is not None:
+                    self._check_fence(connection, fence)
                 positions = self._insert_sqlite(
                     connection, stream_id, rows, expected_version, recorded_at
                 )
@@ -217,6 +272,15 @@ class SqlEventStore:
         if self.checkpointer is not None:
             self.checkpointer.committed()
         return positions
+
+    def _check_fence(self, connection: sqlite3.Connection, fence: Fence) -> None:
+        row = connection.execute(self._sql.sqlite_fence, (fence.run_id,)).fetchone()
+        if row is None:
+            raise FencedOff(fence.run_id, fence.epoch, "the run has no lease")
+        if row[0] != fence.epoch:
+            raise FencedOff(fence.run_id, fence.epoch, f"the lease was taken over (epoch {row[0]})")
+        if not row[1]:
+            raise FencedOff(fence.run_id, fence.epoch, "the lease expired by the database clock")
 
     def _writer(self) -> sqlite3.Connection:
         if self._writer_connection is None:
@@ -269,8 +333,11 @@ class SqlEventStore:
         ]
         try:
             connection.executemany(self._sql.insert, params)
-        except sqlite3.IntegrityError:
+        except sqlite3.IntegrityError as exc:
             self._raise_unless_retry(connection, stream_id, rows)
+            for refusal in (SQLITE_RUN_ACTIVE, SQLITE_RUN_NOT_ACTIVE):
+                if refusal in str(exc):
+                    raise ProjectRunConflict(stream_id, refusal.removeprefix("plait: ")) from None
             raise ConcurrencyError(stream_id, expected_version) from None
         return [p[0] for p in params]
 
@@ -333,30 +400,14 @@ class SqlEventStore:
             cursor.execute(sql, params)
             return int(cursor.fetchone()[0])
 
-    def verify(self, page_size: int = 5000) -> IntegrityReport:
-        checked = 0
-        expected_position = 1
-        previous = hashing.GENESIS_HASH
-        versions: dict[str, int] = {}
-        after = 0
-        while True:
-            page = self.read_all(after, page_size)
-            if not page:
-                return IntegrityReport(ok=True, checked=checked)
-            for event in page:
-                problem = _check_event(event, expected_position, previous, versions)
-                if problem is not None:
-                    return IntegrityReport(
-                        ok=False,
-                        checked=checked,
-                        first_bad_position=event.position,
-                        problem=problem,
-                    )
-                checked += 1
-                expected_position = event.position + 1
-                previous = event.hash
-                versions[event.stream_id] = event.stream_version
-            after = page[-1].position
+    def verify(
+        self, page_size: int = 5000, expect_head: ChainHead | None = None
+    ) -> IntegrityReport:
+        """Walk the hash chain, then check it against its anchors: the head file and
+        `expect_head` (a head the user saved). See verification.py."""
+        from plait.eventstore.verification import verify_chain
+
+        return verify_chain(self, page_size, expect_head)
 
     # -- following ---------------------------------------------------------------------------
 
@@ -414,7 +465,11 @@ class SqlEventStore:
                     self._idle.notify_all()
 
     def close(self, timeout: float = 30.0) -> None:
-        """Refuse new work, wait for what is in flight, then release every connection."""
+        """Anchor the chain, refuse new work, wait for what is in flight, then release every
+        connection."""
+        if self.head_file is not None and not self._closed:
+            with contextlib.suppress(StoreError):  # the database is gone: the last anchor stands
+                self.record_head()
         with self._lock:
             if self._closed:
                 return
@@ -496,32 +551,6 @@ def _idempotent_positions(stream_id: str, existing: Sequence[Any], wanted: int) 
     if len(existing) == wanted and all(row[1] == stream_id for row in existing):
         return [int(row[0]) for row in existing]
     raise DuplicateEventError(f"stream {stream_id!r}: some of these event ids are already stored")
-
-
-def _check_event(
-    event: StoredEvent, expected_position: int, previous: str, versions: dict[str, int]
-) -> str | None:
-    if event.position != expected_position:
-        return f"position {expected_position} is missing (next stored is {event.position})"
-    expected_version = versions.get(event.stream_id, 0) + 1
-    if event.stream_version != expected_version:
-        return (
-            f"stream {event.stream_id!r} has version {event.stream_version} "
-            f"where {expected_version} was expected"
-        )
-    digest = hashing.content_digest(
-        stream_id=event.stream_id,
-        stream_version=event.stream_version,
-        event_id=event.event_id,
-        type=event.type,
-        schema_version=event.schema_version,
-        data_json=event.data_json,
-        metadata_json=event.metadata_json,
-        recorded_at=event.recorded_text,
-    )
-    if hashing.chain(previous, digest) != event.hash:
-        return f"event {event.event_id} ({event.type}) does not match its hash: it was altered"
-    return None
 
 
 def _first_line(error: object) -> str:

@@ -3,6 +3,15 @@
 The service (use cases) decides what is asked for; the supervisor keeps it going: it keeps
 the read models following the store, resumes what a dead process left unfinished, launches
 a driver for each run it holds the lease of, renews that lease, and owns the worktree pools.
+
+`plait serve` also watches (`start(watch=True)`): every `takeover_every` seconds it looks for
+active runs whose lease lapsed (their driver died, or was cut off) and takes them over, so a
+run whose driver was SIGKILLed is driven again within `ttl + takeover_every` seconds, with no
+client call. Of two servers that try at once, the lease lets exactly one win.
+
+A stop for a run another process drives is a request on the run's stream (StopRequested):
+that driver hears it from its live feed (driving.py). A run with no live driver is stopped
+by whoever takes its lease.
 """
 
 from __future__ import annotations
@@ -13,15 +22,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from plait.domain.events import RunCreated, RunEnded, RunResumed, StopRequested
+from plait.domain.errors import DomainError
+from plait.domain.events import RunCreated, RunResumed, StopRequested
 from plait.domain.plan.parsing import plan_from_mapping
 from plait.domain.run import RunState, result_branch
 from plait.domain.statuses import ACTIVE_RUN, RunStatus, TaskStatus
 from plait.eventstore import SqlEventStore, StoreError
-from plait.eventstore.leases import DEFAULT_TTL, LeaseStore
+from plait.eventstore.leases import LeaseStore
+from plait.execution.driving import follow_commands, keep_lease, on_command
 from plait.execution.errors import NotResumable, ServiceError, UnknownRun
 from plait.execution.git.cli import Git, GitError
 from plait.execution.projects import checked_id
+from plait.execution.run.appends import Provenance, append, end_run
 from plait.execution.run.context import RunContext
 from plait.execution.run.orchestrator import RunDriver, RunResult
 from plait.execution.run.recorder import RunRecorder
@@ -32,7 +44,7 @@ from plait.execution.settings import Settings
 from plait.execution.worktrees.manager import LEGACY_ROOT, Worktree, WorktreeManager
 from plait.execution.worktrees.pool import WorktreePool
 from plait.projections import Projector, ReadModels
-from plait.projections.codec import decode, encode, project_stream, run_stream
+from plait.projections.codec import decode, run_stream
 
 log = logging.getLogger(__name__)
 
@@ -51,9 +63,10 @@ class Supervisor:
         self.settings = settings
         self.read = read
         self.projector = projector
-        self.leases = LeaseStore(store)
+        self.leases = LeaseStore(store, timings=settings.leases)
         self._runs: dict[str, ActiveRun] = {}
         self._projector_task: asyncio.Task[None] | None = None
+        self._watcher: asyncio.Task[None] | None = None
         self._pools: dict[Path, WorktreePool] = {}
 
     def driving(self, run_id: str) -> ActiveRun | None:
@@ -66,13 +79,30 @@ class Supervisor:
         active = self._runs.get(run_id)
         return None if active is None else active.ctx.recorder.state.project_id
 
-    async def start(self, *, recover: bool = True) -> list[str]:
+    async def start(self, *, recover: bool = True, watch: bool = False) -> list[str]:
         """Bring the read models up to date, keep them following the store, and resume
-        every run a dead process left unfinished. Returns the ids of the resumed runs."""
+        every run a dead process left unfinished. Returns the ids of the resumed runs.
+        `watch`: go on taking over runs whose lease lapses, every `takeover_every` s."""
         if self._projector_task is None:
             await asyncio.to_thread(self.projector.catch_up)
             self._projector_task = asyncio.create_task(self._follow_projections())
-        return await self.recover() if recover else []
+        resumed = await self.recover() if recover else []
+        if watch and self._watcher is None:
+            self._watcher = asyncio.create_task(self._watch(), name="plait-takeover")
+        return resumed
+
+    async def _watch(self) -> None:
+        """Take over what lapses: each pass is `recover()`, which takes a run only by
+        winning its lease, so a pass that loses (or finds the driver alive) does nothing."""
+        while True:
+            await asyncio.sleep(self.settings.leases.takeover_every)
+            try:
+                taken = await self.recover()
+            except (StoreError, OSError) as exc:
+                log.warning("takeover watch: %s; trying again", exc)
+                continue
+            for run_id in taken:
+                log.warning("took over run %s: its lease had lapsed", run_id)
 
     async def _follow_projections(self) -> None:
         """Keep the read models following the store. A database outage pauses them; it must
@@ -93,7 +123,7 @@ class Supervisor:
         resumed = []
         for project in self.read.projects():
             run_id = project["active_run_id"]
-            if not run_id or run_id in self._runs:
+            if not run_id or self.driving(str(run_id)) is not None:
                 continue
             try:
                 if await self._recover_run(str(project["project_id"]), str(run_id)):
@@ -105,34 +135,88 @@ class Supervisor:
     async def _recover_run(self, project_id: str, run_id: str) -> bool:
         if await self.abandoned_start(run_id):
             # RunStarted was stored but the process died before RunCreated: nothing ran.
-            await self.append(
-                project_stream(project_id),
-                [RunEnded(project_id=project_id, run_id=run_id, outcome=RunStatus.FAILED)],
-                expected=None,
-            )
+            await self.end(project_id, run_id, RunStatus.FAILED)
             return False
-        if not await asyncio.to_thread(self.leases.acquire, run_id):
+        fence = await asyncio.to_thread(self.leases.acquire, run_id)
+        if fence is None:
             return False  # a live process drives it
-        recorder = await self.recorder(run_id)
-        status = recorder.state.status
-        if status not in ACTIVE_RUN:
-            await asyncio.to_thread(self.leases.release, run_id)
-            return False
-        await self.reap_orphans(recorder)
-        if status == RunStatus.STOPPING:  # the stop was asked for: finish it, do not resume
-            await stop_orphan(recorder, recorder.state.stop_reason or "stop requested")
-            await self.append(
-                project_stream(project_id),
-                [RunEnded(project_id=project_id, run_id=run_id, outcome=RunStatus.STOPPED)],
-                expected=None,
-            )
-            await asyncio.to_thread(self.leases.release, run_id)
-            return False
-        if status == RunStatus.RUNNING:
-            await interrupt_tasks(recorder, "the process driving the run ended")
-            await recorder.record(RunResumed(run_id=run_id, reason="recovered after a crash"))
-        await self.launch(project_id, run_id, recorder)
+        try:
+            recorder = await self.recorder(run_id)
+            recorder.fence = fence
+            status = recorder.state.status
+            if status not in ACTIVE_RUN:
+                await asyncio.to_thread(self.leases.release, run_id)
+                return False
+            await self.reap_orphans(recorder)
+            if status == RunStatus.STOPPING:  # the stop was asked for: finish it, not resume
+                await self.finish_stop(project_id, recorder, recorder.state.stop_reason or "")
+                return False
+            if status == RunStatus.RUNNING:
+                await interrupt_tasks(recorder, "the process driving the run ended")
+                await recorder.record(RunResumed(run_id=run_id, reason="recovered after a crash"))
+            await self.launch(project_id, run_id, recorder)
+        except BaseException:
+            if self.driving(run_id) is None:
+                await asyncio.to_thread(self.leases.release, run_id)
+            raise
         return True
+
+    async def finish_stop(self, project_id: str, recorder: RunRecorder, reason: str) -> None:
+        """Stop a run nobody drives, holding its lease (recorder.fence), then release it."""
+        try:
+            await stop_orphan(recorder, reason or "stop requested")
+            await self.end(project_id, recorder.run_id, RunStatus.STOPPED, recorder)
+        finally:
+            await asyncio.to_thread(self.leases.release, recorder.run_id)
+
+    async def stop(self, project_id: str, run_id: str, reason: str) -> None:
+        """Stop a run this process does not drive. With a live driver elsewhere, the stop is
+        a request it acts on; with none, the lease decides who stops it: whoever takes it."""
+        fence = await asyncio.to_thread(self.leases.acquire, run_id)
+        if fence is None:
+            await self.request_stop_elsewhere(run_id, reason)
+            return
+        try:
+            recorder = await self.recorder(run_id)
+            recorder.fence = fence
+            await self.reap_orphans(recorder)
+        except BaseException:
+            await asyncio.to_thread(self.leases.release, run_id)
+            raise
+        await self.finish_stop(project_id, recorder, reason)
+
+    async def request_stop_elsewhere(self, run_id: str, reason: str) -> None:
+        """Record StopRequested on the run's stream for the process that drives it."""
+        recorder = await self.recorder(run_id)  # no fence: it catches up with the driver
+        if recorder.state.status not in (RunStatus.RUNNING, RunStatus.PENDING):
+            return  # already stopping (or ended): nothing more to ask
+        try:
+            await recorder.record(StopRequested(run_id=run_id, reason=reason))
+        except DomainError:
+            if recorder.state.status in (RunStatus.RUNNING, RunStatus.PENDING):
+                raise  # refused for another reason than a stop or an end meanwhile
+
+    async def end(
+        self,
+        project_id: str,
+        run_id: str,
+        outcome: RunStatus,
+        recorder: RunRecorder | None = None,
+    ) -> None:
+        """RunEnded, fenced by the recorder's lease when there is one."""
+        provenance = (
+            recorder.provenance.caused_by(recorder.last_event_id)
+            if recorder is not None
+            else Provenance.of(self.settings.actor, run_id)
+        )
+        await end_run(
+            self.store,
+            project_id,
+            run_id,
+            outcome,
+            provenance=provenance,
+            fence=None if recorder is None else recorder.fence,
+        )
 
     async def reap_orphans(self, recorder: RunRecorder) -> None:
         """Kill what the dead driver's tasks left running; clear half-made worktrees."""
@@ -161,6 +245,10 @@ class Supervisor:
 
     async def close(self) -> None:
         """Stop every run this process drives (they stay resumable) and the projector."""
+        if self._watcher is not None:
+            self._watcher.cancel()
+            await asyncio.gather(self._watcher, return_exceptions=True)
+            self._watcher = None
         for run_id in list(self._runs):
             active = self._runs.get(run_id)
             if active is not None and not active.task.done():
@@ -205,6 +293,7 @@ class Supervisor:
     ) -> None:
         """Drive a run whose lease this process holds, renewing it until the run ends."""
         recorder = recorder or await self.recorder(run_id)
+        recorder.fence = self.leases.fence(run_id)
         state = recorder.state
         plan = plan_from_mapping(recorder.plan)
         repo = Path(state.repo_path or ".")
@@ -228,6 +317,7 @@ class Supervisor:
             # they are not adopted below as this run's worktrees.
             ctx.pool = await self._pool_for(repo, ctx.worktrees)
         await adopt_worktrees(ctx)
+        recorder.on_command = lambda event: on_command(ctx, event)
         driver = RunDriver(ctx, project_id)
         task = asyncio.create_task(self._drive_leased(driver), name=f"plait-run-{run_id}")
         self._runs[run_id] = ActiveRun(ctx, task)
@@ -245,30 +335,22 @@ class Supervisor:
 
     async def _drive_leased(self, driver: RunDriver) -> RunResult:
         """Drive the run while renewing its lease; release the lease when it ends."""
-        run_id = driver.ctx.run_id
-
-        async def renew() -> None:
-            while True:
-                await asyncio.sleep(DEFAULT_TTL / 3)
-                try:
-                    renewed = await asyncio.to_thread(self.leases.acquire, run_id)
-                except StoreError as exc:  # an outage: keep the run (it pauses) and try again
-                    log.warning("run %s: could not renew its lease: %s", run_id, exc)
-                    continue
-                if not renewed:
-                    log.error("run %s: lost its lease to another process; stopping", run_id)
-                    driver.ctx.stop.set()
-                    return
-
-        renewer = asyncio.create_task(renew())
+        ctx = driver.ctx
+        helpers = [
+            asyncio.create_task(keep_lease(self.leases, ctx, self.settings.stop_grace)),
+            asyncio.create_task(follow_commands(self.store, ctx, ctx.recorder.last_position)),
+        ]
         try:
             return await driver.drive()
         finally:
-            renewer.cancel()
-            try:
-                await asyncio.to_thread(self.leases.release, run_id)
-            except StoreError:
-                log.warning("run %s: could not release its lease (it will expire)", run_id)
+            for helper in helpers:
+                helper.cancel()
+            await asyncio.gather(*helpers, return_exceptions=True)
+            if not ctx.recorder.deposed:
+                try:
+                    await asyncio.to_thread(self.leases.release, ctx.run_id)
+                except StoreError:
+                    log.warning("run %s: could not release its lease (it expires)", ctx.run_id)
 
     async def recorder(self, run_id: str) -> RunRecorder:
         checked_id("run id", run_id)
@@ -285,6 +367,8 @@ class Supervisor:
         if plan is None:
             raise NotResumable(f"run {run_id} has no RunCreated event")
         recorder = RunRecorder(self.store, state, events[-1].stream_version, self.settings.actor)
+        recorder.last_position = events[-1].position
+        recorder.last_event_id = str(events[-1].event_id)
         recorder.plan = plan
         recorder.outage_tolerance = self.settings.outage_tolerance
         return recorder
@@ -294,9 +378,14 @@ class Supervisor:
             await active.ctx.recorder.record(StopRequested(run_id=active.ctx.run_id, reason=reason))
         active.ctx.stop.set()
 
-    async def append(self, stream: str, events: list[Any], *, expected: int | None) -> None:
-        encoded = [encode(e, {"actor": self.settings.actor}) for e in events]
-        await asyncio.to_thread(self.store.append, stream, encoded, expected)
+    async def append(
+        self, stream: str, events: list[Any], *, expected: int | None, run_id: str | None = None
+    ) -> None:
+        fence = None if run_id is None else self.leases.fence(run_id)
+        provenance = Provenance.of(self.settings.actor, run_id)
+        await append(
+            self.store, stream, events, expected=expected, provenance=provenance, fence=fence
+        )
 
     async def worktrees(self, git: Git, state: RunState) -> WorktreeManager:
         """The run's own worktree root, as recorded when it was created."""

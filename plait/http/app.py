@@ -104,7 +104,7 @@ async def _runtime(
     store = await asyncio.to_thread(SqlEventStore, url)
     try:
         plait = Plait(store, settings)
-        await plait.start()
+        await plait.start(watch=True)  # every server takes over runs whose lease lapsed
         try:
             yield _make_runtime(plait)
         finally:

@@ -10,7 +10,6 @@ transaction once another process took the lease over, so a deposed driver writes
 from __future__ import annotations
 
 import asyncio
-import functools
 import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -18,7 +17,7 @@ from typing import Any
 
 from plait.domain.events import DomainEvent, RunEnded
 from plait.domain.statuses import RunStatus
-from plait.eventstore import NewEvent, SqlEventStore
+from plait.eventstore import Fence, NewEvent, SqlEventStore
 from plait.projections.codec import encode, project_stream
 
 
@@ -56,14 +55,10 @@ def append_now(
     stream: str,
     events: Sequence[NewEvent],
     expected: int | None,
-    fence: Any = None,
+    fence: Fence | None = None,
 ) -> list[int]:
-    """store.append, with the fence when there is one (blocking: call it in a thread)."""
-    if fence is None:
-        return store.append(stream, events, expected)
-    fenced = functools.partial(store.append, fence=fence)  # type: ignore[call-arg]
-    result: list[int] = fenced(stream, events, expected)
-    return result
+    """store.append with the fence (blocking: call it in a thread)."""
+    return store.append(stream, events, expected, fence=fence)
 
 
 async def append(
@@ -73,7 +68,7 @@ async def append(
     *,
     expected: int | None,
     provenance: Provenance,
-    fence: Any = None,
+    fence: Fence | None = None,
 ) -> list[int]:
     stored = encoded(events, provenance)
     return await asyncio.to_thread(append_now, store, stream, stored, expected, fence)
@@ -86,7 +81,7 @@ async def end_run(
     outcome: RunStatus,
     *,
     provenance: Provenance,
-    fence: Any = None,
+    fence: Fence | None = None,
     expected: int | None = None,
 ) -> None:
     """RunEnded on the project stream: the one place a run's end is written. Its outcome

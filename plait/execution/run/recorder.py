@@ -24,9 +24,17 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from plait.domain.events import DomainEvent, RunEvent, StopRequested
+from plait.domain.events import BatchLanded, RunEvent, StopRequested
 from plait.domain.run import RunState
-from plait.eventstore import ConcurrencyError, NewEvent, SqlEventStore, StoreError, StoreUnavailable
+from plait.eventstore import (
+    ConcurrencyError,
+    Fence,
+    FencedOff,
+    NewEvent,
+    SqlEventStore,
+    StoreError,
+    StoreUnavailable,
+)
 from plait.eventstore.hashing import timestamp_text
 from plait.execution.run.appends import Provenance, append_now, encoded
 from plait.projections.codec import decode, run_stream
@@ -55,7 +63,7 @@ class RunRecorder:
         self.outage_tolerance = 60.0
         # The driver's lease: every append carries it, and the store refuses them once
         # another process took the lease over. None: this process does not drive the run.
-        self.fence: Any = None
+        self.fence: Fence | None = None
         # A driver's: called with each command another process appended (a stop request).
         self.on_command: Callable[[RunEvent], None] | None = None
         self.deposed = False
@@ -91,16 +99,16 @@ class RunRecorder:
                 except ConcurrencyError:
                     await self._catch_up()
                     continue
-                except StoreError as exc:
-                    if self.fence is not None and _is_fenced_off(exc):
-                        self.deposed = True
-                        raise Deposed(f"run {self.run_id}: {exc}") from exc
-                    raise
+                except FencedOff as exc:
+                    self.deposed = True
+                    raise Deposed(f"run {self.run_id}: {exc}") from exc
                 for event in events:
                     self.state.apply(event, at)
                 self.version += len(events)
                 self.last_position = positions[-1]
                 self.last_event_id = str(stored[-1].event_id)
+                if any(isinstance(event, BatchLanded) for event in events):
+                    await self._anchor()
                 return
             raise ConcurrencyError(self.stream, self.version)
 
@@ -130,6 +138,13 @@ class RunRecorder:
             if self.driving and self.on_command is not None:
                 self.on_command(event)
 
+    async def _anchor(self) -> None:
+        """Anchor the audit chain at every landing (plait.eventstore.anchor)."""
+        try:
+            await asyncio.to_thread(self.store.record_head)
+        except StoreError as exc:  # the landing is stored; the anchor waits
+            log.warning("run %s: could not anchor the chain: %s", self.run_id, exc)
+
     async def _append(self, stored: list[NewEvent]) -> list[int]:
         deadline = time.monotonic() + self.outage_tolerance
         delay = 0.1
@@ -144,11 +159,3 @@ class RunRecorder:
                 log.warning("run %s paused: %s; retrying in %.1f s", self.run_id, exc, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
-
-
-def _is_fenced_off(exc: StoreError) -> bool:
-    return type(exc).__name__ == "FencedOff"
-
-
-def is_command(event: DomainEvent) -> bool:
-    return isinstance(event, COMMANDS)
