@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from plait.domain.errors import DomainError
 from plait.domain.events import RunCreated, RunResumed, StopRequested
 from plait.domain.plan.parsing import plan_from_mapping
@@ -67,6 +69,7 @@ class Supervisor:
         self._runs: dict[str, ActiveRun] = {}
         self._projector_task: asyncio.Task[None] | None = None
         self._watcher: asyncio.Task[None] | None = None
+        self.takeover_checks = 0  # passes of the watch, for /metrics
         self._pools: dict[Path, WorktreePool] = {}
 
     def driving(self, run_id: str) -> ActiveRun | None:
@@ -101,6 +104,8 @@ class Supervisor:
             except (StoreError, OSError) as exc:
                 log.warning("takeover watch: %s; trying again", exc)
                 continue
+            finally:
+                self.takeover_checks += 1
             for run_id in taken:
                 log.warning("took over run %s: its lease had lapsed", run_id)
 
@@ -112,7 +117,7 @@ class Supervisor:
             try:
                 await self.projector.follow()
                 return
-            except StoreError as exc:
+            except (StoreError, SQLAlchemyError) as exc:  # e.g. another projector's race
                 log.warning("projections paused: %s; retrying in %.1f s", exc, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)

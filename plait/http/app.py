@@ -115,7 +115,10 @@ async def _runtime(
 
 def _make_runtime(plait: Plait) -> Runtime:
     projector = plait.projector
-    metrics = Metrics(plait.store, plait.read, lambda: projector.position)
+    supervisor = plait.supervisor
+    metrics = Metrics(
+        plait.store, plait.read, lambda: projector.position, lambda: supervisor.takeover_checks
+    )
     return Runtime(plait=plait, store=plait.store, read=plait.read, metrics=metrics)
 
 
