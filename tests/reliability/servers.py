@@ -40,11 +40,17 @@ BOUND = 90.0  # seconds: the longest any wait here may take before the test fail
 # Short leases, so takeovers take seconds (docs/reliability.md, "Several servers").
 LEASES = {"PLAIT_LEASE_TTL": "4", "PLAIT_LEASE_RENEW_EVERY": "1", "PLAIT_TAKEOVER_EVERY": "0.5"}
 
-# `plait serve`, which dumps every thread's stack to its log on SIGUSR1 (see `stacks`).
-SERVE = (
-    "import asyncio, faulthandler, signal, sys; faulthandler.register(signal.SIGUSR1, all_threads=True);"
-    "signal.signal(signal.SIGUSR2, lambda *_: [t.print_stack(file=sys.stderr) for t in asyncio.all_tasks(asyncio.get_running_loop())]);"
-    " from plait.cli import main; sys.exit(main(sys.argv[1:]))"
+# `plait serve`, which prints every asyncio task's stack to its log on SIGUSR2 (`stacks`).
+SERVE = textwrap.dedent(
+    """\
+    import asyncio, signal, sys
+    def show(*_):
+        for task in asyncio.all_tasks(asyncio.get_running_loop()):
+            task.print_stack(file=sys.stderr)
+    signal.signal(signal.SIGUSR2, show)
+    from plait.cli import main
+    sys.exit(main(sys.argv[1:]))
+    """
 )
 
 TASK = textwrap.dedent(
@@ -213,7 +219,7 @@ class Server:
         os.kill(self.plait_pid, signal.SIGKILL)
 
     def stacks(self) -> str:
-        """Every thread's stack, as the server prints it: for a test that timed out."""
+        """Every asyncio task's stack, as the server prints it: for a test that timed out."""
         os.kill(self.plait_pid, signal.SIGUSR2)
         time.sleep(1)  # a diagnosis after a failure, not synchronisation
         return self.log.read_text()[-20000:]
