@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
-from plait.domain.agents import SHELL
+from plait.domain.agents import SHELL, preset_names
 from plait.domain.plan.fields import MAX_NAME, MAX_TEXT, FieldReader, show, type_name
 from plait.domain.plan.model import Agent, Profile
 from plait.domain.plan.runners import read_agent
@@ -66,7 +66,8 @@ def _read_profile(name: object, body: object, where: str, problems: list[str]) -
     fields = FieldReader(body, owner, problems)
     fields.reject_unknown(PROFILE_FIELDS)
     if body.get("agent") is None:
-        fields.problem("missing 'agent' (the preset it runs: claude, codex, aider, or a template)")
+        presets = ", ".join(preset_names())
+        fields.problem(f"missing 'agent' (the preset it runs: {presets}, or a template)")
         return None
     agent: Agent | None = read_agent(fields)
     if agent is None:
