@@ -20,6 +20,7 @@ import re
 from collections.abc import Mapping
 
 from plait.domain.agents import SHELL, preset_names
+from plait.domain.ids import ID_PATTERN
 from plait.domain.plan.fields import MAX_NAME, MAX_TEXT, FieldReader, show, type_name
 from plait.domain.plan.model import Agent, Profile
 from plait.domain.plan.runners import read_agent
@@ -29,7 +30,7 @@ __all__ = ["PROFILE_FIELDS", "read_profiles"]
 PROFILE_FIELDS = frozenset(
     {"agent", "model", "args", "env", "drop_env", "pass_env", "max_concurrency", "program"}
 )
-PROFILE_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
+PROFILE_NAME = ID_PATTERN
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,254}")
 MAX_PROFILE_CONCURRENCY = 64
 
