@@ -26,8 +26,9 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from plait.domain.errors import DomainError
 from plait.domain.events import RunCreated, RunResumed, StopRequested
+from plait.domain.ids import result_branch
 from plait.domain.plan.parsing import plan_from_mapping
-from plait.domain.run import RunState, result_branch
+from plait.domain.run import RunState
 from plait.domain.statuses import ACTIVE_RUN, RunStatus, TaskStatus
 from plait.eventstore import SqlEventStore, StoreError
 from plait.eventstore.leases import LeaseStore
