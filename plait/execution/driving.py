@@ -18,10 +18,13 @@ import asyncio
 import logging
 import time
 
+from plait.domain.errors import DomainError
 from plait.domain.events import RunEvent, StopRequested
+from plait.domain.statuses import RunStatus
 from plait.eventstore import SqlEventStore, StoreError
 from plait.eventstore.leases import LeaseStore, LeaseTimings
 from plait.execution.run.context import RunContext
+from plait.execution.run.recorder import RunRecorder
 
 log = logging.getLogger(__name__)
 
@@ -88,3 +91,17 @@ async def follow_commands(store: SqlEventStore, ctx: RunContext, after: int) -> 
             log.warning("run %s: its live feed paused: %s", ctx.run_id, exc)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5.0)
+
+
+async def request_stop(recorder: RunRecorder, reason: str) -> None:
+    """Record StopRequested with a recorder that does not drive the run: it catches up with
+    the driver's appends first (RunRecorder.record), so the request lands on the stream as
+    it is. A run already stopping, or ended meanwhile, needs no request."""
+    asking = (RunStatus.RUNNING, RunStatus.PENDING)
+    if recorder.state.status not in asking:
+        return
+    try:
+        await recorder.record(StopRequested(run_id=recorder.run_id, reason=reason))
+    except DomainError:
+        if recorder.state.status in asking:
+            raise  # refused for another reason than a stop or an end meanwhile

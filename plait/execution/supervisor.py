@@ -24,15 +24,14 @@ from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from plait.domain.errors import DomainError
-from plait.domain.events import RunCreated, RunResumed, StopRequested
+from plait.domain.events import RunResumed, StopRequested
 from plait.domain.ids import result_branch
 from plait.domain.plan.parsing import plan_from_mapping
 from plait.domain.run import RunState
-from plait.domain.statuses import ACTIVE_RUN, RunStatus, TaskStatus
+from plait.domain.statuses import ACTIVE_RUN, RunStatus
 from plait.eventstore import SqlEventStore, StoreError
 from plait.eventstore.leases import LeaseStore
-from plait.execution.driving import follow_commands, keep_lease, on_command
+from plait.execution.driving import follow_commands, keep_lease, on_command, request_stop
 from plait.execution.errors import NotResumable, ServiceError, UnknownRun
 from plait.execution.git.cli import Git, GitError
 from plait.execution.projects import checked_id
@@ -40,14 +39,18 @@ from plait.execution.run.appends import Provenance, append, end_run
 from plait.execution.run.context import RunContext
 from plait.execution.run.orchestrator import RunDriver, RunResult
 from plait.execution.run.recorder import RunRecorder
-from plait.execution.run.recovery import adopt_worktrees, interrupt_tasks, stop_orphan
+from plait.execution.run.recovery import (
+    adopt_worktrees,
+    interrupt_tasks,
+    reap_orphans,
+    stop_orphan,
+)
 from plait.execution.runners.agent_check import AgentCheckFailed, check_agents
-from plait.execution.runners.orphans import kill_process_groups, processes_inside
 from plait.execution.settings import Settings
-from plait.execution.worktrees.manager import LEGACY_ROOT, Worktree, WorktreeManager
+from plait.execution.worktrees.manager import LEGACY_ROOT, WorktreeManager
 from plait.execution.worktrees.pool import WorktreePool
 from plait.projections import Projector, ReadModels
-from plait.projections.codec import decode, run_stream
+from plait.projections.codec import run_stream
 
 log = logging.getLogger(__name__)
 
@@ -193,61 +196,21 @@ class Supervisor:
 
     async def request_stop_elsewhere(self, run_id: str, reason: str) -> None:
         """Record StopRequested on the run's stream for the process that drives it."""
-        recorder = await self.recorder(run_id)  # no fence: it catches up with the driver
-        if recorder.state.status not in (RunStatus.RUNNING, RunStatus.PENDING):
-            return  # already stopping (or ended): nothing more to ask
-        try:
-            await recorder.record(StopRequested(run_id=run_id, reason=reason))
-        except DomainError:
-            if recorder.state.status in (RunStatus.RUNNING, RunStatus.PENDING):
-                raise  # refused for another reason than a stop or an end meanwhile
+        await request_stop(await self.recorder(run_id), reason)
 
     async def end(
-        self,
-        project_id: str,
-        run_id: str,
-        outcome: RunStatus,
-        recorder: RunRecorder | None = None,
+        self, project_id: str, run_id: str, outcome: RunStatus, recorder: RunRecorder | None = None
     ) -> None:
-        """RunEnded, fenced by the recorder's lease when there is one."""
-        provenance = (
-            recorder.provenance.caused_by(recorder.last_event_id)
-            if recorder is not None
-            else Provenance.of(self.settings.actor, run_id)
-        )
-        await end_run(
-            self.store,
-            project_id,
-            run_id,
-            outcome,
-            provenance=provenance,
-            fence=None if recorder is None else recorder.fence,
-        )
+        """RunEnded: the recorder's (fenced by its lease), else this process's."""
+        if recorder is not None:
+            return await recorder.end_run(project_id, outcome)
+        actor = Provenance.of(self.settings.actor, run_id)
+        await end_run(self.store, project_id, run_id, outcome, provenance=actor)
 
     async def reap_orphans(self, recorder: RunRecorder) -> None:
         """Kill what the dead driver's tasks left running; clear half-made worktrees."""
         git = Git(Path(recorder.state.repo_path or "."))
-        worktrees = await self.worktrees(git, recorder.state)
-        run_root = (await worktrees.root()) / recorder.run_id
-        # The run's own directory, and the worktrees its unfinished tasks were given (a
-        # pooled worktree lives outside the run's directory).
-        places = {run_root} | {
-            Path(task.worktree_path)
-            for task in recorder.state.tasks.values()
-            if task.status in (TaskStatus.RUNNING, TaskStatus.RESOLVING) and task.worktree_path
-        }
-        pids: set[int] = set()
-        for place in places:
-            pids.update(await asyncio.to_thread(processes_inside, place))
-        killed = kill_process_groups(sorted(pids))
-        if killed:
-            log.warning("run %s: killed %d orphaned task process group(s)", recorder.run_id, killed)
-        for entry in await worktrees.list_porcelain():
-            path = Path(entry.path)
-            if path.parent == run_root and entry.locked is not None:
-                # A `worktree add` killed midway: locked "initializing", never used.
-                await worktrees.remove(Worktree(path, None, path.name, entry.head or ""))
-        await git.run_admin("worktree", "prune")
+        await reap_orphans(recorder, git, await self.worktrees(git, recorder.state))
 
     async def close(self) -> None:
         """Stop every run this process drives (they stay resumable) and the projector."""
@@ -363,19 +326,9 @@ class Supervisor:
         events = await asyncio.to_thread(self.store.read_stream, run_stream(run_id))
         if not events:
             raise UnknownRun(f"no run {run_id!r}")
-        state = RunState()
-        plan: dict[str, Any] | None = None
-        for stored in events:
-            event = decode(stored)
-            if isinstance(event, RunCreated):
-                plan = event.plan
-            state.apply(event, stored.recorded_text)
-        if plan is None:
+        recorder = RunRecorder.from_history(self.store, events, self.settings.actor)
+        if not recorder.plan:
             raise NotResumable(f"run {run_id} has no RunCreated event")
-        recorder = RunRecorder(self.store, state, events[-1].stream_version, self.settings.actor)
-        recorder.last_position = events[-1].position
-        recorder.last_event_id = str(events[-1].event_id)
-        recorder.plan = plan
         recorder.outage_tolerance = self.settings.outage_tolerance
         return recorder
 

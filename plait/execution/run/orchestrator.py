@@ -34,7 +34,6 @@ from plait.domain.statuses import ACTIVE_RUN, ENDED_RUN, NOT_LANDING_TASK, RunSt
 from plait.eventstore import StoreError
 from plait.execution.git.cli import GitError
 from plait.execution.git.merging import LandOutcome, LandResult, land, merge_chain, update_ref_cas
-from plait.execution.run.appends import end_run
 from plait.execution.run.batch_executor import BatchEnd, BatchExecutor
 from plait.execution.run.context import RunContext
 from plait.execution.run.integration_tests import IntegrationTester
@@ -292,14 +291,7 @@ class RunDriver:
         if status not in ENDED_RUN or recorder.deposed:
             return
         try:
-            await end_run(
-                recorder.store,
-                self.project_id,
-                self.ctx.run_id,
-                status,
-                provenance=recorder.provenance.caused_by(recorder.last_event_id),
-                fence=recorder.fence,
-            )
+            await recorder.end_run(self.project_id, status)
         except StoreError:
             log.exception("could not record the end of run %s", self.ctx.run_id)
 

@@ -20,23 +20,25 @@ import asyncio
 import copy
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from plait.domain.events import BatchLanded, RunEvent, StopRequested
+from plait.domain.events import BatchLanded, RunCreated, RunEvent, StopRequested
 from plait.domain.run import RunState
+from plait.domain.statuses import RunStatus
 from plait.eventstore import (
     ConcurrencyError,
     Fence,
     FencedOff,
     NewEvent,
     SqlEventStore,
+    StoredEvent,
     StoreError,
     StoreUnavailable,
 )
 from plait.eventstore.hashing import timestamp_text
-from plait.execution.run.appends import Provenance, append_now, encoded
+from plait.execution.run.appends import Provenance, append_now, encoded, end_run
 from plait.projections.codec import decode, run_stream
 
 log = logging.getLogger(__name__)
@@ -68,6 +70,25 @@ class RunRecorder:
         self.on_command: Callable[[RunEvent], None] | None = None
         self.deposed = False
         self.last_event_id: str | None = None
+
+    @classmethod
+    def from_history(
+        cls, store: SqlEventStore, events: Sequence[StoredEvent], actor: str
+    ) -> RunRecorder:
+        """A recorder whose state is the run's stored history (`plan` stays empty without
+        a RunCreated)."""
+        state = RunState()
+        plan: dict[str, Any] = {}
+        for stored in events:
+            event = decode(stored)
+            if isinstance(event, RunCreated):
+                plan = event.plan
+            state.apply(event, stored.recorded_text)
+        recorder = cls(store, state, events[-1].stream_version, actor)
+        recorder.last_position = events[-1].position
+        recorder.last_event_id = str(events[-1].event_id)
+        recorder.plan = plan
+        return recorder
 
     @property
     def run_id(self) -> str:
@@ -111,6 +132,13 @@ class RunRecorder:
                     await self._anchor()
                 return
             raise ConcurrencyError(self.stream, self.version)
+
+    async def end_run(self, project_id: str, outcome: RunStatus) -> None:
+        """RunEnded on the project stream, caused by the last event stored, fenced."""
+        provenance = self.provenance.caused_by(self.last_event_id)
+        await end_run(
+            self.store, project_id, self.run_id, outcome, provenance=provenance, fence=self.fence
+        )
 
     async def catch_up(self) -> None:
         """Apply what others appended to the run stream since this recorder's version."""

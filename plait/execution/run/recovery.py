@@ -3,14 +3,20 @@ interrupted tasks recorded, a requested stop finished."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from pathlib import Path
 
 from plait.domain.events import RunStopped, StopRequested, TaskInterrupted
 from plait.domain.ids import run_branches
 from plait.domain.statuses import RunStatus, TaskStatus
+from plait.execution.git.cli import Git
 from plait.execution.run.context import RunContext
 from plait.execution.run.recorder import RunRecorder
-from plait.execution.worktrees.manager import Worktree
+from plait.execution.runners.orphans import kill_process_groups, processes_inside
+from plait.execution.worktrees.manager import Worktree, WorktreeManager
+
+log = logging.getLogger(__name__)
 
 
 async def adopt_worktrees(ctx: RunContext) -> None:
@@ -56,3 +62,29 @@ async def stop_orphan(recorder: RunRecorder, reason: str) -> None:
         await recorder.record(StopRequested(run_id=state.run_id, reason=reason))
     await interrupt_tasks(recorder, "the process driving the run ended")
     await recorder.record(RunStopped(run_id=state.run_id, reason=reason))
+
+
+async def reap_orphans(recorder: RunRecorder, git: Git, worktrees: WorktreeManager) -> None:
+    """Kill what a dead driver's tasks left running here (tasks die with their driver, see
+    runners/sessions.py; this catches a process that shed its session mark, in this PID
+    namespace); clear half-made worktrees."""
+    run_root = (await worktrees.root()) / recorder.run_id
+    # The run's own directory, and the worktrees its unfinished tasks were given (a
+    # pooled worktree lives outside the run's directory).
+    places = {run_root} | {
+        Path(task.worktree_path)
+        for task in recorder.state.tasks.values()
+        if task.status in (TaskStatus.RUNNING, TaskStatus.RESOLVING) and task.worktree_path
+    }
+    pids: set[int] = set()
+    for place in places:
+        pids.update(await asyncio.to_thread(processes_inside, place))
+    killed = kill_process_groups(sorted(pids))
+    if killed:
+        log.warning("run %s: killed %d orphaned task process group(s)", recorder.run_id, killed)
+    for entry in await worktrees.list_porcelain():
+        path = Path(entry.path)
+        if path.parent == run_root and entry.locked is not None:
+            # A `worktree add` killed midway: locked "initializing", never used.
+            await worktrees.remove(Worktree(path, None, path.name, entry.head or ""))
+    await git.run_admin("worktree", "prune")
