@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import os
+import random
 import time
 import uuid
 from collections.abc import Mapping
@@ -20,6 +20,7 @@ JSONDict = dict[str, Any]
 # Clears the version and variant bits of a 128-bit value; _UUID7_BITS then sets them.
 _VERSION_VARIANT_MASK = 0xFFFF_FFFF_FFFF_0FFF_3FFF_FFFF_FFFF_FFFF
 _UUID7_BITS = 0x7 << 76 | 0x2 << 62  # version 7, RFC 9562 variant
+_random_bits = random.getrandbits
 
 
 def time_ordered_uuid() -> uuid.UUID:
@@ -29,7 +30,9 @@ def time_ordered_uuid() -> uuid.UUID:
     page, so an append dirties one index page rather than one per event.
     """
     millis = time.time_ns() // 1_000_000
-    value = (millis & 0xFFFF_FFFF_FFFF) << 80 | int.from_bytes(os.urandom(10))
+    # The random bits need to be unique, not secret: the Mersenne Twister gives them in a
+    # tenth of os.urandom's time (a system call), and Python reseeds it in a forked child.
+    value = (millis & 0xFFFF_FFFF_FFFF) << 80 | _random_bits(80)
     return uuid.UUID(int=value & _VERSION_VARIANT_MASK | _UUID7_BITS)
 
 

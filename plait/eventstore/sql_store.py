@@ -104,10 +104,12 @@ class _Sql:
 class SqlEventStore:
     """An append-only event store on one database. Thread-safe; one instance per process."""
 
-    def __init__(self, url: str | URL, *, upgrade: bool = True) -> None:
+    def __init__(
+        self, url: str | URL, *, upgrade: bool = True, sqlite_synchronous: str | None = None
+    ) -> None:
         self.url = url if isinstance(url, URL) else normalise_url(url)
         self.dialect = self.url.get_backend_name()
-        self.engine: Engine = build_engine(self.url)
+        self.engine: Engine = build_engine(self.url, synchronous=sqlite_synchronous)
         # Hot paths run single statements: on PostgreSQL they need no transaction around them,
         # and autocommit saves the BEGIN and COMMIT round trips.
         self._hot: Engine = (
