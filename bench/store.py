@@ -177,7 +177,11 @@ def contender(name: str, backend: str, sync: str) -> Iterator[Contender]:
         try:
             with pg_schema() as schema:
                 made = (
-                    Plait(f"{PG}?options=-csearch_path%3D{schema}", sync)
+                    # libpq's `options` parameter overrides PGOPTIONS: both settings go here.
+                    Plait(
+                        f"{PG}?options=-csearch_path%3D{schema}%20-csynchronous_commit%3D{sync}",
+                        sync,
+                    )
                     if name == "plait"
                     else EventSourcing("postgres", schema, sync)
                 )

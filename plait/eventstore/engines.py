@@ -16,7 +16,6 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL
 
-from plait.eventstore import pg_arrays
 from plait.eventstore.checkpoints import AUTOCHECKPOINT_PAGES
 from plait.eventstore.errors import StoreUnavailable
 
@@ -54,6 +53,8 @@ def build_engine(url: URL, *, autocommit: bool = False, synchronous: str | None 
 
 
 def _packed_arrays(dbapi_connection: Any, _record: Any) -> None:
+    from plait.eventstore import pg_arrays  # psycopg: only for PostgreSQL
+
     pg_arrays.register(dbapi_connection.adapters)
 
 

@@ -7,14 +7,19 @@ from contextlib import AbstractContextManager
 from typing import Protocol
 
 from sqlalchemy import Connection
+from sqlalchemy.engine import URL
 
 from plait.eventstore.anchor import ChainHead
+from plait.eventstore.notify import Notifier
 from plait.eventstore.records import Fence, IntegrityReport, NewEvent, StoredEvent
 
 
 class EventStore(Protocol):
     # "sqlite" or "postgresql": for the few readers with SQL of their own (projections).
     dialect: str
+    url: URL
+    # Wakes this process's live feeds when this process appends (subscription.py).
+    notifier: Notifier
 
     def append(
         self,

@@ -198,7 +198,7 @@ def test_a_garbled_head_file_fails_verify_with_its_name(tmp_path: Path, content:
 async def test_every_landing_anchors_the_chain(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from plait.eventstore import sql_store
+    from plait.eventstore import base as sql_store
     from tests.integration.orchestration_helpers import open_harness, plan, task, write
 
     monkeypatch.setattr(sql_store, "ANCHOR_SECONDS", 3600.0)  # no periodic anchor meanwhile
