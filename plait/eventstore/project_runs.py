@@ -12,8 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from plait.domain.events import RunEnded, RunStarted
-from plait.eventstore.ddl_0006 import PROJECT_PREFIX
 from plait.eventstore.interface import EventStore
+from plait.eventstore.streams import PROJECT_PREFIX
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,8 @@ from plait.domain.run import land_command
 from plait.domain.run_actions import batch_has_work, dependency_skips, land_skips
 from plait.domain.statuses import ACTIVE_RUN, ENDED_RUN, NOT_LANDING_TASK, RunStatus
 from plait.eventstore import StoreError
+from plait.eventstore.codec import encode
+from plait.eventstore.streams import project_stream
 from plait.execution.batch_executor import BatchEnd, BatchExecutor
 from plait.execution.context import RunContext
 from plait.execution.git import GitError
@@ -43,7 +45,6 @@ from plait.execution.merge_validator import LandingRaced, MergeValidator
 from plait.execution.merging import LandOutcome, LandResult, land, merge_chain, update_ref_cas
 from plait.execution.recovery import interrupt_tasks
 from plait.execution.worktrees import WorktreeError
-from plait.projections.codec import encode, project_stream
 
 log = logging.getLogger(__name__)
 

@@ -16,10 +16,10 @@ from plait.domain.events import (
     RunStarted,
 )
 from plait.eventstore import StoredEvent
+from plait.eventstore.codec import decode
 from plait.execution.errors import InvalidId, NotARepository
 from plait.execution.git import Git, GitError
 from plait.execution.worktrees import InvalidIdError, validate_id
-from plait.projections.codec import decode
 
 
 def new_id() -> str:

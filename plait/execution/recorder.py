@@ -18,8 +18,9 @@ from typing import Any
 from plait.domain.events import BatchLanded, RunEvent
 from plait.domain.run import RunState
 from plait.eventstore import EventStore, Fence, NewEvent, StoreError, StoreUnavailable
+from plait.eventstore.codec import Metadata, encode
 from plait.eventstore.hashing import timestamp_text
-from plait.projections.codec import encode, run_stream
+from plait.eventstore.streams import run_stream
 
 log = logging.getLogger(__name__)
 
@@ -30,10 +31,9 @@ class RunRecorder:
         self.state = state
         self.version = version
         self.stream = run_stream(state.run_id)
-        self._metadata = {
-            "actor": f"{actor}@{socket.gethostname()}",
-            "correlation_id": state.run_id,
-        }
+        self._metadata = Metadata(
+            actor=f"{actor}@{socket.gethostname()}", correlation_id=state.run_id
+        )
         self._lock = asyncio.Lock()
         self.last_position = 0
         self.plan: dict[str, Any] = {}  # the plan as RunCreated recorded it

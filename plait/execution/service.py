@@ -38,8 +38,10 @@ from plait.domain.statuses import (
     RunStatus,
     TaskStatus,
 )
-from plait.eventstore import ConcurrencyError, SqlEventStore, StoreError
+from plait.eventstore import ConcurrencyError, EventStore, StoreError
+from plait.eventstore.codec import decode, encode
 from plait.eventstore.leases import LeaseStore
+from plait.eventstore.streams import project_stream, run_stream
 from plait.execution.agent_check import AgentCheckFailed, AgentInfo, check_agents
 from plait.execution.context import RunContext
 from plait.execution.diffs import Diff, NoDiff, task_diff
@@ -82,7 +84,6 @@ from plait.execution.worktrees import (
     worktree_root_for,
 )
 from plait.projections import Projector, ReadModels, all_projections
-from plait.projections.codec import decode, encode, project_stream, run_stream
 
 log = logging.getLogger(__name__)
 
@@ -132,7 +133,7 @@ class _ActiveRun:
 
 
 class Plait:
-    def __init__(self, store: SqlEventStore, settings: Settings | None = None) -> None:
+    def __init__(self, store: EventStore, settings: Settings | None = None) -> None:
         self.store = store
         self.settings = settings or Settings()
         self.read = ReadModels(store)
