@@ -126,8 +126,6 @@ class SqlEventStore:
     def __repr__(self) -> str:
         return f"SqlEventStore({display_url(self.url)!r})"
 
-    # -- writing -----------------------------------------------------------------------------
-
     def append(
         self,
         stream_id: str,
@@ -262,7 +260,7 @@ class SqlEventStore:
         self._committed()
 
     def _committed(self) -> None:
-        """A write transaction of this process committed (SQLite counts them for checkpoints)."""
+        """A write of this process committed (SQLite counts them for its checkpoints)."""
 
     @contextmanager
     def _reachable(self) -> Iterator[None]:
@@ -305,7 +303,7 @@ class SqlEventStore:
             self._hot.dispose()
 
     def _release(self) -> None:
-        """The backend's own connections and threads, closed after the last operation."""
+        """Close the backend's own connections and threads, after the last operation."""
 
     def _guard(self, operation: Callable[[], T]) -> T:
         """Run a database operation, turning driver errors into store errors."""

@@ -25,7 +25,7 @@ async def test_a_driver_whose_lease_was_expired_by_hand_and_taken_records_nothin
         await harness.wait_for_event(run_id, lambda e: e.type == "TaskStarted")
         # A partition or a long pause, simulated: the lease expires, and another server
         # takes the run over (a new epoch).
-        harness.service.leases.expire(run_id)
+        harness.service.supervisor.leases.expire(run_id)
         assert LeaseStore(harness.store).acquire(run_id) is not None
         stored_before = harness.store.last_position()
 
