@@ -149,6 +149,7 @@ class Plait(ProjectService):
                 project_stream(project_id),
                 [RunStarted(project_id=project_id, run_id=run_id)],
                 expected=facts.version,
+                fenced=run_id,
             )
         except BaseException as exc:
             await asyncio.to_thread(self.supervisor.leases.release, run_id)
@@ -168,7 +169,7 @@ class Plait(ProjectService):
             max_concurrency=plan.max_concurrency,
             worktree_root=str(worktree_root),
         )
-        await self.supervisor.append(run_stream(run_id), [created], expected=0)
+        await self.supervisor.append(run_stream(run_id), [created], expected=0, fenced=run_id)
         await self.supervisor.launch(project_id, run_id)
         return run_id
 
@@ -273,6 +274,7 @@ class Plait(ProjectService):
                     project_stream(project_id),
                     [RunStarted(project_id=project_id, run_id=run_id)],
                     expected=facts.version,
+                    fenced=run_id,
                 )
             except ConcurrencyError:
                 raise RunAlreadyActive(f"project {project_id} changed; try again") from None

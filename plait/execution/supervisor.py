@@ -8,6 +8,7 @@ a driver for each run it holds the lease of, renews that lease, and owns the wor
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -127,6 +128,7 @@ class Supervisor:
                 project_stream(project_id),
                 [RunEnded(project_id=project_id, run_id=run_id, outcome=RunStatus.STOPPED)],
                 expected=None,
+                fenced=run_id,
             )
             await asyncio.to_thread(self.leases.release, run_id)
             return False
@@ -298,9 +300,16 @@ class Supervisor:
             await active.ctx.recorder.record(StopRequested(run_id=active.ctx.run_id, reason=reason))
         active.ctx.stop.set()
 
-    async def append(self, stream: str, events: list[Any], *, expected: int | None) -> None:
+    async def append(
+        self, stream: str, events: list[Any], *, expected: int | None, fenced: str | None = None
+    ) -> None:
+        """Append for a use case; `fenced`: a run whose lease this process holds, whose fence
+        the append carries (refused with FencedOff once another process took the run)."""
         encoded = [encode(e, {"actor": self.settings.actor}) for e in events]
-        await asyncio.to_thread(self.store.append, stream, encoded, expected)
+        fence = self.leases.fence(fenced) if fenced else None
+        await asyncio.to_thread(
+            functools.partial(self.store.append, stream, encoded, expected, fence=fence)
+        )
 
     async def worktrees(self, git: Git, state: RunState) -> WorktreeManager:
         """The run's own worktree root, as recorded when it was created."""
