@@ -31,13 +31,20 @@ from plait.eventstore.anchor import ANCHOR_SECONDS, ChainHead, HeadFile, head_fi
 from plait.eventstore.checkpoints import WalCheckpointer
 from plait.eventstore.engines import WRITE_OPTION, build_engine
 from plait.eventstore.errors import (
-    DuplicateEventError,
     ImmutableEventError,
     StoreError,
     StoreUnavailable,
 )
 from plait.eventstore.notify import Notifier
-from plait.eventstore.records import Fence, IntegrityReport, NewEvent, StoredEvent
+from plait.eventstore.records import (
+    Fence,
+    IntegrityReport,
+    NewEvent,
+    StoredEvent,
+    check_stream_id,
+    encode_event,
+    idempotent_positions,
+)
 from plait.eventstore.subscription import feed_for
 from plait.eventstore.urls import display_url, normalise_url
 from plait.eventstore.verification import verify_chain
@@ -48,8 +55,6 @@ COLUMNS = (
     "position, stream_id, stream_version, event_id, type, schema_version, "
     "data, metadata, recorded_at, hash"
 )
-MAX_STREAM_ID_LENGTH = 200
-INT4_MAX = 2**31 - 1  # PostgreSQL's integer, the schema version's column
 # The module of each backend's store class, imported when a URL of that backend is opened.
 BACKENDS = {
     "sqlite": ("plait.eventstore.sqlite_store", "SqliteEventStore"),
@@ -163,12 +168,24 @@ class SqlEventStore:
         raise NotImplementedError
 
     def record_head(self) -> ChainHead | None:
-        """Write the chain's head to the head file now (see anchor.py); returns it."""
+        """Write the chain's head to the head file now (see anchor.py); returns it. A head
+        file whose head is no longer in the chain is left as it is: it is the evidence."""
         self._anchor_due = time.monotonic() + ANCHOR_SECONDS
         head = self.head()
-        if head is not None and self.head_file is not None:
+        if head is not None and self.head_file is not None and self._anchor_holds():
             self.head_file.write(head)
         return head
+
+    def _anchor_holds(self) -> bool:
+        assert self.head_file is not None
+        try:
+            recorded = self.head_file.read()
+        except ValueError:
+            return False
+        if recorded is None:
+            return True
+        at = self.read_all(recorded.position - 1, 1)
+        return bool(at) and (at[0].position, at[0].hash) == (recorded.position, recorded.hash)
 
     def head(self) -> ChainHead | None:
         """The newest event's position and hash; None for an empty store."""
@@ -226,11 +243,14 @@ class SqlEventStore:
         return idempotent_positions(stream_id, existing, len(event_ids)) if existing else None
 
     def verify(
-        self, page_size: int = 5000, expect_head: ChainHead | None = None
+        self,
+        page_size: int = 5000,
+        expect_head: ChainHead | None = None,
+        anchors: Sequence[tuple[str, ChainHead]] = (),
     ) -> IntegrityReport:
-        """Walk the hash chain, then check it against its anchors: the head file and
-        `expect_head` (a head the user saved). See verification.py."""
-        return verify_chain(self.read_all, self.head_file, page_size, expect_head)
+        """Walk the hash chain, then check it against its anchors: the head file,
+        `expect_head` (a head the user saved) and `anchors` (e.g. repository refs)."""
+        return verify_chain(self.read_all, self.head_file, page_size, expect_head, anchors)
 
     # -- following ---------------------------------------------------------------------------
 
@@ -326,33 +346,6 @@ class SqlEventStore:
             if "append-only" in message:
                 raise ImmutableEventError(message) from None
             raise StoreError(f"database error: {message}") from None
-
-
-def check_stream_id(stream_id: str) -> None:
-    if not stream_id or len(stream_id) > MAX_STREAM_ID_LENGTH or "\x00" in stream_id:
-        raise ValueError(
-            f"stream id must be 1-{MAX_STREAM_ID_LENGTH} characters without NUL: {stream_id!r}"
-        )
-
-
-def encode_event(event: NewEvent) -> hashing.EncodedEvent:
-    if not event.type or len(event.type) > 100 or "\x00" in event.type:
-        raise ValueError(f"event type must be 1-100 characters, without NUL: {event.type!r}")
-    if not 1 <= event.schema_version <= INT4_MAX:
-        raise ValueError(f"schema_version must be 1-{INT4_MAX}: {event.schema_version}")
-    return (
-        str(event.event_id),
-        event.type,
-        event.schema_version,
-        hashing.canonical_json(event.data),
-        hashing.canonical_json(event.metadata),
-    )
-
-
-def idempotent_positions(stream_id: str, existing: Sequence[Any], wanted: int) -> list[int]:
-    if len(existing) == wanted and all(row[1] == stream_id for row in existing):
-        return [int(row[0]) for row in existing]
-    raise DuplicateEventError(f"stream {stream_id!r}: some of these event ids are already stored")
 
 
 def first_line(error: object) -> str:

@@ -63,10 +63,14 @@ class EventStore(Protocol):
         ...
 
     def verify(
-        self, page_size: int = 5000, expect_head: ChainHead | None = None
+        self,
+        page_size: int = 5000,
+        expect_head: ChainHead | None = None,
+        anchors: Sequence[tuple[str, ChainHead]] = (),
     ) -> IntegrityReport:
-        """Walk the hash chain and check it against its anchors (the head file, and
-        `expect_head`): report the first event changed, removed or reordered."""
+        """Walk the hash chain and check it against its anchors (the head file,
+        `expect_head`, and `anchors` named by where they were kept): report the first event
+        changed, removed or reordered, or a history cut short or rewritten."""
         ...
 
     def head(self) -> ChainHead | None:

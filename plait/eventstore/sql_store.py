@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
-from plait.eventstore.base import MAX_STREAM_ID_LENGTH, SqlEventStore
+from plait.eventstore.base import SqlEventStore
+from plait.eventstore.records import MAX_STREAM_ID_LENGTH
 
 __all__ = ["MAX_STREAM_ID_LENGTH", "SqlEventStore"]

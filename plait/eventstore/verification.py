@@ -15,7 +15,7 @@ history, unless the user kept a head elsewhere and passes it with --expect-head.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from plait.eventstore import hashing
 from plait.eventstore.anchor import ChainHead, HeadFile
@@ -27,12 +27,13 @@ def verify_chain(
     head_file: HeadFile | None,
     page_size: int = 5000,
     expect_head: ChainHead | None = None,
+    anchors: Sequence[tuple[str, ChainHead]] = (),
 ) -> IntegrityReport:
-    """Walk the history `read_all` pages through, and check it against `head_file` and
-    `expect_head`."""
-    anchors: list[tuple[str, ChainHead]] = []
+    """Walk the history `read_all` pages through, and check it against `head_file`,
+    `expect_head` and `anchors` (each named by where it was kept)."""
+    anchors = list(anchors)
     if expect_head is not None:
-        anchors.append(("the expected head", expect_head))
+        anchors.insert(0, ("the expected head", expect_head))
     if head_file is not None:
         try:
             recorded = head_file.read()

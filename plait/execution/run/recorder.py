@@ -17,7 +17,14 @@ from typing import Any
 
 from plait.domain.events import BatchLanded, RunEvent
 from plait.domain.run import RunState
-from plait.eventstore import EventStore, Fence, NewEvent, StoreError, StoreUnavailable
+from plait.eventstore import (
+    ChainHead,
+    EventStore,
+    Fence,
+    NewEvent,
+    StoreError,
+    StoreUnavailable,
+)
 from plait.eventstore.codec import Metadata, encode
 from plait.eventstore.hashing import timestamp_text
 from plait.eventstore.streams import run_stream
@@ -36,6 +43,7 @@ class RunRecorder:
         )
         self._lock = asyncio.Lock()
         self.last_position = 0
+        self.last_head: ChainHead | None = None  # the chain's head as last anchored
         self.plan: dict[str, Any] = {}  # the plan as RunCreated recorded it
         self.outage_tolerance = 15.0
         # The driver's lease: every append carries it, and the store refuses them all once
@@ -67,7 +75,7 @@ class RunRecorder:
             if any(isinstance(event, BatchLanded) for event in events):
                 # Anchor the audit chain at every landing (plait.eventstore.anchor).
                 try:
-                    await asyncio.to_thread(self.store.record_head)
+                    self.last_head = await asyncio.to_thread(self.store.record_head)
                 except StoreError as exc:  # the landing is stored; the anchor waits
                     log.warning("run %s: could not anchor the chain: %s", self.run_id, exc)
 
