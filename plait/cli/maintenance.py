@@ -7,6 +7,7 @@ import argparse
 import asyncio
 import re
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 from plait.cli.common import hint, open_store, read_models, settings
 from plait.cli.errors import UsageError
@@ -17,6 +18,9 @@ from plait.eventstore.engines import build_engine
 from plait.eventstore.urls import display_url, normalise_url
 from plait.projections import Projector, all_projections
 from plait.projections.audit import verify_lifecycles
+
+if TYPE_CHECKING:
+    from plait.eventstore import ChainHead, SqlEventStore
 
 AGE = re.compile(r"^(\d+)\s*(m|h|d|w)$")
 UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
@@ -51,7 +55,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
         raise UsageError(f"--expect-head: {exc}") from None
     store = open_store(args)
     try:
-        report = store.verify(expect_head=expected)
+        anchors = asyncio.run(_repository_anchors(store))
+        report = store.verify(expect_head=expected, anchors=anchors)
         runs = check_project_runs(store) if report.ok else None
         replay = verify_lifecycles(store) if runs is not None and runs.ok else None
     finally:
@@ -82,6 +87,29 @@ def cmd_verify(args: argparse.Namespace) -> int:
     replays = "1 run replays" if replay.runs == 1 else f"{replay.runs} runs replay"
     print(f"ok: {events}, hash chain intact, {replays} cleanly")
     return 0
+
+
+async def _repository_anchors(store: SqlEventStore) -> list[tuple[str, ChainHead]]:
+    """The chain heads the landings kept in the projects' repositories (git/anchor.py)."""
+    from pathlib import Path
+
+    from plait.eventstore.anchor import head_ref_for
+    from plait.eventstore.project_runs import registered_repositories
+    from plait.execution.git.anchor import anchored_chain
+    from plait.execution.git.cli import Git, GitError
+
+    ref = head_ref_for(store.url)
+    found = []
+    for repo in registered_repositories(store):
+        if not Path(repo, ".git").exists():
+            continue  # moved or deleted since: nothing to check against
+        try:
+            head = await anchored_chain(Git(Path(repo)), ref)
+        except (GitError, OSError):
+            continue
+        if head is not None:
+            found.append((f"the ref {ref} in {repo}", head))
+    return found
 
 
 def cmd_projections_rebuild(args: argparse.Namespace) -> int:

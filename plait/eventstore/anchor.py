@@ -45,6 +45,16 @@ class ChainHead:
         return cls(int(found.group(1)), found.group(2))
 
 
+def store_key(url: URL) -> str:
+    """A name for one database, the same on every host: a digest of its URL (no password)."""
+    return hashlib.sha256(url.render_as_string(hide_password=True).encode()).hexdigest()[:24]
+
+
+def head_ref_for(url: URL) -> str:
+    """The ref that anchors this database's chain in each repository plait lands in."""
+    return f"refs/plait/chain-head/{store_key(url)}"
+
+
 def head_file_for(url: URL) -> Path | None:
     """Where the store anchors its chain; None for an in-memory database."""
     if url.get_backend_name() == "sqlite":
@@ -52,9 +62,8 @@ def head_file_for(url: URL) -> Path | None:
         if database in ("", ":memory:") or database.startswith("file:"):
             return None
         return Path(f"{Path(database).expanduser()}.head")
-    shown = url.render_as_string(hide_password=True)
-    digest = hashlib.sha256(shown.encode()).hexdigest()[:24]
-    return Path(platformdirs.user_data_dir("plait", appauthor=False)) / "heads" / f"{digest}.head"
+    heads = Path(platformdirs.user_data_dir("plait", appauthor=False)) / "heads"
+    return heads / f"{store_key(url)}.head"
 
 
 class HeadFile:

@@ -7,14 +7,19 @@ from contextlib import AbstractContextManager
 from typing import Protocol
 
 from sqlalchemy import Connection
+from sqlalchemy.engine import URL
 
 from plait.eventstore.anchor import ChainHead
+from plait.eventstore.notify import Notifier
 from plait.eventstore.records import Fence, IntegrityReport, NewEvent, StoredEvent
 
 
 class EventStore(Protocol):
     # "sqlite" or "postgresql": for the few readers with SQL of their own (projections).
     dialect: str
+    url: URL
+    # Wakes this process's live feeds when this process appends (subscription.py).
+    notifier: Notifier
 
     def append(
         self,
@@ -58,10 +63,14 @@ class EventStore(Protocol):
         ...
 
     def verify(
-        self, page_size: int = 5000, expect_head: ChainHead | None = None
+        self,
+        page_size: int = 5000,
+        expect_head: ChainHead | None = None,
+        anchors: Sequence[tuple[str, ChainHead]] = (),
     ) -> IntegrityReport:
-        """Walk the hash chain and check it against its anchors (the head file, and
-        `expect_head`): report the first event changed, removed or reordered."""
+        """Walk the hash chain and check it against its anchors (the head file,
+        `expect_head`, and `anchors` named by where they were kept): report the first event
+        changed, removed or reordered, or a history cut short or rewritten."""
         ...
 
     def head(self) -> ChainHead | None:

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from plait.domain.events import RunEnded, RunStarted
-from plait.eventstore.ddl_0006 import PROJECT_PREFIX
+from plait.domain.events import ProjectRegistered, RunEnded, RunStarted
 from plait.eventstore.interface import EventStore
+from plait.eventstore.streams import PROJECT_PREFIX
 
 
 @dataclass(frozen=True)
@@ -58,3 +58,15 @@ def check_project_runs(store: EventStore, page_size: int = 5000) -> ProjectRunsR
                     False, starts, stored.position, f"project {project}: {problem}"
                 )
     return ProjectRunsReport(True, starts)
+
+
+def registered_repositories(store: EventStore, page_size: int = 5000) -> list[str]:
+    """Every repository path a project was registered with, in order, once each."""
+    paths: dict[str, None] = {}
+    after = 0
+    while page := store.read_all(after, page_size):
+        for stored in page:
+            if stored.type == ProjectRegistered.TYPE:
+                paths.setdefault(str(stored.data.get("repo_path")), None)
+        after = page[-1].position
+    return list(paths)

@@ -15,29 +15,32 @@ history, unless the user kept a head elsewhere and passes it with --expect-head.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Sequence
 
 from plait.eventstore import hashing
-from plait.eventstore.anchor import ChainHead
+from plait.eventstore.anchor import ChainHead, HeadFile
 from plait.eventstore.records import IntegrityReport, StoredEvent
-
-if TYPE_CHECKING:
-    from plait.eventstore.sql_store import SqlEventStore
 
 
 def verify_chain(
-    store: SqlEventStore, page_size: int = 5000, expect_head: ChainHead | None = None
+    read_all: Callable[[int, int], list[StoredEvent]],
+    head_file: HeadFile | None,
+    page_size: int = 5000,
+    expect_head: ChainHead | None = None,
+    anchors: Sequence[tuple[str, ChainHead]] = (),
 ) -> IntegrityReport:
-    anchors: list[tuple[str, ChainHead]] = []
+    """Walk the history `read_all` pages through, and check it against `head_file`,
+    `expect_head` and `anchors` (each named by where it was kept)."""
+    anchors = list(anchors)
     if expect_head is not None:
-        anchors.append(("the expected head", expect_head))
-    if store.head_file is not None:
+        anchors.insert(0, ("the expected head", expect_head))
+    if head_file is not None:
         try:
-            recorded = store.head_file.read()
+            recorded = head_file.read()
         except ValueError as exc:
             return IntegrityReport(ok=False, checked=0, problem=str(exc))
         if recorded is not None:
-            anchors.append((f"the head file {store.head_file.path}", recorded))
+            anchors.append((f"the head file {head_file.path}", recorded))
     wanted = {head.position for _, head in anchors}
     found: dict[int, str] = {}
     checked = 0
@@ -45,7 +48,7 @@ def verify_chain(
     previous = hashing.GENESIS_HASH
     versions: dict[str, int] = {}
     after = 0
-    while page := store.read_all(after, page_size):
+    while page := read_all(after, page_size):
         for event in page:
             problem = check_event(event, expected_position, previous, versions)
             if problem is not None:

@@ -21,7 +21,7 @@ import time
 from plait.domain.errors import DomainError
 from plait.domain.events import RunEvent, StopRequested
 from plait.domain.statuses import RunStatus
-from plait.eventstore import SqlEventStore, StoreError
+from plait.eventstore import EventStore, StoreError
 from plait.eventstore.leases import LeaseStore, LeaseTimings
 from plait.execution.run.context import RunContext
 from plait.execution.run.recorder import RunRecorder
@@ -72,7 +72,7 @@ async def keep_lease(leases: LeaseStore, ctx: RunContext, stop_grace: float) -> 
         last_renewed = attempt
 
 
-async def follow_commands(store: SqlEventStore, ctx: RunContext, after: int) -> None:
+async def follow_commands(store: EventStore, ctx: RunContext, after: int) -> None:
     """Catch up with what other processes append to the run's stream, from `after` on."""
     recorder = ctx.recorder
     delay = 0.1

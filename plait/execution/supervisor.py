@@ -29,13 +29,14 @@ from plait.domain.ids import result_branch
 from plait.domain.plan.parsing import plan_from_mapping
 from plait.domain.run import RunState
 from plait.domain.statuses import ACTIVE_RUN, RunStatus
-from plait.eventstore import SqlEventStore, StoreError
+from plait.eventstore import EventStore, StoreError
 from plait.eventstore.leases import LeaseStore
+from plait.eventstore.streams import run_stream
 from plait.execution.driving import follow_commands, keep_lease, on_command, request_stop
 from plait.execution.errors import NotResumable, ServiceError, UnknownRun
 from plait.execution.git.cli import Git, GitError
 from plait.execution.projects import checked_id
-from plait.execution.run.appends import Provenance, append, end_run
+from plait.execution.run.appends import append, end_run, metadata_of
 from plait.execution.run.context import RunContext
 from plait.execution.run.orchestrator import RunDriver, RunResult
 from plait.execution.run.recorder import RunRecorder
@@ -50,7 +51,6 @@ from plait.execution.settings import Settings
 from plait.execution.worktrees.manager import LEGACY_ROOT, WorktreeManager
 from plait.execution.worktrees.pool import WorktreePool
 from plait.projections import Projector, ReadModels
-from plait.projections.codec import run_stream
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +63,7 @@ class ActiveRun:
 
 class Supervisor:
     def __init__(
-        self, store: SqlEventStore, settings: Settings, read: ReadModels, projector: Projector
+        self, store: EventStore, settings: Settings, read: ReadModels, projector: Projector
     ) -> None:
         self.store = store
         self.settings = settings
@@ -204,8 +204,8 @@ class Supervisor:
         """RunEnded: the recorder's (fenced by its lease), else this process's."""
         if recorder is not None:
             return await recorder.end_run(project_id, outcome)
-        actor = Provenance.of(self.settings.actor, run_id)
-        await end_run(self.store, project_id, run_id, outcome, provenance=actor)
+        metadata = metadata_of(self.settings.actor, run_id)
+        await end_run(self.store, project_id, run_id, outcome, metadata=metadata)
 
     async def reap_orphans(self, recorder: RunRecorder) -> None:
         """Kill what the dead driver's tasks left running; clear half-made worktrees."""
@@ -338,13 +338,13 @@ class Supervisor:
         active.ctx.stop.set()
 
     async def append(
-        self, stream: str, events: list[Any], *, expected: int | None, run_id: str | None = None
+        self, stream: str, events: list[Any], *, expected: int | None, fenced: str | None = None
     ) -> None:
-        fence = None if run_id is None else self.leases.fence(run_id)
-        provenance = Provenance.of(self.settings.actor, run_id)
-        await append(
-            self.store, stream, events, expected=expected, provenance=provenance, fence=fence
-        )
+        """Append for a use case; `fenced`: a run whose lease this process holds, whose fence
+        the append carries (refused with FencedOff once another process took the run)."""
+        fence = self.leases.fence(fenced) if fenced else None
+        metadata = metadata_of(self.settings.actor, fenced)
+        await append(self.store, stream, events, expected=expected, metadata=metadata, fence=fence)
 
     async def worktrees(self, git: Git, state: RunState) -> WorktreeManager:
         """The run's own worktree root, as recorded when it was created."""

@@ -13,7 +13,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from plait.eventstore import SqlEventStore
+from plait.eventstore import EventStore
 from plait.projections import ReadModels
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -22,7 +22,7 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 class Metrics:
     def __init__(
         self,
-        store: SqlEventStore,
+        store: EventStore,
         read: ReadModels,
         projected: Callable[[], int],
         takeover_checks: Callable[[], int] = lambda: 0,
@@ -46,7 +46,7 @@ class Metrics:
 class _StoreCollector(Collector):
     def __init__(
         self,
-        store: SqlEventStore,
+        store: EventStore,
         read: ReadModels,
         projected: Callable[[], int],
         takeover_checks: Callable[[], int],

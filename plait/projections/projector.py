@@ -16,7 +16,7 @@ from typing import Any, Protocol
 from sqlalchemy import Connection, Table, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from plait.eventstore import SqlEventStore, StoredEvent
+from plait.eventstore import EventStore, StoredEvent
 from plait.projections.tables import checkpoints
 
 log = logging.getLogger(__name__)
@@ -34,7 +34,7 @@ class Projection(Protocol):
 
 
 class Projector:
-    def __init__(self, store: SqlEventStore, projections: Sequence[Projection]) -> None:
+    def __init__(self, store: EventStore, projections: Sequence[Projection]) -> None:
         self.store = store
         self.projections = list(projections)
         self._position = 0

@@ -198,7 +198,7 @@ def test_a_garbled_head_file_fails_verify_with_its_name(tmp_path: Path, content:
 async def test_every_landing_anchors_the_chain(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from plait.eventstore import sql_store
+    from plait.eventstore import base as sql_store
     from tests.integration.orchestration_helpers import open_harness, plan, task, write
 
     monkeypatch.setattr(sql_store, "ANCHOR_SECONDS", 3600.0)  # no periodic anchor meanwhile
@@ -210,3 +210,51 @@ async def test_every_landing_anchors_the_chain(
         anchored = harness.store.head_file.read()
         assert anchored is not None
         assert anchored.position >= landed[-1]
+
+
+async def test_a_landing_keeps_the_chain_head_in_the_repository_and_verify_holds_the_store_to_it(
+    tmp_path: Path,
+) -> None:
+    from plait.eventstore.anchor import head_ref_for
+    from tests.gitrepo import git
+    from tests.integration.orchestration_helpers import open_harness, plan, task, write
+
+    async with open_harness(tmp_path) as harness:
+        done = await harness.run(plan(task("a", write("a.txt", "a"))))
+        assert done.result.status == "landed", done.result.error
+        landed = [e.position for e in done.events if e.type == "BatchLanded"][-1]
+        ref = head_ref_for(harness.store.url)
+        kept = ChainHead.parse(git(harness.repo, "cat-file", "blob", ref))
+        assert kept.position >= landed
+        url = harness.store.url.render_as_string(hide_password=False)
+    assert verify_cli(url).returncode == 0
+    # Everything from the landing on is cut off, and the head file goes with it.
+    store = SqlEventStore(url)
+    with unguarded(store) as conn:
+        conn.execute(text("DELETE FROM plait_events WHERE position >= :p"), {"p": landed})
+    store.close()
+    Path(f"{tmp_path / 'plait.db'}.head").unlink()
+    cut = verify_cli(url)
+    assert cut.returncode == 1
+    assert f"the ref {ref} in " in cut.stderr
+    assert "removed" in cut.stderr
+
+
+def test_a_wiped_history_grown_past_the_anchor_does_not_move_the_anchor(store_url: str) -> None:
+    store = filled(store_url)
+    try:
+        anchored = store.verify().head
+        with unguarded(store) as conn:
+            conn.execute(text("DELETE FROM plait_events"))
+        for n in range(15):  # a forged history, longer than the one anchored
+            store.append("forged", [NewEvent(type="Happened", data={"n": n})], None)
+        store.record_head()
+        assert store.head_file is not None
+        assert store.head_file.read() == anchored  # the evidence stays
+        report = store.verify()
+        assert not report.ok
+        assert report.first_bad_position == 10
+        assert report.problem is not None
+        assert "rewritten" in report.problem
+    finally:
+        store.close()

@@ -6,10 +6,12 @@ from __future__ import annotations
 import threading
 import time
 import uuid
+from datetime import UTC, datetime
 
 import pytest
+from sqlalchemy import text
 
-from plait.eventstore import FencedOff, NewEvent, SqlEventStore
+from plait.eventstore import Fence, FencedOff, NewEvent, SqlEventStore
 from plait.eventstore.leases import LeaseStore
 
 
@@ -81,8 +83,6 @@ def test_an_append_fenced_by_an_expired_lease_is_refused_even_before_a_takeover(
 
 
 def test_an_append_fenced_for_a_run_without_a_lease_is_refused(store: SqlEventStore) -> None:
-    from plait.eventstore import Fence
-
     with pytest.raises(FencedOff, match="no lease"):
         store.append("run-nobody", [event()], expected_version=0, fence=Fence("nobody", 1))
 
@@ -125,3 +125,74 @@ def test_racing_acquisitions_have_exactly_one_winner(store: SqlEventStore) -> No
     winners = [r for r in results if r is not None]
     assert len(results) == len(contenders)
     assert len(winners) == 1
+
+
+@pytest.mark.postgres
+def test_a_takeover_waits_for_a_fenced_append_in_flight_and_fences_every_later_one(
+    pg_schema_url: str,
+) -> None:
+    import psycopg
+
+    from plait.eventstore.hashing import timestamp_text
+
+    store = SqlEventStore(pg_schema_url)
+    try:
+        driver, taker = LeaseStore(store), LeaseStore(store)
+        old = driver.acquire("r1")
+        assert old is not None
+        moment = datetime.now(UTC)
+        with psycopg.connect(pg_schema_url.replace("+psycopg", "")) as in_flight:
+            # The driver's append, checked against its fence and not yet committed.
+            in_flight.execute(
+                "SELECT * FROM plait_append_fenced(%s, NULL, %s::text[], %s::text[], "
+                "%s::int[], %s::text[], %s::text[], %s, %s, %s, %s)",
+                [
+                    "run-r1",
+                    [str(uuid.uuid4())],
+                    ["Happened"],
+                    [1],
+                    ["{}"],
+                    ["{}"],
+                    moment,
+                    timestamp_text(moment),
+                    "r1",
+                    old.epoch,
+                ],
+            ).fetchall()
+            taken: list[object] = []
+
+            def take_over() -> None:
+                taker.expire("r1")
+                taken.append(taker.acquire("r1"))
+
+            thread = threading.Thread(target=take_over)
+            thread.start()
+            assert _a_backend_waits_on_a_lock(store), "the takeover did not wait for the append"
+            assert taken == []
+            in_flight.commit()
+        thread.join(timeout=30)
+        assert len(taken) == 1
+        new = taken[0]
+        assert isinstance(new, Fence)
+        assert new.epoch == old.epoch + 1
+        assert len(store.read_stream("run-r1")) == 1  # the append that was in flight stands
+        with pytest.raises(FencedOff):
+            store.append("run-r1", [event()], expected_version=None, fence=old)
+    finally:
+        store.close()
+
+
+def _a_backend_waits_on_a_lock(store: SqlEventStore, within: float = 20.0) -> bool:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        with store.connect() as conn:
+            waiting = conn.execute(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                    "AND query LIKE '%plait_run_leases%'"
+                )
+            ).scalar_one()
+        if waiting:
+            return True
+        time.sleep(0.05)  # polling a condition, with a deadline
+    return False

@@ -24,11 +24,8 @@ def crafted(url: str, extra: list[DomainEvent]) -> list[int]:
     store = SqlEventStore(url)
     try:
         with store.engine.connect() as conn:
-            if store.dialect == "postgresql":
-                conn.execute(text("DROP TRIGGER plait_events_project_runs ON plait_events"))
-            else:
-                conn.execute(text("DROP TRIGGER plait_events_run_starts"))
-                conn.execute(text("DROP TRIGGER plait_events_run_ends"))
+            on_table = " ON plait_events" if store.dialect == "postgresql" else ""
+            conn.execute(text(f"DROP TRIGGER plait_events_project_runs{on_table}"))
             conn.commit()
         positions = []
         history = [

@@ -1,57 +1,42 @@
 """The one way execution appends events: one metadata shape, and the driver's fence.
 
-Every event plait's execution writes carries the same metadata: who wrote it (`actor`,
-"<setting>@<host>"), the run it belongs to (`correlation_id`), and, where one event follows
-from another, that event's id (`causation_id`). A driver's appends also carry its fence (the
-run's lease and the epoch it was given): the store refuses them in the append's own
-transaction once another process took the lease over, so a deposed driver writes nothing.
+Every event plait's execution writes carries the store's one metadata shape (Metadata): who
+wrote it (`actor`, "<setting>@<host>"), the run it belongs to (`correlation_id`), and, where
+one event follows from another, that event's id (`causation_id`). A driver's appends also
+carry its fence (the run's lease and the epoch it was given): the store refuses them in the
+append's own transaction once another process took the lease over, so a deposed driver
+writes nothing.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import socket
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
 
 from plait.domain.events import DomainEvent, RunEnded
 from plait.domain.statuses import RunStatus
-from plait.eventstore import Fence, NewEvent, SqlEventStore
-from plait.projections.codec import encode, project_stream
+from plait.eventstore import EventStore, Fence, NewEvent
+from plait.eventstore.codec import Metadata, encode
+from plait.eventstore.streams import project_stream
 
 
-@dataclass(frozen=True)
-class Provenance:
-    """Who appends, for which run, because of which event."""
-
-    actor: str
-    correlation_id: str | None = None
-    causation_id: str | None = None
-
-    @classmethod
-    def of(cls, actor: str, run_id: str | None = None) -> Provenance:
-        return cls(f"{actor}@{socket.gethostname()}", run_id)
-
-    def caused_by(self, event_id: str | None) -> Provenance:
-        return Provenance(self.actor, self.correlation_id, event_id)
-
-    def metadata(self) -> dict[str, Any]:
-        found = {
-            "actor": self.actor,
-            "correlation_id": self.correlation_id,
-            "causation_id": self.causation_id,
-        }
-        return {key: value for key, value in found.items() if value is not None}
+def metadata_of(actor: str, run_id: str | None = None) -> Metadata:
+    """This process's metadata for a run's events: "<actor>@<host>", the run as correlation."""
+    return Metadata(actor=f"{actor}@{socket.gethostname()}", correlation_id=run_id)
 
 
-def encoded(events: Sequence[DomainEvent], provenance: Provenance) -> list[NewEvent]:
-    metadata = provenance.metadata()
+def caused_by(metadata: Metadata, event_id: str | None) -> Metadata:
+    return dataclasses.replace(metadata, causation_id=event_id)
+
+
+def encoded(events: Sequence[DomainEvent], metadata: Metadata) -> list[NewEvent]:
     return [encode(event, metadata) for event in events]
 
 
 def append_now(
-    store: SqlEventStore,
+    store: EventStore,
     stream: str,
     events: Sequence[NewEvent],
     expected: int | None,
@@ -62,25 +47,25 @@ def append_now(
 
 
 async def append(
-    store: SqlEventStore,
+    store: EventStore,
     stream: str,
     events: Sequence[DomainEvent],
     *,
     expected: int | None,
-    provenance: Provenance,
+    metadata: Metadata,
     fence: Fence | None = None,
 ) -> list[int]:
-    stored = encoded(events, provenance)
+    stored = encoded(events, metadata)
     return await asyncio.to_thread(append_now, store, stream, stored, expected, fence)
 
 
 async def end_run(
-    store: SqlEventStore,
+    store: EventStore,
     project_id: str,
     run_id: str,
     outcome: RunStatus,
     *,
-    provenance: Provenance,
+    metadata: Metadata,
     fence: Fence | None = None,
     expected: int | None = None,
 ) -> None:
@@ -92,6 +77,6 @@ async def end_run(
         project_stream(project_id),
         [event],
         expected=expected,
-        provenance=provenance,
+        metadata=metadata,
         fence=fence,
     )

@@ -28,18 +28,20 @@ from plait.domain.events import BatchLanded, RunCreated, RunEvent, StopRequested
 from plait.domain.run import RunState
 from plait.domain.statuses import RunStatus
 from plait.eventstore import (
+    ChainHead,
     ConcurrencyError,
+    EventStore,
     Fence,
     FencedOff,
     NewEvent,
-    SqlEventStore,
     StoredEvent,
     StoreError,
     StoreUnavailable,
 )
+from plait.eventstore.codec import decode
 from plait.eventstore.hashing import timestamp_text
-from plait.execution.run.appends import Provenance, append_now, encoded, end_run
-from plait.projections.codec import decode, run_stream
+from plait.eventstore.streams import run_stream
+from plait.execution.run.appends import append_now, caused_by, encoded, end_run, metadata_of
 
 log = logging.getLogger(__name__)
 
@@ -53,12 +55,12 @@ class Deposed(StoreError):
 
 
 class RunRecorder:
-    def __init__(self, store: SqlEventStore, state: RunState, version: int, actor: str) -> None:
+    def __init__(self, store: EventStore, state: RunState, version: int, actor: str) -> None:
         self.store = store
         self.state = state
         self.version = version
         self.stream = run_stream(state.run_id)
-        self.provenance = Provenance.of(actor, state.run_id)
+        self.metadata = metadata_of(actor, state.run_id)
         self._lock = asyncio.Lock()
         self.last_position = 0
         self.plan: dict[str, Any] = {}  # the plan as RunCreated recorded it
@@ -69,11 +71,12 @@ class RunRecorder:
         # A driver's: called with each command another process appended (a stop request).
         self.on_command: Callable[[RunEvent], None] | None = None
         self.deposed = False
+        self.last_head: ChainHead | None = None  # the chain's head as last anchored
         self.last_event_id: str | None = None
 
     @classmethod
     def from_history(
-        cls, store: SqlEventStore, events: Sequence[StoredEvent], actor: str
+        cls, store: EventStore, events: Sequence[StoredEvent], actor: str
     ) -> RunRecorder:
         """A recorder whose state is the run's stored history (`plan` stays empty without
         a RunCreated)."""
@@ -114,7 +117,7 @@ class RunRecorder:
             for _ in range(_CATCH_UPS):
                 at = timestamp_text(datetime.now(UTC))
                 self._check(events, at)  # refused here, before anything is written
-                stored = encoded(events, self.provenance)
+                stored = encoded(events, self.metadata)
                 try:
                     positions = await self._append(stored)
                 except ConcurrencyError:
@@ -135,9 +138,9 @@ class RunRecorder:
 
     async def end_run(self, project_id: str, outcome: RunStatus) -> None:
         """RunEnded on the project stream, caused by the last event stored, fenced."""
-        provenance = self.provenance.caused_by(self.last_event_id)
+        metadata = caused_by(self.metadata, self.last_event_id)
         await end_run(
-            self.store, project_id, self.run_id, outcome, provenance=provenance, fence=self.fence
+            self.store, project_id, self.run_id, outcome, metadata=metadata, fence=self.fence
         )
 
     async def catch_up(self) -> None:
@@ -169,7 +172,7 @@ class RunRecorder:
     async def _anchor(self) -> None:
         """Anchor the audit chain at every landing (plait.eventstore.anchor)."""
         try:
-            await asyncio.to_thread(self.store.record_head)
+            self.last_head = await asyncio.to_thread(self.store.record_head)
         except StoreError as exc:  # the landing is stored; the anchor waits
             log.warning("run %s: could not anchor the chain: %s", self.run_id, exc)
 

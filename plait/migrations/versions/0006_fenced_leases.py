@@ -75,8 +75,7 @@ def downgrade() -> None:
         op.execute("DROP FUNCTION plait_project_runs()")
         op.execute(f"DROP FUNCTION {APPEND_SIGNATURE_0006}")
     else:
-        op.execute("DROP TRIGGER plait_events_run_starts")
-        op.execute("DROP TRIGGER plait_events_run_ends")
+        op.execute("DROP TRIGGER plait_events_project_runs")
     op.execute("DROP TABLE plait_active_runs")
     with op.batch_alter_table("plait_run_leases") as batch:
         batch.drop_column("epoch")
