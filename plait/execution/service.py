@@ -53,7 +53,7 @@ from plait.execution.projects import (
     new_id,
 )
 from plait.execution.run.orchestrator import RunResult
-from plait.execution.run.recovery import interrupt_tasks
+from plait.execution.run.recovery import adopt_finished_attempts, interrupt_tasks
 from plait.execution.runners.agent_check import AgentCheckFailed, AgentInfo, check_agents
 from plait.execution.settings import Settings
 from plait.execution.supervisor import Supervisor
@@ -271,6 +271,7 @@ class Plait(ProjectService):
                 raise RunAlreadyActive(f"project {project_id} changed; try again") from None
         if status in DRIVEN_RUN:
             await self.supervisor.reap_orphans(recorder)
+            await adopt_finished_attempts(recorder, Git(Path(recorder.state.repo_path or ".")))
             await interrupt_tasks(recorder, "the process driving the run ended")
         await recorder.record(RunResumed(run_id=run_id, reason=action.name), *then)
         await self.supervisor.launch(project_id, run_id, recorder)

@@ -41,6 +41,7 @@ from plait.execution.run.context import RunContext
 from plait.execution.run.orchestrator import RunDriver, RunResult
 from plait.execution.run.recorder import RunRecorder
 from plait.execution.run.recovery import (
+    adopt_finished_attempts,
     adopt_worktrees,
     interrupt_tasks,
     reap_orphans,
@@ -161,6 +162,7 @@ class Supervisor:
                 await self.finish_stop(project_id, recorder, recorder.state.stop_reason or "")
                 return False
             if status == RunStatus.RUNNING:
+                await adopt_finished_attempts(recorder, Git(Path(recorder.state.repo_path or ".")))
                 await interrupt_tasks(recorder, "the process driving the run ended")
                 await recorder.record(RunResumed(run_id=run_id, reason="recovered after a crash"))
             await self.launch(project_id, run_id, recorder)
@@ -179,8 +181,7 @@ class Supervisor:
             await asyncio.to_thread(self.leases.release, recorder.run_id)
 
     async def stop(self, project_id: str, run_id: str, reason: str) -> None:
-        """Stop a run this process does not drive. With a live driver elsewhere, the stop is
-        a request it acts on; with none, the lease decides who stops it: whoever takes it."""
+        """Stop a run driven elsewhere (a request its driver acts on) or by nobody (here)."""
         fence = await asyncio.to_thread(self.leases.acquire, run_id)
         if fence is None:
             await self.request_stop_elsewhere(run_id, reason)
