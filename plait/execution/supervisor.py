@@ -100,8 +100,7 @@ class Supervisor:
         return resumed
 
     async def _watch(self) -> None:
-        """Take over what lapses: each pass is `recover()`, which takes a run only by
-        winning its lease, so a pass that loses (or finds the driver alive) does nothing."""
+        """Each pass is `recover()`: it takes a run only by winning its (lapsed) lease."""
         while True:
             await asyncio.sleep(self.settings.leases.takeover_every)
             try:
@@ -133,7 +132,8 @@ class Supervisor:
         resumed = []
         for project in self.read.projects():
             run_id = project["active_run_id"]
-            if not run_id or self.driving(str(run_id)) is not None:
+            # Held here (driven, or being started or resumed): not a lapsed lease.
+            if not run_id or self.leases.fence(str(run_id)) or self.driving(str(run_id)):
                 continue
             try:
                 if await self._recover_run(str(project["project_id"]), str(run_id)):
