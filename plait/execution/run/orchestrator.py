@@ -232,7 +232,7 @@ class RunDriver:
                 not_landed_reason=reason,
             )
         )
-        return self._result()
+        return self._result(landed_on=landed_on)
 
     async def _land_on_base(self, base_branch: str, tip: str, base: str) -> tuple[str, LandResult]:
         """Move the base branch to the run's result. If the user moved the base meanwhile,
@@ -276,14 +276,15 @@ class RunDriver:
                 log.exception("could not record the failure of run %s", ctx.run_id)
         return self._result(error)
 
-    def _result(self, error: str | None = None) -> RunResult:
-        """The run's result as its stored state says: a status it did not store, it lacks."""
+    def _result(self, error: str | None = None, landed_on: str | None = None) -> RunResult:
+        """The run's result as its stored state says: a status it did not store, it lacks.
+        `landed_on`: where the stored RunCompleted says the result is."""
         state = self.ctx.recorder.state
         status = state.status or RunStatus.FAILED
         if self.ctx.recorder.deposed:
             error = f"{error}; another process drives run {self.ctx.run_id} now"
         commit = state.landed_commit or state.result_commit
-        return RunResult(self.ctx.run_id, status, commit, state.landed_on, error)
+        return RunResult(self.ctx.run_id, status, commit, landed_on or state.landed_on, error)
 
     async def _end_on_project_stream(self) -> None:
         recorder = self.ctx.recorder
