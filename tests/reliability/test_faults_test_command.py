@@ -189,10 +189,12 @@ async def test_a_test_command_that_leaves_a_setsid_daemon_holding_its_output_ret
             "with open(sys.argv[1], 'a') as out: out.write(f'{os.getpid()}\\n')\n"
             "time.sleep(300)\n"
         )
-        daemon = f"python3 {script} {pids} &"
-        done = await h.run(
-            plan(task("a", write("a.txt", "x")), test_command=f"{daemon} sleep 0.2; true")
+        # The command returns once the daemon is up (bounded: 400 x 0.05 s).
+        daemon = (
+            f"python3 {script} {pids} & i=0; while [ ! -s {pids} ] && [ $i -lt 400 ];"
+            " do sleep 0.05; i=$((i+1)); done;"
         )
+        done = await h.run(plan(task("a", write("a.txt", "x")), test_command=f"{daemon} true"))
     assert done.result.status == "landed", done.result.error
     assert "a.txt" in files_on(h.repo, "main")
     daemons = list(map(int, pids.read_text().split()))

@@ -21,8 +21,13 @@ ENV = dict(os.environ)
 BOUND = 30.0  # seconds: a generous bound on what must happen in well under one
 
 # A daemon: leaves the task's session and group, prints its pid on the task's stdout (which
-# it keeps open) and waits for ever.
-DAEMON = f"{PY} -c 'import os, time; os.setsid(); print(os.getpid(), flush=True); time.sleep(1000)'"
+# it keeps open), leaves a file `up` in its directory, and waits for ever.
+DAEMON = (
+    f"{PY} -c 'import os, time; os.setsid(); print(os.getpid(), flush=True);"
+    ' open("up", "w").close(); time.sleep(1000)\''
+)
+# The task's shell waits (bounded) until the daemon is up.
+UP = "i=0; while [ ! -e up ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i+1)); done"
 
 
 def running(pid: int) -> bool:
@@ -63,7 +68,7 @@ async def test_a_task_that_leaves_a_setsid_daemon_holding_its_stdout_returns_and
     out = FirstLine()
     result = await asyncio.wait_for(
         run_process(
-            shell_command=f"{DAEMON} & wait_for=$!; sleep 0.2; exit 0",
+            shell_command=f"{DAEMON} & {UP}; exit 0",
             cwd=tmp_path,
             env=ENV,
             timeout=None,
@@ -80,10 +85,10 @@ async def test_a_timeout_returns_and_kills_a_setsid_daemon_of_the_task(tmp_path:
     out = FirstLine()
     result = await asyncio.wait_for(
         run_process(
-            shell_command=f"{DAEMON} & sleep 1000",
+            shell_command=f"{DAEMON} & {UP}; sleep 1000",
             cwd=tmp_path,
             env=ENV,
-            timeout=1.0,
+            timeout=5.0,
             grace=0.5,
             on_output=out,
         ),
