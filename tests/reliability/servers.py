@@ -204,7 +204,7 @@ class Server:
         self.client = httpx.Client(
             base_url=self.base,
             headers={"Authorization": f"Bearer {TOKEN}"},
-            timeout=float(os.environ.get("HD_TIMEOUT", "60")),
+            timeout=60,
         )
 
     @property
