@@ -175,3 +175,27 @@ def test_a_driver_whose_lease_was_taken_writes_nothing_and_no_second_run_starts(
     assert len(starts) == 1
     assert landed_each_task_once(repo)
     assert list(gate.glob("*.overlap")) == []
+
+
+def test_a_stop_for_a_run_whose_driver_died_is_finished_by_whoever_takes_its_lease(
+    pg_schema_url: str, store: SqlEventStore, tmp_path: Path
+) -> None:
+    repo, gate, plan = make_project(tmp_path)
+    with servers.servers(pg_schema_url, tmp_path, "alpha", "beta") as (first, second):
+        project_id = register(first, repo, plan)
+        run_id = start(first, project_id)
+        wait_for("batch 1 running", lambda: len(started(gate)) == 3)
+        first.kill_plait()
+        # The dead driver's lease is still live: the stop can only be a request...
+        stop = second.client.post(f"/api/projects/{project_id}/parallel/stop")
+        assert stop.status_code == 202, stop.text
+        # ...which the server that wins the lapsed lease carries out, running nothing again.
+        ends = wait_for("the run's end", lambda: ended(store, project_id, run_id))
+        run = events(store, run_id)
+    types = [e.type for e in run]
+    assert [e.data["outcome"] for e in ends] == ["stopped"]
+    assert types.count("StopRequested") == 1
+    assert types.count("TaskStarted") == 3  # batch 1 once, nothing after the stop
+    assert "RunResumed" not in types
+    assert actor(run[-1]) == "plait@beta"  # RunStopped, by the one that took the lease
+    assert attempts_alive(gate) == []
