@@ -15,7 +15,6 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL
 
-from plait.eventstore import pg_arrays
 from plait.eventstore.checkpoints import AUTOCHECKPOINT_PAGES
 from plait.eventstore.errors import StoreUnavailable
 
@@ -36,6 +35,8 @@ def build_engine(url: URL, *, autocommit: bool = False) -> Engine:
 
 
 def _packed_arrays(dbapi_connection: Any, _record: Any) -> None:
+    from plait.eventstore import pg_arrays  # psycopg loads only for PostgreSQL URLs
+
     pg_arrays.register(dbapi_connection.adapters)
 
 

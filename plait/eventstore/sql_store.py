@@ -10,18 +10,18 @@ from __future__ import annotations
 import functools
 import itertools
 import sqlite3
+import sys
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-import psycopg
 from sqlalchemy import Connection, Engine
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from plait.eventstore import hashing, migrate, pg_arrays
+from plait.eventstore import hashing, migrate
 from plait.eventstore.checkpoints import WalCheckpointer
 from plait.eventstore.engines import WRITE_OPTION, build_engine
 from plait.eventstore.errors import (
@@ -155,6 +155,8 @@ class SqlEventStore:
         expected_version: int | None,
         recorded_at: datetime,
     ) -> list[int]:
+        from plait.eventstore import pg_arrays  # psycopg loads only for PostgreSQL URLs
+
         event_ids, types, schema_versions, data, metadata = zip(*rows, strict=True)
         params = (
             stream_id,
@@ -171,7 +173,7 @@ class SqlEventStore:
             with self._cursor() as cursor:
                 cursor.execute(self._sql.pg_append, params, prepare=True)
                 return [int(p) for (p,) in cursor.fetchall()]
-        except psycopg.Error as exc:
+        except _psycopg("Error") as exc:
             sqlstate = getattr(exc, "sqlstate", None)
             if sqlstate not in ("PL001", "23505"):  # wrong version, or an event id stored
                 raise
@@ -442,11 +444,11 @@ class SqlEventStore:
             raise StoreUnavailable(
                 f"database {display_url(self.url)} is unavailable: {_first_line(exc.orig)}"
             ) from None
-        except (sqlite3.OperationalError, psycopg.OperationalError) as exc:
+        except _psycopg("OperationalError", sqlite3.OperationalError) as exc:
             raise StoreUnavailable(
                 f"database {display_url(self.url)} is unavailable: {_first_line(exc)}"
             ) from None
-        except (DBAPIError, sqlite3.Error, psycopg.Error) as exc:
+        except _psycopg("Error", DBAPIError, sqlite3.Error) as exc:
             message = _first_line(getattr(exc, "orig", None) or exc)
             if "append-only" in message:
                 raise ImmutableEventError(message) from None
@@ -478,11 +480,21 @@ def _check_stream_id(stream_id: str) -> None:
         )
 
 
+INT4_MAX = 2**31 - 1  # schema_version is an integer column (pg_arrays packs it as int4)
+
+
+def _psycopg(name: str, *others: type[Exception]) -> tuple[type[Exception], ...]:
+    """`others` and psycopg's exception class `name`, if psycopg was loaded (a SQLite store
+    never loads it, and then nothing can raise it)."""
+    module = sys.modules.get("psycopg")
+    return others if module is None else (*others, getattr(module, name))
+
+
 def _encode(event: NewEvent) -> hashing.EncodedEvent:
     if not event.type or len(event.type) > 100 or "\x00" in event.type:
         raise ValueError(f"event type must be 1-100 characters, without NUL: {event.type!r}")
-    if not 1 <= event.schema_version <= pg_arrays.INT4_MAX:
-        raise ValueError(f"schema_version must be 1-{pg_arrays.INT4_MAX}: {event.schema_version}")
+    if not 1 <= event.schema_version <= INT4_MAX:
+        raise ValueError(f"schema_version must be 1-{INT4_MAX}: {event.schema_version}")
     return (
         str(event.event_id),
         event.type,
