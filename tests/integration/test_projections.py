@@ -156,3 +156,105 @@ async def test_a_following_projector_applies_events_as_they_are_stored(
         assert status["status"] == "landed"
     finally:
         follower.cancel()
+
+
+# --- the run status costs the same per event whatever the size of the run -----------------
+
+
+def a_run_in_flight(store: SqlEventStore, tasks: int, outputs: int) -> str:
+    """A run of `tasks` tasks in two batches, stored up to its end minus the last events."""
+    project, run = uid("p"), uid("r")
+    half = tasks // 2
+    batches = [[f"t{i}" for i in range(half)], [f"t{i}" for i in range(half, tasks)]]
+    store_events(store, registered(project, batches))
+    store_events(store, [project_run_start(project, run)])
+    store.append(
+        run_stream(run),
+        [encode(e) for e in run_events(project, run, batches, outputs)],
+        expected_version=None,
+    )
+    return run
+
+
+def snapshot_texts(store: SqlEventStore, run_id: str) -> str:
+    from sqlalchemy import select
+
+    from plait.projections.tables import run_status
+
+    with store.connect() as conn:
+        text: str = conn.execute(
+            select(run_status.c.state).where(run_status.c.run_id == run_id)
+        ).scalar_one()
+    return text
+
+
+def replayed_until(store: SqlEventStore, run_id: str, position: int) -> dict[str, object]:
+    state = RunState()
+    for stored in store.read_stream(run_stream(run_id)):
+        if stored.position <= position:
+            state.apply(decode(stored), stored.recorded_text)
+    return state.status_view()
+
+
+def test_after_every_event_the_status_is_the_replay_though_the_snapshot_is_written_rarely(
+    store: SqlEventStore,
+) -> None:
+    run = a_run_in_flight(store, tasks=24, outputs=2)
+    projector = Projector(store, all_projections())
+    models = ReadModels(store)
+    history = store.read_all(0, 100_000)
+    snapshots = set()
+    for stored in history:
+        projector.apply([stored])  # one event per page, as a live projector mostly sees them
+        if stored.stream_id == run_stream(run):
+            assert models.run_status(run) == replayed_until(store, run, stored.position)
+            snapshots.add(snapshot_texts(store, run))
+    run_events_count = sum(1 for e in history if e.stream_id == run_stream(run))
+    # Rewriting the whole state on every event is what made each event cost O(tasks).
+    assert len(snapshots) < run_events_count / 10, (len(snapshots), run_events_count)
+    listed = {r["run_id"]: r for r in models.runs()}[run]
+    assert (listed["status"], listed["tasks_landed"], listed["tasks_total"]) == ("landed", 24, 24)
+
+
+def test_a_run_moved_by_another_projector_is_folded_from_its_row_not_from_memory(
+    store: SqlEventStore,
+) -> None:
+    """Two processes projecting one database take turns: each must see the other's pages."""
+    run = a_run_in_flight(store, tasks=12, outputs=2)
+    first, second = Projector(store, all_projections()), Projector(store, all_projections())
+    models = ReadModels(store)
+    history = store.read_all(0, 100_000)
+    rng = random.Random(11)
+    at = 0
+    while at < len(history):
+        size = rng.randint(1, 7)
+        rng.choice([first, second]).apply(history[at : at + size])
+        at += size
+        last = history[min(at, len(history)) - 1].position
+        assert models.run_status(run) == replayed_until(store, run, last)
+    assert models.run_status(run) == replayed(store, run)
+
+
+def test_a_failed_page_leaves_nothing_of_it_in_the_status(store: SqlEventStore) -> None:
+    """An event the fold refuses rolls its page back; the projection must not remember the
+    half-folded page either, or the next page would build on events that were never kept."""
+    import pytest
+
+    from plait.domain.errors import InvalidTransition
+    from plait.domain.events import BatchLanded
+
+    run = a_run_in_flight(store, tasks=4, outputs=1)
+    projector = Projector(store, all_projections())
+    history = store.read_all(0, 100_000)
+    cut = next(i for i, e in enumerate(history) if e.type == "TaskStarted")
+    projector.apply(history[:cut])
+    bogus = BatchLanded(run_id=run, batch_id=99, before="a", after="b")  # no batch 99
+    [position] = store.append(run_stream(run), [encode(bogus)], expected_version=None)
+    [stored_bogus] = store.read_all(position - 1, 1)
+    with pytest.raises(InvalidTransition):
+        projector.apply([*history[cut : cut + 1], stored_bogus])
+    assert ReadModels(store).run_status(run) == replayed_until(
+        store, run, history[cut - 1].position
+    )
+    projector.apply(history[cut:])  # the same projector goes on from what was kept
+    assert ReadModels(store).run_status(run) == replayed_until(store, run, history[-1].position)
