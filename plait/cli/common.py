@@ -24,9 +24,12 @@ def read_models(store: SqlEventStore) -> ReadModels:
 
 
 def settings(args: argparse.Namespace) -> Settings:
+    """A command's settings. Pooled worktrees outlive the command (`keep_pool`): the next
+    run on the repository, and each of its batches, reuses them."""
     return Settings(
         reuse_worktrees=getattr(args, "reuse_worktrees", False),
         worktree_root=getattr(args, "worktree_root", None),
+        keep_pool=True,
     )
 
 

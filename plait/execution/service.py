@@ -74,6 +74,7 @@ from plait.execution.recorder import RunRecorder
 from plait.execution.recovery import adopt_worktrees, interrupt_tasks, stop_orphan
 from plait.execution.settings import Settings
 from plait.execution.worktree_pool import WorktreePool
+from plait.execution.worktree_pool_git import uncommitted_changes
 from plait.execution.worktrees import (
     LEGACY_ROOT,
     Worktree,
@@ -245,7 +246,7 @@ class Plait:
                 await self._request_stop(active, "the service is shutting down")
         if self._runs:
             await asyncio.gather(*(a.task for a in self._runs.values()), return_exceptions=True)
-        for pool in self._pools.values():
+        for pool in self._pools.values() if not self.settings.keep_pool else ():
             try:
                 await pool.drain()
             except (GitError, OSError) as exc:
@@ -627,14 +628,16 @@ class Plait:
         self._runs[run_id] = _ActiveRun(ctx, task)
 
     async def _pool_for(self, repo: Path, worktrees: WorktreeManager) -> WorktreePool:
-        """One pool per repository for the life of the service. Slots a dead process left
-        behind are taken back: idle ones into the pool, busy ones released unless they
-        hold an unreachable commit (then they stay, as kept work)."""
+        """One pool per repository for the life of the service. Slots an earlier process
+        left behind are taken back: idle ones into the pool, busy ones released unless they
+        hold uncommitted changes or an unreachable commit (then they stay, as kept work: a
+        failed task's worktree, or one a crash interrupted, which its run adopts again)."""
         pool = self._pools.get(repo)
         if pool is None:
             pool = self._pools[repo] = WorktreePool(worktrees, max_idle=self.settings.pool_max_idle)
             for busy in await pool.recover():
-                await pool.release(busy)
+                if not await uncommitted_changes(worktrees.git, busy.path):
+                    await pool.release(busy)
         return pool
 
     async def _drive_leased(self, driver: RunDriver) -> RunResult:

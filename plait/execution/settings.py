@@ -32,7 +32,9 @@ class Settings:
     # Reuse task worktrees from a per-repository pool instead of a `git worktree add` per
     # task: on a large repository preparing a worktree then costs a checkout of the files
     # that differ, not of every file. Pooled worktrees stay (idle, detached) until the
-    # service closes.
+    # service closes, or, with keep_pool, after it too: the next process on the repository
+    # takes them back (`plait run` keeps them, so each run reuses the previous one's).
     reuse_worktrees: bool = False
+    keep_pool: bool = False
     pool_max_idle: int = 4
     actor: str = "plait"
