@@ -23,13 +23,15 @@ def read_models(store: SqlEventStore) -> ReadModels:
     return ReadModels(store)
 
 
-def settings(args: argparse.Namespace) -> Settings:
+def settings(args: argparse.Namespace, *, serving: bool = False) -> Settings:
     """A command's settings. Pooled worktrees outlive the command (`keep_pool`): the next
-    run on the repository, and each of its batches, reuses them."""
+    run on the repository, and each of its batches, reuses them. Only a server keeps its
+    read models following the store; a command that drives a run shows it from memory."""
     return Settings(
         reuse_worktrees=getattr(args, "reuse_worktrees", False),
         worktree_root=getattr(args, "worktree_root", None),
         keep_pool=True,
+        follow_projections=serving,
     )
 
 

@@ -150,7 +150,8 @@ class Plait:
         every run a dead process left unfinished. Returns the ids of the resumed runs."""
         if self._projector_task is None:
             await asyncio.to_thread(self.projector.catch_up)
-            self._projector_task = asyncio.create_task(self._follow_projections())
+            if self.settings.follow_projections:
+                self._projector_task = asyncio.create_task(self._follow_projections())
         return await self.recover() if recover else []
 
     async def _follow_projections(self) -> None:
@@ -256,6 +257,11 @@ class Plait:
             self._projector_task.cancel()
             await asyncio.gather(self._projector_task, return_exceptions=True)
             self._projector_task = None
+        elif not self.settings.follow_projections:
+            try:  # one catch-up for the whole run, so the next reader finds them current
+                await asyncio.to_thread(self.projector.catch_up)
+            except StoreError as exc:
+                log.warning("could not bring the read models up to date: %s", exc)
 
     async def wait_until_projected(self, position: int | None = None) -> None:
         target = (

@@ -36,5 +36,10 @@ class Settings:
     # takes them back (`plait run` keeps them, so each run reuses the previous one's).
     reuse_worktrees: bool = False
     keep_pool: bool = False
+    # Keep the read models following the store while runs go (a server, whose readers want
+    # them current). Without it they catch up when read and once more at close: a `plait
+    # run` process reads its run from memory, and projecting each event as it is stored
+    # would cost it a second transaction per event.
+    follow_projections: bool = True
     pool_max_idle: int = 4
     actor: str = "plait"

@@ -6,6 +6,7 @@ import asyncio
 import random
 import uuid
 from collections.abc import Sequence
+from pathlib import Path
 
 from plait.domain.events import DomainEvent
 from plait.domain.run import RunState
@@ -258,3 +259,38 @@ def test_a_failed_page_leaves_nothing_of_it_in_the_status(store: SqlEventStore) 
     )
     projector.apply(history[cut:])  # the same projector goes on from what was kept
     assert ReadModels(store).run_status(run) == replayed_until(store, run, history[-1].position)
+
+
+async def test_a_service_that_does_not_follow_leaves_the_read_models_current_at_close(
+    tmp_path: Path,
+) -> None:
+    """`plait run` does not project while it runs (it shows its run from memory); its last
+    act is one catch-up, so whatever reads the database next finds the run as it ended."""
+    from plait.domain.plan_model import Plan
+    from plait.execution.service import Plait
+    from plait.execution.settings import Settings
+    from tests.gitrepo import make_repo
+
+    root = tmp_path
+    store = SqlEventStore(f"sqlite:///{root / 'plait.db'}")
+    settings = Settings(log_root=root / "logs", follow_projections=False)
+    service = Plait(store, settings)
+    try:
+        await service.start()
+        project = await service.register_project(str(make_repo(root / "repo")))
+        plan = Plan.from_dict({"tasks": [{"id": "a", "run": "echo a > a.txt"}]})
+        await service.submit_plan(project, plan, source="test")
+        run = await service.start_run(project)
+        assert (await service.wait_run(run)).status == "landed"
+        projector = Projector(store, all_projections())
+        assert projector.checkpoint("run_status") < store.last_position(), "it followed"
+    finally:
+        await service.close()
+    try:
+        checkpoints = {p.name: projector.checkpoint(p.name) for p in all_projections()}
+        assert set(checkpoints.values()) == {store.last_position()}
+        status = ReadModels(store).run_status(run)
+        assert status is not None
+        assert status["status"] == "landed"
+    finally:
+        store.close()
