@@ -49,7 +49,7 @@ async def test_a_kept_pool_serves_the_next_process_and_never_wipes_a_failed_task
     while the worktree of a task that failed (its half-done files uncommitted) stays exactly
     as it was, through that process's start and its whole run. `plait clean` then removes
     the idle slots and leaves the kept one."""
-    from plait.execution.cleanup import clean_runs
+    from plait.execution.worktrees.cleanup import clean_runs
 
     repo = make_repo(tmp_path / "repo")
     broken = write("half.txt", "half done") + " && exit 3"

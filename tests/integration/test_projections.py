@@ -266,7 +266,7 @@ async def test_a_service_that_does_not_follow_leaves_the_read_models_current_at_
 ) -> None:
     """`plait run` does not project while it runs (it shows its run from memory); its last
     act is one catch-up, so whatever reads the database next finds the run as it ended."""
-    from plait.domain.plan_model import Plan
+    from plait.domain.plan.parsing import plan_from_mapping
     from plait.execution.service import Plait
     from plait.execution.settings import Settings
     from tests.gitrepo import make_repo
@@ -278,7 +278,7 @@ async def test_a_service_that_does_not_follow_leaves_the_read_models_current_at_
     try:
         await service.start()
         project = await service.register_project(str(make_repo(root / "repo")))
-        plan = Plan.from_dict({"tasks": [{"id": "a", "run": "echo a > a.txt"}]})
+        plan = plan_from_mapping({"tasks": [{"id": "a", "run": "echo a > a.txt"}]})
         await service.submit_plan(project, plan, source="test")
         run = await service.start_run(project)
         assert (await service.wait_run(run)).status == "landed"
