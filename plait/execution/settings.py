@@ -41,5 +41,5 @@ class Settings:
     # run` process reads its run from memory, and projecting each event as it is stored
     # would cost it a second transaction per event.
     follow_projections: bool = True
-    pool_max_idle: int = 4
+    pool_max_idle: int = 4  # at least; a run raises it to its largest batch's size
     actor: str = "plait"

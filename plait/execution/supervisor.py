@@ -235,6 +235,10 @@ class Supervisor:
             # First: the pool takes back (and detaches) the slots a dead process held, so
             # they are not adopted below as this run's worktrees.
             ctx.pool = await self._pool_for(repo, ctx.worktrees)
+            # A batch holds its worktrees until it lands: keep as many idle as the largest
+            # batch used at once, so the next batch (and run) reuses every one of them.
+            widest = max((len(b.task_ids) for b in state.batches.values()), default=0)
+            ctx.pool.max_idle = max(ctx.pool.max_idle, widest)
         await adopt_worktrees(ctx)
         driver = RunDriver(ctx, project_id)
         task = asyncio.create_task(self._drive_leased(driver), name=f"plait-run-{run_id}")

@@ -81,3 +81,23 @@ async def test_a_kept_pool_serves_the_next_process_and_never_wipes_a_failed_task
     assert any("idle pooled worktree" in line for line in report.removed), report
     assert idle not in worktree_paths(repo)
     assert (kept / "half.txt").read_text() == "half done\n"
+
+
+async def test_a_wide_batch_leaves_every_one_of_its_worktrees_for_the_next_run(
+    tmp_path: Path,
+) -> None:
+    """A batch holds its worktrees until it lands, so a pool smaller than the batch would
+    remove some at the end and make the next run add them again."""
+    repo = make_repo(tmp_path / "repo")
+    wide = [task(f"t{i}", write(f"t{i}.txt", "x")) for i in range(6)]
+    async with open_harness(tmp_path, repo=repo, reuse_worktrees=True, keep_pool=True) as h:
+        first = await h.run(plan(*wide, max_concurrency=6))
+        assert first.result.status == "landed", first.result.error
+    made = {Path(e["path"]) for e in of_type(first.events, "WorktreeCreated")}
+    assert len(made) == 6
+    assert made <= set(worktree_paths(repo))
+    again = [task(f"u{i}", write(f"u{i}.txt", "y")) for i in range(6)]
+    async with open_harness(tmp_path, repo=repo, reuse_worktrees=True, keep_pool=True) as h:
+        second = await h.run(plan(*again, max_concurrency=6))
+        assert second.result.status == "landed", second.result.error
+    assert {Path(e["path"]) for e in of_type(second.events, "WorktreeCreated")} == made
