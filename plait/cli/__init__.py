@@ -18,7 +18,6 @@ import gc
 import importlib
 import os
 import sys
-import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -261,6 +260,8 @@ def _exit_now(code: int) -> None:
     store is closed and every event is committed; the exit handlers run (logging's flush
     among them) and the output is flushed here. While a non-daemon thread is still alive,
     the ordinary exit (which waits for it) is kept."""
+    import threading
+
     if any(
         t.is_alive() and not t.daemon
         for t in threading.enumerate()
