@@ -51,7 +51,6 @@ from plait.execution.runners.agent_check import AgentCheckFailed, check_agents
 from plait.execution.settings import Settings
 from plait.execution.worktrees.manager import LEGACY_ROOT, WorktreeManager
 from plait.execution.worktrees.pool import WorktreePool
-from plait.execution.worktrees.pool_git import uncommitted_changes
 from plait.projections import Projector, ReadModels
 
 log = logging.getLogger(__name__)
@@ -237,11 +236,8 @@ class Supervisor:
             self._projector_task.cancel()
             await asyncio.gather(self._projector_task, return_exceptions=True)
             self._projector_task = None
-        elif not self.settings.follow_projections:
-            try:  # one catch-up for the whole run, so the next reader finds them current
-                await asyncio.to_thread(self.projector.catch_up)
-            except StoreError as exc:
-                log.warning("could not bring the read models up to date: %s", exc)
+        elif not self.settings.follow_projections:  # one catch-up for the whole run
+            await asyncio.to_thread(self.projector.settle)
 
     async def wait_until_projected(self, position: int | None = None) -> None:
         target = (
@@ -290,13 +286,9 @@ class Supervisor:
         except AgentCheckFailed as exc:  # recovery at start-up: the tasks will say so
             log.warning("run %s: %s", run_id, "; ".join(exc.problems))
         if self.settings.reuse_worktrees:
-            # First: the pool takes back (and detaches) the slots a dead process held, so
-            # they are not adopted below as this run's worktrees.
+            # First: the pool takes back the slots a dead process held (not adopted below).
             ctx.pool = await self._pool_for(repo, ctx.worktrees)
-            # A batch holds its worktrees until it lands: keep as many idle as the largest
-            # batch used at once, so the next batch (and run) reuses every one of them.
-            widest = max((len(b.task_ids) for b in state.batches.values()), default=0)
-            ctx.pool.max_idle = max(ctx.pool.max_idle, widest)
+            ctx.pool.hold_at_least(max([0, *(len(b.task_ids) for b in state.batches.values())]))
         await adopt_worktrees(ctx)
         recorder.on_command = lambda event: on_command(ctx, event)
         driver = RunDriver(ctx, project_id)
@@ -304,16 +296,11 @@ class Supervisor:
         self._runs[run_id] = ActiveRun(ctx, task)
 
     async def _pool_for(self, repo: Path, worktrees: WorktreeManager) -> WorktreePool:
-        """One pool per repository for the life of the service. Slots an earlier process
-        left behind are taken back: idle ones into the pool, busy ones released unless they
-        hold uncommitted changes or an unreachable commit (then they stay, as kept work: a
-        failed task's worktree, or one a crash interrupted, which its run adopts again)."""
+        """One pool per repository for the life of the service (see WorktreePool.take_back)."""
         pool = self._pools.get(repo)
         if pool is None:
             pool = self._pools[repo] = WorktreePool(worktrees, max_idle=self.settings.pool_max_idle)
-            for busy in await pool.recover():
-                if not await uncommitted_changes(worktrees.git, busy.path):
-                    await pool.release(busy)
+            await pool.take_back()
         return pool
 
     async def _drive_leased(self, driver: RunDriver) -> RunResult:
