@@ -69,6 +69,7 @@ from plait.execution.projects import (
     project_id_for,
     repository_root,
     storable,
+    visible_repository,
 )
 from plait.execution.recorder import RunRecorder
 from plait.execution.recovery import adopt_worktrees, interrupt_tasks, stop_orphan
@@ -382,6 +383,7 @@ class Plait:
             )
         if facts.plan is None:
             raise NoPlan(f"project {project_id} has no plan: submit one first")
+        await visible_repository(facts.repo_path)
         plan = _overridden(
             Plan.from_dict(facts.plan["plan"]), max_concurrency=max_concurrency, base=base
         )
@@ -518,6 +520,7 @@ class Plait:
         run_id = checked_id("run id", run_id) if run_id else facts.last_run
         if run_id is None:
             raise UnknownRun(f"project {project_id} has no run to resume")
+        await visible_repository(facts.repo_path)
         if run_id in self._runs and not self._runs[run_id].task.done():
             raise RunAlreadyActive(f"run {run_id} is running in this process", run_id)
         if facts.active_run not in (None, run_id):

@@ -18,6 +18,9 @@ if TYPE_CHECKING:
 
 DEFAULT_ALLOWED_HOSTS = ("127.0.0.1", "localhost", "[::1]")
 MAX_BODY_BYTES = 1024 * 1024
+# The only paths a request may read without the token (`plait serve --open-paths`): a load
+# balancer's health check and a Prometheus scraper rarely carry credentials.
+OPEN_PATHS = ("/healthz", "/metrics")
 
 
 @dataclass
@@ -27,6 +30,7 @@ class AppConfig:
     heartbeat: float
     allowed_hosts: frozenset[str]
     max_body: int = MAX_BODY_BYTES
+    open_paths: frozenset[str] = frozenset(OPEN_PATHS)
     # Set when the server shuts down, so open event streams end instead of holding it up.
     closing: asyncio.Event = field(default_factory=asyncio.Event)
 

@@ -207,9 +207,33 @@ async def test_a_project_with_an_active_run_cannot_be_deleted(
     assert (await client.get(f"/api/projects/{project_id}")).status_code == 200
 
 
+async def test_a_start_or_resume_where_this_server_cannot_see_the_repository_names_its_path(
+    client: AppClient, tmp_path: Path
+) -> None:
+    repo = a_repo(tmp_path)
+    project_id = await registered_project(client, repo, SMALL_PLAN)
+    first = await client.post(f"/api/projects/{project_id}/parallel/start")
+    assert first.status_code == 202, first.text
+    await client.plait.wait_run(first.json()["run_id"])
+    repo.rename(tmp_path / "elsewhere")  # as a server on another host sees it: not there
+    position = (await client.get("/healthz")).json()["position"]
+    for action in ("start", "resume"):
+        refused = await client.post(f"/api/projects/{project_id}/parallel/{action}")
+        assert refused.status_code == 400, (action, refused.text)
+        error = error_of(refused)
+        assert error["code"] == "not_a_repository"
+        assert str(repo) in error["message"] and "this server cannot use" in error["message"]
+    repo.mkdir()  # a directory, but not the repository
+    refused = await client.post(f"/api/projects/{project_id}/parallel/start")
+    assert (refused.status_code, error_of(refused)["code"]) == (400, "not_a_repository")
+    assert str(repo) in error_of(refused)["message"]
+    assert (await client.get("/healthz")).json()["position"] == position  # nothing recorded
+
+
 async def test_deleting_needs_the_token(client: AppClient, tmp_path: Path) -> None:
     project_id = await registered_project(client, a_repo(tmp_path))
-    response = await client.delete(f"/api/projects/{project_id}")
+    async with AppClient(client.app, anonymous=True) as anonymous:
+        response = await anonymous.delete(f"/api/projects/{project_id}")
     assert response.status_code == 401
     assert (await client.get(f"/api/projects/{project_id}")).status_code == 200
 

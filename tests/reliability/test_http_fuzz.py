@@ -254,6 +254,7 @@ async def test_bad_query_and_header_values_are_refused_cleanly(client: Any) -> N
         ("/api/projects/abc/history?until=yesterday", {}),
         ("/api/projects/abc/history?until=9" * 20, {}),
     ]:
-        response = await _request(client, "GET", path, headers=headers)
+        response = await _request(client, "GET", path, headers={**AUTH, **headers})
         _assert_clean(response)
         assert 400 <= response.status_code < 500, (path, headers, response.status_code)
+        assert response.status_code != 401, (path, headers)  # refused for what it asks
