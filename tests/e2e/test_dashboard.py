@@ -172,12 +172,15 @@ def test_the_dashboard_needs_the_token_for_its_buttons(
 ) -> None:
     project_id = register(server.url, a_repo(tmp_path))
     refused = page.goto(f"{server.url}/")
-    assert refused is not None and refused.status == 401
+    assert refused is not None
+    assert refused.status == 401
     assert "?token=" in refused.text()  # says which address to open
     assert not page.context.cookies()
     open_project(page, server, project_id)
     [cookie] = page.context.cookies()
-    assert cookie["httpOnly"] and cookie["sameSite"] == "Strict" and TOKEN not in cookie["value"]
+    assert cookie["httpOnly"]
+    assert cookie["sameSite"] == "Strict"
+    assert TOKEN not in cookie["value"]
     assert page.evaluate("() => document.cookie") == ""  # the page's scripts cannot read it
     expect(page.locator("#start")).to_be_enabled()
     # The cookie gone (the token changed, the browser forgot it): the page says so, and its

@@ -222,7 +222,8 @@ async def test_a_start_or_resume_where_this_server_cannot_see_the_repository_nam
         assert refused.status_code == 400, (action, refused.text)
         error = error_of(refused)
         assert error["code"] == "not_a_repository"
-        assert str(repo) in error["message"] and "this server cannot use" in error["message"]
+        assert str(repo) in error["message"]
+        assert "this server cannot use" in error["message"]
     repo.mkdir()  # a directory, but not the repository
     refused = await client.post(f"/api/projects/{project_id}/parallel/start")
     assert (refused.status_code, error_of(refused)["code"]) == (400, "not_a_repository")
