@@ -42,7 +42,8 @@ from typing import Any
 
 from bench.machine import describe
 from bench.results import append_section
-from plait.domain.plan_model import Plan
+from plait.domain.plan.model import Plan
+from plait.domain.plan.parsing import plan_from_mapping
 from plait.eventstore import SqlEventStore
 from plait.execution.service import Plait
 from plait.execution.settings import Settings
@@ -125,7 +126,7 @@ def plan_for(batches: list[list[str]], concurrency: int, command: str) -> Plan:
             {"batch_id": i, "task_ids": b, "can_parallel": True}
             for i, b in enumerate(batches, start=1)
         ]
-    return Plan.from_dict(data)
+    return plan_from_mapping(data)
 
 
 def run_floor(

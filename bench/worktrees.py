@@ -28,9 +28,9 @@ from typing import TypeVar
 from bench.machine import describe
 from bench.results import append_section
 from bench.synthetic_repo import SyntheticRepo, build, task_files
-from plait.execution.git import Git
-from plait.execution.worktree_pool import WorktreePool
-from plait.execution.worktrees import Worktree, WorktreeManager
+from plait.execution.git.cli import Git
+from plait.execution.worktrees.manager import Worktree, WorktreeManager
+from plait.execution.worktrees.pool import WorktreePool
 
 TARGET = 0.10  # preparing a task's worktree: at most 10% of a plain `git worktree add`
 SPARSE = ["src0"]  # one of the ten top-level directories

@@ -27,8 +27,8 @@ def _user_errors() -> tuple[type[BaseException], ...]:
         ("plait.domain.errors", ("DomainError", "PlanError")),
         ("plait.execution.errors", ("ServiceError",)),
         ("plait.eventstore.errors", ("StoreError",)),
-        ("plait.execution.git", ("GitError",)),
-        ("plait.execution.worktrees", ("WorktreeError",)),
+        ("plait.execution.git.cli", ("GitError",)),
+        ("plait.execution.worktrees.manager", ("WorktreeError",)),
         ("plait.execution.planning", ("PlanningFailed",)),
     ):
         loaded = sys.modules.get(module)

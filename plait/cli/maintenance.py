@@ -100,7 +100,7 @@ def older_than(text: str) -> timedelta:
 
 
 def cmd_clean(args: argparse.Namespace) -> int:
-    from plait.execution.cleanup import clean_runs
+    from plait.execution.worktrees.cleanup import clean_runs
 
     age = older_than(args.older_than) if args.older_than else None
     store = open_store(args)

@@ -6,11 +6,11 @@ import argparse
 import json
 from pathlib import Path
 
-from plait.domain.batching import plan_batches, select_mode
 from plait.domain.errors import PlanError
-from plait.domain.plan import parse_plan
-from plait.domain.plan_model import Plan
-from plait.execution.user_config import user_profiles
+from plait.domain.plan.batching import plan_batches, select_mode
+from plait.domain.plan.model import Plan
+from plait.domain.plan.parsing import parse_plan
+from plait.execution.runners.user_config import user_profiles
 
 
 def read_plan(path: str) -> Plan:

@@ -17,19 +17,19 @@ from rich.console import Console
 from rich.live import Live
 
 from plait.cli.common import hint, open_store, settings
+from plait.cli.demo import DEMO_MARKER, create_demo
 from plait.cli.errors import UsageError
 from plait.cli.planning import read_plan
 from plait.domain.events import RunCompleted, RunFailed, RunStopped
-from plait.domain.plan_model import Plan
+from plait.domain.plan.model import Plan
 from plait.domain.run import RunState
 from plait.domain.statuses import TASK_FAILURE, RunStatus
-from plait.execution.demo import DEMO_MARKER, create_demo
-from plait.execution.git import GitError
+from plait.execution.git.cli import GitError
 from plait.execution.planning import PlanningFailed, plan_from_command
+from plait.execution.runners.user_config import user_profiles
 from plait.execution.service import Plait
 from plait.execution.settings import Settings
-from plait.execution.user_config import user_profiles
-from plait.execution.worktrees import WorktreeError
+from plait.execution.worktrees.manager import WorktreeError
 from plait.projections.codec import run_stream
 from plait.terminal import landed_all, progress_view, summary_table
 

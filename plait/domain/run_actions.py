@@ -5,14 +5,21 @@ skip or land. Pure: the orchestrator and the service record what these return.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
 from plait.domain.errors import DomainError
-from plait.domain.events import TaskRequeued, TaskSkipped
+from plait.domain.events import LandRequested, RunEvent, TaskRequeued, TaskSkipped
 from plait.domain.run import RunState, TaskState
 from plait.domain.statuses import (
+    DRIVEN_RUN,
+    LANDABLE_RUN,
     NOT_LANDING_TASK,
+    RESUMABLE_RUN,
     RETRYABLE_TASK,
     SKIPPABLE_TASK,
     BatchStatus,
+    RunStatus,
     TaskStatus,
 )
 
@@ -134,3 +141,51 @@ def _skipped_dependents(state: RunState, task_id: str) -> list[TaskState]:
             found.append(task)
             blocked.add(task.task_id)
     return found
+
+
+@dataclass(frozen=True)
+class Continuation:
+    """How a run is continued: what the resume is called, from which statuses, and the
+    events recorded right after RunResumed."""
+
+    name: str  # the reason RunResumed records
+    allowed: frozenset[RunStatus]
+    events: Callable[[RunState], Sequence[RunEvent]]
+    needs: str = "only a stopped, failed or interrupted run can continue"
+    runs_tasks: bool = True  # False: nothing runs (a landing), so no agent need be installed
+
+
+RESUME = Continuation(
+    "resumed",
+    RESUMABLE_RUN | DRIVEN_RUN,
+    lambda state: (),
+    "only a stopped, failed or interrupted run can be resumed",
+)
+
+
+def _land_events(state: RunState) -> list[RunEvent]:
+    check_landable(state)
+    return [LandRequested(run_id=state.run_id, reason="plait land")]
+
+
+LAND = Continuation(
+    "to land its tested work",
+    LANDABLE_RUN,
+    _land_events,
+    "only a stopped, failed or kept run has a result to land",
+    runs_tasks=False,
+)
+
+
+def retry(task_id: str) -> Continuation:
+    """Run a task that did not land again (and the tasks skipped because of it)."""
+    return Continuation(
+        f"to retry task {task_id!r}", RESUMABLE_RUN | DRIVEN_RUN, lambda s: retry_events(s, task_id)
+    )
+
+
+def skip(task_id: str) -> Continuation:
+    """Go on without a task (its dependents are skipped too)."""
+    return Continuation(
+        f"to skip task {task_id!r}", RESUMABLE_RUN | DRIVEN_RUN, lambda s: skip_events(s, task_id)
+    )

@@ -19,15 +19,20 @@ from pathlib import Path
 
 from plait.domain.agents import PRESETS, preset_names
 from plait.domain.errors import PlanError
-from plait.domain.plan import load_plan_text, plan_from_mapping
-from plait.domain.plan_model import Plan, Profile, Task
-from plait.domain.plan_profiles import read_profiles
-from plait.execution.agent_check import AgentCheckFailed, AgentInfo, check_agents, with_own_tools
-from plait.execution.agent_output import LineFeed, parser_for
-from plait.execution.agents import agent_env, build_command
-from plait.execution.git import Git
-from plait.execution.processes import run_process, task_env
-from plait.execution.worktrees import WorktreeManager, worktree_root_for
+from plait.domain.plan.model import Plan, Profile, Task
+from plait.domain.plan.parsing import load_plan_text, plan_from_mapping
+from plait.domain.plan.profiles import read_profiles
+from plait.execution.git.cli import Git
+from plait.execution.runners.agent_check import (
+    AgentCheckFailed,
+    AgentInfo,
+    check_agents,
+    with_own_tools,
+)
+from plait.execution.runners.agent_output import LineFeed, parser_for
+from plait.execution.runners.agents import agent_env, build_command
+from plait.execution.runners.processes import run_process, task_env
+from plait.execution.worktrees.manager import WorktreeManager, worktree_root_for
 
 PLAN_FILE = "plait-plan.yaml"
 MAX_PLAN_OUTPUT = 1024 * 1024  # what is kept of a planning command's stdout

@@ -413,7 +413,7 @@ def test_help_and_a_dry_run_load_neither_the_store_nor_git_nor_the_web_app(
         "from plait.cli import main\n"
         "try:\n    main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
         "heavy = [m for m in ('sqlalchemy', 'psycopg', 'starlette', 'uvicorn', "
-        "'plait.execution.git', 'plait.eventstore') if m in sys.modules]\n"
+        "'plait.execution.git.cli', 'plait.eventstore') if m in sys.modules]\n"
         "print(heavy, file=sys.stderr)\n"
     )
     done = subprocess.run(

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
-from plait.domain.plan import plan_from_mapping
+from plait.domain.plan.parsing import plan_from_mapping
 from plait.eventstore import SqlEventStore, StoredEvent
-from plait.execution.orchestrator import RunResult
+from plait.execution.run.orchestrator import RunResult
 from plait.execution.service import Plait
 from plait.execution.settings import Settings
 from plait.projections.codec import run_stream

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from plait.execution.checkout_watch import CheckoutWatch
+from plait.execution.run.checkout_watch import CheckoutWatch
 
 TRACKED = ["pyproject.toml", "tool.py", "src/pkg/__init__.py", "src/pkg/mod.py"]
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from plait.execution.git import Git, GitError, UnknownRevisionError, transient_failure
+from plait.execution.git.cli import Git, GitError, UnknownRevisionError, transient_failure
 from tests.gitrepo import commit_file, git, make_repo
 
 

@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from plait.execution.git import InvalidRefName, validate_ref_component, validate_ref_name
+from plait.execution.git.cli import InvalidRefName, validate_ref_component, validate_ref_name
 
 REFUSED = [
     "../x",

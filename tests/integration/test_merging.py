@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from plait.execution.git import Git
-from plait.execution.merging import (
+from plait.execution.git.cli import Git
+from plait.execution.git.merging import (
     LandOutcome,
     MergeError,
     land,

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from plait.execution.process_output import split_chunks
-from plait.execution.processes import ProcessResult, run_process, start_process, task_env
+from plait.execution.runners.process_output import split_chunks
+from plait.execution.runners.processes import ProcessResult, run_process, start_process, task_env
 
 PY = sys.executable
 ENV = dict(os.environ)

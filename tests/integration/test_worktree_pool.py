@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from plait.execution.git import Git
-from plait.execution.worktree_pool import Released, WorktreePool
-from plait.execution.worktrees import Worktree, WorktreeError, WorktreeManager
+from plait.execution.git.cli import Git
+from plait.execution.worktrees.manager import Worktree, WorktreeError, WorktreeManager
+from plait.execution.worktrees.pool import Released, WorktreePool
 from tests.gitrepo import commit_file, git, make_repo
 
 

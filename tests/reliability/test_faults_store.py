@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from plait.cli import main
-from plait.domain.run import result_branch
+from plait.domain.ids import result_branch
 from plait.projections.audit import verify_lifecycles
 from plait.projections.codec import run_stream
 from tests.gitrepo import git
@@ -134,7 +134,7 @@ class _Pauses(logging.Handler):
         self.changed = asyncio.Event()
 
     def emit(self, record: logging.LogRecord) -> None:
-        if record.name == "plait.execution.recorder" and "paused" in record.getMessage():
+        if record.name == "plait.execution.run.recorder" and "paused" in record.getMessage():
             self.loop.call_soon_threadsafe(self._bump)
 
     def _bump(self) -> None:

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from plait.domain.errors import PlanError
-from plait.domain.plan import parse_plan, plan_from_mapping
+from plait.domain.plan.parsing import parse_plan, plan_from_mapping
 from plait.eventstore import SqlEventStore
 from plait.execution.service import (
     InvalidId,

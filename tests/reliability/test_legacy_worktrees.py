@@ -13,7 +13,7 @@ from plait.domain.events import (
     TaskStarted,
     WorktreeCreated,
 )
-from plait.domain.plan import plan_from_mapping
+from plait.domain.plan.parsing import plan_from_mapping
 from plait.eventstore import SqlEventStore
 from plait.execution.service import Plait
 from plait.execution.settings import Settings

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from plait.domain.agents import parse_version, supported
-from plait.domain.plan_model import Profile
-from plait.execution.agents import PRESETS, agent_env, build_command
+from plait.domain.plan.model import Profile
+from plait.execution.runners.agents import PRESETS, agent_env, build_command
 
 NASTY = "fix \"it\"; rm -rf / $(curl evil) `id` && echo '{title}' > x\n"
 

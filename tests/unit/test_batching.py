@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from plait.domain.batching import ModeDecision, plan_batches, select_mode
 from plait.domain.errors import PlanError
-from plait.domain.plan import Batch, Plan, Task, parse_plan
+from plait.domain.plan.batching import ModeDecision, plan_batches, select_mode
+from plait.domain.plan.model import Batch, Plan, Task
+from plait.domain.plan.parsing import parse_plan
 
 
 def task(task_id: str, *depends_on: str, files: tuple[str, ...] = ()) -> Task:

@@ -15,10 +15,11 @@ from typing import Any
 from hypothesis import Phase, find, given, settings
 from hypothesis import strategies as st
 
-from plait.domain.batching import plan_batches, select_mode
 from plait.domain.errors import PlanError
-from plait.domain.plan import Batch, Plan, Task, parse_plan, plan_from_mapping
-from plait.domain.plan_reading import PLAN_FIELDS, TASK_FIELDS
+from plait.domain.plan.batching import plan_batches, select_mode
+from plait.domain.plan.model import Batch, Plan, Task
+from plait.domain.plan.parsing import parse_plan, plan_from_mapping
+from plait.domain.plan.reading import PLAN_FIELDS, TASK_FIELDS
 
 PATHS = ("src", "src/a.py", "src/b.py", "src/pkg/", "./docs", "docs/x.md", "README.md", ".")
 
@@ -89,7 +90,7 @@ def test_random_plans_and_their_batches_survive_stored_json_and_the_explicit_che
     reread = parse_plan(stored)
 
     assert reread.batches == batches
-    assert Plan.from_dict(json.loads(json.dumps(plan.to_dict()))) == plan
+    assert plan_from_mapping(json.loads(json.dumps(plan.to_dict()))) == plan
 
 
 # --- fuzzing ------------------------------------------------------------------------

@@ -9,9 +9,10 @@ from typing import Any
 
 import pytest
 
-from plait.domain.batching import plan_batches
 from plait.domain.errors import PlanError
-from plait.domain.plan import Batch, Plan, Task, parse_plan, plan_from_mapping
+from plait.domain.plan.batching import plan_batches
+from plait.domain.plan.model import Batch, Plan, Task
+from plait.domain.plan.parsing import parse_plan, plan_from_mapping
 
 FULL_PLAN = """
 base: main
@@ -125,7 +126,7 @@ def test_to_dict_and_from_dict_round_trip_losslessly() -> None:
 
     stored = json.loads(json.dumps(plan.to_dict()))
 
-    assert Plan.from_dict(stored) == plan
+    assert plan_from_mapping(stored) == plan
 
 
 def test_explicit_batches_round_trip_too() -> None:
@@ -142,12 +143,12 @@ def test_explicit_batches_round_trip_too() -> None:
     )
 
     assert plan.batches == (Batch(1, ("a", "b"), True), Batch(2, ("c",), False))
-    assert Plan.from_dict(json.loads(json.dumps(plan.to_dict()))) == plan
+    assert plan_from_mapping(json.loads(json.dumps(plan.to_dict()))) == plan
 
 
 def test_from_dict_checks_what_it_reads() -> None:
     with pytest.raises(PlanError):
-        Plan.from_dict({"tasks": "nope"})
+        plan_from_mapping({"tasks": "nope"})
 
 
 def test_a_batch_without_can_parallel_may_run_its_tasks_together() -> None:
@@ -662,7 +663,7 @@ def test_the_integration_environment_fields_are_read() -> None:
     assert plan.keep_ignored == (".venv", "web/node_modules")
     assert plan.setup_inputs == ("pyproject.toml", "web/package-lock.json")
     assert plan.junit_report == "build/junit.xml"
-    assert Plan.from_dict(plan.to_dict()) == plan
+    assert plan_from_mapping(plan.to_dict()) == plan
 
 
 def test_a_stored_plan_from_before_the_environment_fields_reads_with_their_defaults() -> None:
@@ -725,7 +726,7 @@ def test_a_plans_profile_replaces_the_users_profile_of_the_same_name() -> None:
     plan = plan_from_mapping(agent_plan(profiles={"fast": {"agent": "claude"}}), user_profiles=user)
     assert plan.agent_for(plan.tasks[0]) == "claude"
     assert {p.name for p in plan.profiles} == {"fast", "other"}
-    assert Plan.from_dict(json.loads(json.dumps(plan.to_dict()))) == plan
+    assert plan_from_mapping(json.loads(json.dumps(plan.to_dict()))) == plan
 
 
 @pytest.mark.parametrize(

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from plait.execution.integration_tests import TestRun
-from plait.execution.junit import read_report
-from plait.execution.merge_validator import newly_failing, no_worse
+from plait.execution.run.integration_tests import TestRun
+from plait.execution.run.junit import read_report
+from plait.execution.run.merge_validator import newly_failing, no_worse
 
 
 def verdict(

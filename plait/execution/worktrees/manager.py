@@ -1,0 +1,312 @@
+"""Task and integration worktrees, kept outside the user's repository.
+
+Layout: `<root>/<run_id>/<task_id>.<attempt>` for task worktrees and
+`<root>/<run_id>/_integration` for the detached integration worktree. `root` is
+`<base>/<repository key>`: `base` is plait's data directory
+(`~/.local/share/plait/worktrees` on Linux) unless `--worktree-root` or the plan's
+`worktree_root` names another, and the key (`<name>-<hash of the git common dir>`)
+keeps the worktrees of different repositories apart. The root is never inside the
+repository's working tree or its `.git`: Claude Code refuses to edit anything under
+`.git/` (anthropics/claude-code#11059), and tools that walk the tree would see
+nested checkouts. Runs made before this layout kept their worktrees in
+`<git common dir>/plait-worktrees` (LEGACY_ROOT); they are recovered and cleaned there.
+
+Ids are checked against ID_PATTERN before any path is built, so `_integration` can
+never be a task's directory and no id can climb out of the root.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import platformdirs
+
+from plait.domain.ids import task_branch, validate_id
+from plait.execution.git.cli import Git, GitError
+from plait.execution.git.copy import CopyReport, checked_relative, copy_paths
+from plait.execution.git.porcelain import WorktreeEntry, parse_worktree_list
+from plait.execution.git.refs import validate_ref_name
+from plait.execution.worktrees.clean_tree import clean_argv, remove_caches
+
+__all__ = [
+    "CopyReport",
+    "Worktree",
+    "WorktreeEntry",
+    "WorktreeError",
+    "WorktreeManager",
+    "default_worktree_base",
+    "repository_key",
+    "worktree_root_for",
+]
+
+INTEGRATION_DIR = "_integration"
+LEGACY_ROOT = "plait-worktrees"  # under the git common dir, before worktrees moved out
+_KEY_UNSAFE = re.compile(r"[^a-z0-9_.-]+")
+
+
+def default_worktree_base() -> Path:
+    return Path(platformdirs.user_data_dir("plait", appauthor=False)) / "worktrees"
+
+
+def repository_key(common_dir: Path) -> str:
+    """`<name>-<12 hex>`: readable, and distinct for every repository on the machine."""
+    name = common_dir.parent.name if common_dir.name == ".git" else common_dir.name
+    readable = _KEY_UNSAFE.sub("-", name.lower()).strip("-.")[:40] or "repo"
+    digest = hashlib.sha256(str(common_dir).encode()).hexdigest()[:12]
+    return f"{readable}-{digest}"
+
+
+async def worktree_root_for(git: Git, base: Path | None = None) -> Path:
+    """Where this repository's worktrees go under `base` (default: plait's data directory).
+    WorktreeError if that would be inside the repository or its git directory."""
+    common = await git.common_dir()
+    chosen = (base.expanduser() if base is not None else default_worktree_base()).resolve()
+    root = chosen / repository_key(common)
+    try:
+        toplevel: Path | None = await git.toplevel()
+    except GitError:  # a bare repository has no working tree
+        toplevel = None
+    for inside, what in ((common, "git directory"), (toplevel, "working tree")):
+        if inside is not None and root.is_relative_to(inside):
+            raise WorktreeError(
+                f"the worktree root {chosen} is inside the repository's {what} ({inside}):"
+                " choose a directory outside the repository (--worktree-root DIR)"
+            )
+    return root
+
+
+class WorktreeError(Exception):
+    """A worktree operation refused for a reason git itself would not have reported clearly."""
+
+
+@dataclass(frozen=True)
+class Worktree:
+    path: Path
+    branch: str | None  # short branch name (plait/<run>/<task>), None when detached
+    worktree_id: str
+    base_commit: str
+
+
+class WorktreeManager:
+    """Creates, lists, commits in and removes worktrees of one repository."""
+
+    def __init__(self, git: Git, root: Path | None = None) -> None:
+        """`root`: this repository's worktree root exactly (a run's recorded one);
+        None: the default for the repository (see `worktree_root_for`)."""
+        self.git = git
+        self._root = root
+
+    async def root(self) -> Path:
+        if self._root is None:
+            self._root = await worktree_root_for(self.git)
+        return self._root.resolve()
+
+    @staticmethod
+    def task_branch(run_id: str, task_id: str) -> str:
+        return task_branch(run_id, task_id)
+
+    async def task_path(self, run_id: str, task_id: str, attempt: int) -> Path:
+        if attempt < 1:
+            raise ValueError(f"attempt must be >= 1, got {attempt}")
+        name = f"{validate_id('task id', task_id)}.{attempt}"
+        return await self._inside_root(validate_id("run id", run_id), name)
+
+    async def integration_path(self, run_id: str) -> Path:
+        return await self._inside_root(validate_id("run id", run_id), INTEGRATION_DIR)
+
+    async def _inside_root(self, *parts: str) -> Path:
+        root = await self.root()
+        path = root.joinpath(*parts).resolve()
+        if not path.is_relative_to(root) or path == root:
+            raise WorktreeError(f"{path} is not inside the worktree root {root}")
+        return path
+
+    async def create(
+        self,
+        run_id: str,
+        task_id: str,
+        attempt: int,
+        base_commit: str,
+        branch: str | None = None,
+    ) -> Worktree:
+        """Check out a new branch at `base_commit` in a fresh task worktree.
+
+        Attempt 1 refuses an existing branch (it may hold someone's work);
+        a later attempt resets the task branch to `base_commit`. The branch
+        must not be checked out elsewhere (remove the previous attempt first).
+        """
+        branch = branch or self.task_branch(run_id, task_id)
+        if validate_ref_name(branch).startswith("refs/"):
+            raise WorktreeError(f"branch {branch!r}: give a short branch name, not a full ref")
+        path = await self.task_path(run_id, task_id, attempt)
+        sha = await self.git.rev_parse(base_commit)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if attempt == 1:
+            await self._add_on_new_branch(branch, path, sha)
+        else:
+            existed = await self.git.ref_target(f"refs/heads/{branch}") is not None
+            await self._add(branch, path, sha, existed=existed)
+        return Worktree(path, branch, f"{run_id}/{path.name}", sha)
+
+    async def create_detached(self, path: Path, commit: str) -> Worktree:
+        """A worktree with a detached HEAD at `commit` (the integration worktree)."""
+        sha = await self.git.rev_parse(commit)
+        path = Path(path).resolve()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        await self.git.run_admin("worktree", "add", "--detach", "--", str(path), sha)
+        return Worktree(path, None, path.name, sha)
+
+    async def checkout_detached(
+        self, worktree: Worktree, commit: str, keep: Sequence[str] = ()
+    ) -> Worktree:
+        """Move a detached worktree to `commit` and make it hold exactly that commit's tree:
+        tracked changes, untracked and ignored files all go, but for the `keep` paths, which
+        lose their caches (see clean_tree). Copied files (.env) must be copied again.
+        """
+        if worktree.branch is not None:
+            raise WorktreeError(f"{worktree.path} has branch {worktree.branch}; refusing to reset")
+        sha = await self.git.rev_parse(commit)
+        await self.git.run("checkout", "--quiet", "--force", "--detach", sha, cwd=worktree.path)
+        await self.git.run(*clean_argv(keep), cwd=worktree.path)
+        if keep:
+            await asyncio.to_thread(remove_caches, worktree.path, keep)
+        return Worktree(worktree.path, None, worktree.worktree_id, sha)
+
+    async def _add_on_new_branch(self, branch: str, path: Path, sha: str) -> None:
+        """`worktree add -b`: git refuses an existing branch in the same step that creates
+        it, so there is no separate existence check (one git process fewer per task) and no
+        window between the check and the add."""
+        argv = ("worktree", "add", "-b", branch, "--", str(path), sha)
+        result = await self.git.run_admin(*argv, check=False)
+        if result.returncode == 0:
+            return
+        if f"a branch named '{branch}' already exists" not in result.stderr:
+            await self._forget_new_branch(branch, sha)
+            raise GitError(["git", *argv], result.returncode, result.stderr)
+        # An add that lost git's commondir race and was retried leaves the branch it created,
+        # untouched at `sha`: that one is ours. A branch anywhere else may hold work.
+        if await self.git.ref_target(f"refs/heads/{branch}") != sha:
+            raise WorktreeError(f"branch {branch!r} already exists; refusing to reset it")
+        await self._add(branch, path, sha, existed=True)
+
+    async def _add(self, branch: str, path: Path, sha: str, *, existed: bool) -> None:
+        # -B: a later attempt moves the task branch to its new base.
+        try:
+            await self.git.run_admin("worktree", "add", "-B", branch, "--", str(path), sha)
+        except GitError:
+            if not existed:
+                await self._forget_new_branch(branch, sha)
+            raise
+
+    async def _forget_new_branch(self, branch: str, sha: str) -> None:
+        """A failed add (a full disk, say) may have created the branch already: remove it
+        again, only if it is still the untouched new branch, so a later attempt is not
+        refused because of it."""
+        await self.git.run_admin("worktree", "prune", check=False)
+        await self.git.run("update-ref", "-d", f"refs/heads/{branch}", sha, check=False)
+
+    async def copy_ignored(
+        self, worktree: Worktree, repo_root: Path, paths: Sequence[str]
+    ) -> CopyReport:
+        """Copy git-ignored files (e.g. `.env`) from the user's checkout into `worktree`.
+
+        Paths are relative to `repo_root`; one that escapes it raises ValueError.
+        Missing and not-ignored (tracked or plain untracked) paths are skipped and reported.
+        """
+        for path in paths:
+            checked_relative(path)  # before git sees it: check-ignore would fail less clearly
+        ignored = await self._ignored(repo_root, paths)
+        return await asyncio.to_thread(copy_paths, repo_root, worktree.path, paths, ignored)
+
+    async def _ignored(self, repo_root: Path, paths: Sequence[str]) -> set[str]:
+        if not paths:
+            return set()
+        result = await self.git.run(
+            "check-ignore", "-z", "--stdin", cwd=repo_root, check=False, input="\0".join(paths)
+        )
+        if result.returncode not in (0, 1):
+            raise GitError(["git", "check-ignore"], result.returncode, result.stderr)
+        return set(filter(None, result.stdout.split("\0")))
+
+    async def remove(self, worktree: Worktree, delete_branch: bool = False) -> None:
+        """Remove the worktree (even dirty or locked, e.g. by an interrupted add)."""
+        result = await self.git.run_admin(
+            "worktree", "remove", "--force", "--force", "--", str(worktree.path), check=False
+        )
+        if result.returncode != 0:
+            if worktree.path.exists():
+                raise GitError(["git", "worktree", "remove"], result.returncode, result.stderr)
+            # The directory was already gone: drop git's stale record of it.
+            await self.git.run_admin("worktree", "prune")
+        if delete_branch and worktree.branch:
+            ref = f"refs/heads/{validate_ref_name(worktree.branch)}"
+            # Deleting a ref that is already gone fails harmlessly; no existence check needed.
+            await self.git.run("update-ref", "-d", ref, check=False)
+
+    async def list_porcelain(self) -> list[WorktreeEntry]:
+        """Every worktree git knows of, main one first, for crash recovery."""
+        result = await self.git.run("worktree", "list", "--porcelain", "-z")
+        return parse_worktree_list(result.stdout)
+
+    async def write_excludes(self, path: Path, patterns: Sequence[str]) -> Path:
+        """An ignore file for `commit_all`: the user's own global excludes (which
+        `core.excludesFile` would otherwise replace) plus `patterns`."""
+        configured = await self.git.run(
+            "config", "--path", "--get", "core.excludesFile", check=False
+        )
+        own = Path(configured.stdout.strip()) if configured.returncode == 0 else None
+        if own is None:
+            config_home = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+            own = Path(config_home) / "git" / "ignore"
+        try:
+            user = own.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            user = ""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        text = f"{user.rstrip()}\n# plait: tool files and byproducts\n" + "\n".join(patterns)
+        path.write_text(text.lstrip() + "\n", encoding="utf-8")
+        return path
+
+    async def commit_all(
+        self, worktree: Worktree, message: str, *, excludes: Path | None = None
+    ) -> str | None:
+        """Commit everything the task changed; return HEAD, or None if nothing changed at all.
+
+        If the task made its own commits and left nothing else, its HEAD is returned.
+        Hooks and signing are skipped: the user's hooks must not block or alter a task's result.
+        `excludes` (from `write_excludes`) keeps untracked tool files and byproducts out:
+        as ignore rules, they leave tracked files and files the task added itself alone.
+        """
+        cwd = worktree.path
+        add = ("-c", f"core.excludesFile={excludes}") if excludes is not None else ()
+        await self.git.run(*add, "add", "-A", cwd=cwd)
+        identity = await self.git.identity_options(cwd=cwd)
+        argv = [
+            *identity,
+            "-c",
+            "commit.gpgsign=false",
+            "commit",
+            "--quiet",
+            "--no-verify",
+            "--message",
+            message,
+        ]
+        # Commit straight away: git itself says when there is nothing staged (exit 1, and
+        # its message is stable under LC_ALL=C), which saves a `diff --cached` per task.
+        committed = await self.git.run(*argv, cwd=cwd, check=False)
+        if committed.returncode != 0 and "nothing to commit" not in committed.stdout:
+            raise GitError(["git", *argv], committed.returncode, committed.stderr)
+        head = await self.git.rev_parse("HEAD", cwd=cwd)
+        return None if head == worktree.base_commit else head
+
+    async def changed_files(self, base: str, head: str) -> list[str]:
+        """Paths that differ between two commits (renames as delete + add)."""
+        a, b = await self.git.rev_parse(base), await self.git.rev_parse(head)
+        out = await self.git.run("diff", "--name-only", "--no-renames", "-z", a, b, "--")
+        return [name for name in out.stdout.split("\0") if name]

@@ -1,0 +1,293 @@
+"""A pool of task worktrees for one repository, reused across tasks and runs.
+
+A fresh `git worktree add` writes every file of the repository; a pooled
+worktree is moved to the next task's base with a checkout that writes only the
+files that differ, then cleaned, so preparing a task costs a fraction of it.
+
+    pool = WorktreePool(WorktreeManager(git), max_idle=4)
+    busy = await pool.recover()                # once, at start: idle slots come back;
+                                               # slots a crashed task held are returned
+    wt = await pool.acquire(run_id, task_id, attempt, base_commit,
+                            keep=plan.keep_ignored, sparse_paths=task.files or None)
+    ... run the task in wt.path, then WorktreeManager.commit_all(wt, message) ...
+    outcome = await pool.release(wt)           # POOLED, REMOVED or KEPT
+    await pool.remove(wt, delete_branch=True)  # instead of release: gone for good
+    await pool.drain()                         # when the service stops
+
+Guarantees:
+- Isolation: an acquired worktree is on `branch`, reset to `base_commit`, and
+  `git status` reports nothing: no file an earlier task created, modified or
+  deleted survives. Untracked and ignored files are deleted, but for the
+  `keep` paths (the plan's `keep_ignored`: a setup's .venv/, node_modules/),
+  which lose their bytecode and pytest caches (see clean_tree); with
+  `keep_ignored=True` every file the new base ignores stays, caches included.
+  A recycled worktree that fails this check is removed and replaced by a fresh
+  one (counted in `discarded`).
+- No lost commit: `release` keeps a worktree whose HEAD holds a commit that no
+  branch, tag or remote ref reaches (outcome KEPT: untouched, still leased, so
+  it can be released again once the commit is saved). Anything *uncommitted* is
+  discarded on release, as `WorktreeManager.remove` would: commit first.
+- Safe under concurrent acquire/release from asyncio tasks of one loop: the
+  pool's bookkeeping never awaits, each slot is leased to one caller, and
+  worktree add/remove go through `Git.run_admin`.
+
+Layout: slots are `<worktree root>/_pool/<n>`, next to WorktreeManager's run
+directories (run ids cannot start with `_`), so `git worktree list` shows them
+and crash recovery finds them. A leased slot is on the task branch; an idle one
+is detached. Acquired worktrees keep the task's `worktree_id`
+(`<run_id>/<task_id>.<attempt>`); their path is the slot's.
+
+Sparse checkout: with `sparse_paths` (the task's declared files and
+directories) only those paths and root-level files are checked out; the slot
+remembers its patterns so the next task changes them only when they differ.
+git then sets `extensions.worktreeConfig` in the repository's config.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from plait.execution.git.cli import GitError
+from plait.execution.git.refs import validate_ref_name
+from plait.execution.worktrees import pool_git as ops
+from plait.execution.worktrees.manager import Worktree, WorktreeError, WorktreeManager
+
+__all__ = ["POOL_DIR", "Released", "WorktreePool"]
+
+POOL_DIR = "_pool"
+
+
+class Released(enum.Enum):
+    POOLED = "pooled"  # idle in the pool, detached and clean
+    REMOVED = "removed"  # the pool was full: the worktree is gone (its branch stays)
+    KEPT = "kept"  # HEAD holds commits no ref reaches: left as it is, still leased
+
+
+@dataclass
+class _Slot:
+    path: Path
+    sparse: tuple[str, ...] | None = None  # patterns applied now; None: full checkout
+
+
+class WorktreePool:
+    """Reusable task worktrees of one repository (see the module docstring)."""
+
+    def __init__(self, manager: WorktreeManager, *, max_idle: int = 4) -> None:
+        if max_idle < 0:
+            raise ValueError(f"max_idle must be >= 0, got {max_idle}")
+        self.manager = manager
+        self.git = manager.git
+        self.max_idle = max_idle
+        self.discarded: list[tuple[Path, str]] = []  # slots dropped while recycling, and why
+        self._idle: list[_Slot] = []
+        self._leased: dict[Path, _Slot] = {}
+        self._reserved: set[Path] = set()
+
+    @property
+    def idle(self) -> int:
+        return len(self._idle)
+
+    @property
+    def leased(self) -> int:
+        return len(self._leased)
+
+    async def directory(self) -> Path:
+        return await self.manager.root() / POOL_DIR
+
+    async def acquire(
+        self,
+        run_id: str,
+        task_id: str,
+        attempt: int,
+        base_commit: str,
+        branch: str | None = None,
+        *,
+        keep_ignored: bool = False,
+        keep: Sequence[str] = (),
+        sparse_paths: Sequence[str] | None = None,
+    ) -> Worktree:
+        """A worktree on `branch` (default plait/<run>/<task>) reset to `base_commit`.
+
+        Same contract as `WorktreeManager.create`: attempt 1 refuses an existing
+        branch, a later attempt resets it, and the branch must not be checked
+        out in another worktree (release the previous attempt first).
+        """
+        branch = branch or self.manager.task_branch(run_id, task_id)
+        if validate_ref_name(branch).startswith("refs/"):
+            raise WorktreeError(f"branch {branch!r}: give a short branch name, not a full ref")
+        task_path = await self.manager.task_path(run_id, task_id, attempt)  # validates the ids
+        sha = await self.git.rev_parse(base_commit)
+        if attempt == 1 and await self.git.ref_target(f"refs/heads/{branch}") is not None:
+            raise WorktreeError(f"branch {branch!r} already exists; refusing to reset it")
+        sparse = ops.sparse_patterns(sparse_paths or ())
+        slot = await self._recycled(branch, sha, keep_ignored, tuple(keep), sparse)
+        if slot is None:
+            slot = await self._created(branch, sha, sparse)
+        self._leased[slot.path] = slot
+        return Worktree(slot.path, branch, f"{run_id}/{task_path.name}", sha)
+
+    async def release(self, worktree: Worktree) -> Released:
+        """Take back a worktree from `acquire` (or `recover`) once its work is committed.
+
+        KEPT: its HEAD holds a commit no ref reaches; it stays leased and untouched.
+        """
+        slot = self._take(worktree)
+        try:
+            unsaved = await ops.unsaved_commits(self.git, slot.path)
+        except BaseException:
+            self._leased[slot.path] = slot
+            raise
+        if unsaved:
+            self._leased[slot.path] = slot
+            return Released.KEPT
+        try:
+            await ops.detach(self.git, slot.path)
+            await ops.clean(self.git, slot.path, keep_ignored=True)
+        except (GitError, OSError) as exc:
+            await self._discard(slot, f"release failed: {exc}")
+            return Released.REMOVED
+        except BaseException:
+            self._idle.append(slot)  # half-released is fine: acquire cleans and verifies
+            raise
+        if len(self._idle) >= self.max_idle:
+            await self._remove(slot)
+            return Released.REMOVED
+        self._idle.append(slot)
+        return Released.POOLED
+
+    async def remove(self, worktree: Worktree, *, delete_branch: bool = False) -> None:
+        """Remove a leased worktree for good instead of pooling it (refused while it holds a
+        commit no ref reaches)."""
+        slot = self._take(worktree)
+        try:
+            if reason := await ops.unsaved_commits(self.git, slot.path):
+                raise WorktreeError(f"{worktree.path}: refusing to remove it, {reason}")
+            await self.manager.remove(worktree, delete_branch=delete_branch)
+        except BaseException:
+            self._leased[slot.path] = slot
+            raise
+
+    def _take(self, worktree: Worktree) -> _Slot:
+        """Un-lease before awaiting anything, so a second release of the same one is refused."""
+        slot = self._leased.pop(worktree.path, None)
+        if slot is None:
+            raise WorktreeError(f"{worktree.path} is not a worktree leased from this pool")
+        return slot
+
+    async def drain(self) -> int:
+        """Remove every idle worktree; leased ones are left alone. Returns how many went."""
+        drained = 0
+        while self._idle:
+            await self._remove(self._idle.pop())
+            drained += 1
+        with contextlib.suppress(OSError):
+            (await self.directory()).rmdir()  # only when empty
+        return drained
+
+    async def recover(self) -> list[Worktree]:
+        """Take back the slots an earlier process left (after a restart or crash).
+
+        Detached slots whose HEAD every branch reaches become idle. The others are
+        returned and counted as leased: a task was running in them, or they hold
+        commits no ref reaches. The caller decides, then `release`s them (or removes them).
+        """
+        directory = await self.directory()
+        known = {s.path for s in self._idle} | set(self._leased) | self._reserved
+        busy: list[Worktree] = []
+        for entry in await self.manager.list_porcelain():
+            path = entry.path.resolve()
+            if path.parent != directory or path in known or entry.head is None:
+                continue
+            if entry.prunable is not None or entry.locked is not None:
+                continue
+            slot = _Slot(path, await self._sparse_of(path))
+            if entry.detached and not await ops.unsaved_commits(self.git, path):
+                self._idle.append(slot)
+                continue
+            self._leased[path] = slot
+            busy.append(Worktree(path, entry.branch_name, f"{POOL_DIR}/{path.name}", entry.head))
+        return busy
+
+    # -- recycling and creating ----------------------------------------------------------
+
+    async def _recycled(
+        self,
+        branch: str,
+        sha: str,
+        keep_ignored: bool,
+        keep: tuple[str, ...],
+        sparse: tuple[str, ...] | None,
+    ) -> _Slot | None:
+        """An idle slot moved to `branch` at `sha` and verified, or None if none is idle."""
+        while self._idle:
+            slot = self._pick(sparse)
+            try:
+                if slot.sparse != sparse:
+                    await ops.set_sparse(self.git, slot.path, sparse)
+                    slot.sparse = sparse
+                await ops.move(self.git, slot.path, branch, sha)
+                await ops.clean(self.git, slot.path, keep_ignored=keep_ignored, keep=keep)
+                problems = await ops.isolation_problems(
+                    self.git,
+                    slot.path,
+                    branch,
+                    sha,
+                    keep_ignored=keep_ignored,
+                    sparse=sparse is not None,
+                    keep=keep,
+                )
+            except (GitError, OSError) as exc:
+                problems = [str(exc)]
+            except BaseException:
+                await self._discard(slot, "acquire was interrupted")
+                raise
+            if not problems:
+                return slot
+            await self._discard(slot, "; ".join(problems))
+        return None
+
+    def _pick(self, sparse: tuple[str, ...] | None) -> _Slot:
+        """The most recently released slot, preferring one already on the same patterns."""
+        for index in range(len(self._idle) - 1, -1, -1):
+            if self._idle[index].sparse == sparse:
+                return self._idle.pop(index)
+        return self._idle.pop()
+
+    async def _created(self, branch: str, sha: str, sparse: tuple[str, ...] | None) -> _Slot:
+        path = self._reserve(await self.directory())
+        try:
+            await ops.add(self.git, path, branch, sha, sparse)
+        except BaseException:
+            with contextlib.suppress(GitError, OSError):
+                await self._remove(_Slot(path))
+            raise
+        finally:
+            self._reserved.discard(path)
+        return _Slot(path, sparse)
+
+    def _reserve(self, directory: Path) -> Path:
+        """The lowest free slot number, reserved without awaiting (so no two callers share it)."""
+        taken = {s.path for s in self._idle} | set(self._leased) | self._reserved
+        number = 1
+        while (path := directory / str(number)) in taken or path.exists():
+            number += 1
+        self._reserved.add(path)
+        return path
+
+    async def _discard(self, slot: _Slot, reason: str) -> None:
+        self.discarded.append((slot.path, reason))
+        with contextlib.suppress(GitError, OSError):
+            await self._remove(slot)
+
+    async def _remove(self, slot: _Slot) -> None:
+        await self.manager.remove(Worktree(slot.path, None, slot.path.name, ""))
+
+    async def _sparse_of(self, path: Path) -> tuple[str, ...] | None:
+        result = await self.git.run("sparse-checkout", "list", cwd=path, check=False)
+        if result.returncode != 0:
+            return None
+        return tuple(result.stdout.splitlines())
