@@ -24,6 +24,7 @@ from starlette.routing import Route
 
 from plait.eventstore import StoredEvent
 from plait.http.errors import ApiError
+from plait.http.openapi import JSON, Op, body, documented, query
 from plait.http.params import after_position
 from plait.http.state import AppConfig, Runtime, config_of, runtime_of
 from plait.projections.codec import project_stream, run_id_of, run_stream
@@ -31,6 +32,24 @@ from plait.projections.codec import project_stream, run_id_of, run_stream
 Wanted = Callable[[StoredEvent], Awaitable[bool]]
 RECONNECT_MS = 1000
 HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+RESUME_FROM: tuple[JSON, ...] = (
+    {
+        "name": "Last-Event-ID",
+        "in": "header",
+        "required": False,
+        "schema": {"type": "string", "pattern": "^[0-9]+$"},
+        "description": "Resume after this position (sent by EventSource on reconnect).",
+    },
+    query("after", {"type": "string", "pattern": "^[0-9]+$"}, "Resume after this position."),
+)
+EVENT_STREAM = {
+    "200": body(
+        {"type": "string"},
+        "Server-sent events: `id:` position, `event:` type, `data:` an Event as JSON; "
+        "`: ping` heartbeats.",
+        "text/event-stream",
+    )
+}
 
 
 def envelope(event: StoredEvent) -> dict[str, Any]:
@@ -134,6 +153,7 @@ def _response(request: Request, wanted: Wanted) -> StreamingResponse:
     )
 
 
+@documented("get", Op("Follow a project's events", EVENT_STREAM, params=RESUME_FROM))
 async def project_events(request: Request) -> StreamingResponse:
     project_id: str = request.path_params["project_id"]
     runtime = runtime_of(request)
@@ -142,6 +162,7 @@ async def project_events(request: Request) -> StreamingResponse:
     return _response(request, project_filter(runtime, project_id))
 
 
+@documented("get", Op("Follow every event", EVENT_STREAM, params=RESUME_FROM))
 async def all_events(request: Request) -> StreamingResponse:
     return _response(request, _everything)
 
