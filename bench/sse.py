@@ -168,11 +168,10 @@ async def plait_server(work: Path) -> tuple[ASGI, Control, Callable[[], Awaitabl
     from plait.execution.settings import Settings
     from plait.http.app import create_app
     from plait.projections.codec import encode, run_stream
+    from tests.gitrepo import make_repo
     from tests.histories import run_events
 
-    repo = work / "repo"
-    repo.mkdir()
-    subprocess.run(["git", "init", "--quiet", "-b", "main", str(repo)], check=True)
+    repo = make_repo(work / "repo")  # registration needs a first commit
     store = await asyncio.to_thread(SqlEventStore, f"sqlite:///{work / 'sse.db'}")
     service = Plait(store, Settings(worktree_root=work / "wt", log_root=work / "logs"))
     await service.start()
@@ -252,7 +251,7 @@ async def subscribe(port: int, path: str, sub: Subscriber, want: int, stop: asyn
     try:
         writer.write(
             f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
-            "Accept: text/event-stream\r\n\r\n".encode()
+            f"Authorization: Bearer {TOKEN}\r\nAccept: text/event-stream\r\n\r\n".encode()
         )
         await writer.drain()
         while not stop.is_set() and len(sub.latencies) < want:
