@@ -145,7 +145,8 @@ class SqlEventStore:
             positions = self._guard(
                 lambda: self._append_sqlite(stream_id, rows, expected_version, recorded_at)
             )
-        self.notifier.notify(positions[-1])
+        if self.dialect == "postgresql":  # SQLite's appends hand their events over themselves
+            self.notifier.notify(positions[-1])
         return positions
 
     def _append_postgres(
@@ -204,10 +205,13 @@ class SqlEventStore:
             connection = self._writer()
             connection.execute("BEGIN IMMEDIATE")
             try:
-                positions = self._insert_sqlite(
+                stored = self._insert_sqlite(
                     connection, stream_id, rows, expected_version, recorded_at
                 )
                 connection.execute("COMMIT")
+                # Still holding the write lock: the live feeds get them in commit order.
+                self.notifier.notify(stored[-1].position, stored)
+                positions = [event.position for event in stored]
             except _AlreadyStored as retry:
                 connection.execute("ROLLBACK")
                 return retry.positions
@@ -246,7 +250,8 @@ class SqlEventStore:
         rows: list[hashing.EncodedEvent],
         expected_version: int | None,
         recorded_at: datetime,
-    ) -> list[int]:
+    ) -> list[StoredEvent]:
+        """The events as stored (the row of each is in StoredEvent's order, as read)."""
         current, position, previous = connection.execute(
             self._sql.sqlite_append_state, (stream_id,)
         ).fetchone()
@@ -272,7 +277,7 @@ class SqlEventStore:
         except sqlite3.IntegrityError:
             self._raise_unless_retry(connection, stream_id, rows)
             raise ConcurrencyError(stream_id, expected_version) from None
-        return [p[0] for p in params]
+        return [StoredEvent._make(p) for p in params]
 
     def _raise_unless_retry(
         self, connection: sqlite3.Connection, stream_id: str, rows: list[hashing.EncodedEvent]
