@@ -15,6 +15,7 @@ from plait.projections import ReadModels
 
 if TYPE_CHECKING:
     from plait.http.metrics import Metrics
+    from plait.http.sse_channels import Channel
 
 DEFAULT_ALLOWED_HOSTS = ("127.0.0.1", "localhost", "[::1]")
 MAX_BODY_BYTES = 1024 * 1024
@@ -43,6 +44,8 @@ class Runtime:
     metrics: Metrics
     # run_id -> project_id: fixed once a run exists, so one cache serves every stream.
     run_owners: dict[str, str] = field(default_factory=dict)
+    # The event streams' channels: "" for every event, else a project id (see sse_channels).
+    channels: dict[str, Channel] = field(default_factory=dict)
 
 
 def config_of(conn: HTTPConnection) -> AppConfig:
