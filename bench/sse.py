@@ -64,6 +64,7 @@ class Control:
     def __init__(self, append: Callable[[int], Awaitable[None]]) -> None:
         self.append = append
         self.appended = 0
+        self.append_ms: list[float] = []  # each append (or broadcast) call, as the sender saw it
         self.task: asyncio.Task[None] | None = None
         self.extra: Callable[[], dict[str, Any]] = dict
 
@@ -74,11 +75,15 @@ class Control:
             delay = start + i / rate - loop.time()
             if delay > 0:
                 await asyncio.sleep(delay)
+            began = time.perf_counter()
             await self.append(i)
+            self.append_ms.append((time.perf_counter() - began) * 1000)
             self.appended += 1
 
     def stats(self) -> dict[str, Any]:
-        return {"appended": self.appended, **self.extra()}
+        ordered = sorted(self.append_ms) or [0.0]
+        p99 = ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))]
+        return {"appended": self.appended, "append_p99_ms": p99, **self.extra()}
 
 
 def wrap(app: ASGI, control: Control) -> ASGI:
@@ -305,6 +310,7 @@ class Result:
     rss_mb: float
     reads: int | None
     appended: int
+    append_p99: float
 
 
 async def one(
@@ -356,7 +362,14 @@ async def one(
     latencies = [v for s in subs for v in s.latencies]
     reads = after["reads"] - before["reads"] if "reads" in after else None
     return Result(
-        latencies, len(latencies), subscribers * events, cpu, rss, reads, after["appended"]
+        latencies,
+        len(latencies),
+        subscribers * events,
+        cpu,
+        rss,
+        reads,
+        after["appended"],
+        after["append_p99_ms"],
     )
 
 
@@ -415,7 +428,8 @@ def main() -> None:
                     f"{count} subscribers, run {run + 1}, {kind}: p50 "
                     f"{pct(r.latencies, 0.5):.1f} ms p99 {pct(r.latencies, 0.99):.1f} ms, "
                     f"{r.delivered}/{r.expected} delivered, cpu {r.cpu:.2f}, "
-                    f"rss {r.rss_mb:.0f} MB, reads {r.reads} for {r.appended} appends",
+                    f"rss {r.rss_mb:.0f} MB, reads {r.reads} for {r.appended} appends, "
+                    f"append p99 {r.append_p99:.1f} ms",
                     flush=True,
                 )
         bare99 = [pct(r.latencies, 0.99) for r in results["bare"]]

@@ -7,6 +7,7 @@ BEGIN IMMEDIATE transaction, which already serialises writers.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import itertools
 import sqlite3
@@ -389,8 +390,12 @@ class SqlEventStore:
 
     @contextmanager
     def write_connection(self) -> Iterator[Connection]:
-        """A connection whose transactions take SQLite's write lock up front."""
-        with self._in_flight(), self._reachable(), self.engine.connect() as connection:
+        """A connection whose transactions take SQLite's write lock up front. On SQLite it
+        also holds this process's append lock, so an append waits for it on that lock and
+        goes on the moment it commits, not after SQLite's busy handler has slept (1, 2,
+        5 ms ...: the tail of every live event stream while a projection writes)."""
+        lock = self._writer_lock if self.dialect == "sqlite" else contextlib.nullcontext()
+        with lock, self._in_flight(), self._reachable(), self.engine.connect() as connection:
             yield connection.execution_options(**{WRITE_OPTION: True})
         if self.checkpointer is not None:
             self.checkpointer.committed()
