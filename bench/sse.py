@@ -18,7 +18,9 @@ the subscribers are raw asyncio sockets in this process, all on 127.0.0.1.
 Measured per (server, subscriber count): delivery latency from the send time to receipt,
 p50/p99 over every delivered event; the server's CPU (utime+stime from /proc/<pid>/stat over
 the window, as a fraction of one core) and peak RSS (VmHWM from /proc/<pid>/status); for
-plait, the store reads the live feed made (`LiveFeed.reads`) per append. Each server runs
+plait, the store reads the live feed made (`LiveFeed.reads`) per append (the store hands the
+feed what it appended, so these are only its fallback polls) and each append's p99 as the
+sender saw it. Each server runs
 `--runs` times per count, alternating which goes first. A small ASGI wrapper adds
 `/bench/start` and `/bench/stats` to both servers.
 """
