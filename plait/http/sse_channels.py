@@ -13,11 +13,13 @@ ends when its last stream leaves.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
 from plait.eventstore import SqlEventStore, StoredEvent
 
+log = logging.getLogger(__name__)
 Wanted = Callable[[StoredEvent], Awaitable[bool]]
 Framer = Callable[[StoredEvent], str]
 PAGE_SIZE = 1000
@@ -102,6 +104,15 @@ class Channel:
                     yield event.position, self.framer(event)
 
     async def _run(self) -> None:
+        try:
+            await self._relay()
+        except Exception as exc:  # the store failed: every stream joins again (and is told)
+            log.warning("event channel stopped: %s", exc)
+            for queue in list(self.streams):
+                self._let_go(queue)
+            raise
+
+    async def _relay(self) -> None:
         self.head = await asyncio.to_thread(self.store.last_position)
         self.started.set()
         async for event in self.store.subscribe_ticking(self.head, self.tick):

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from plait.eventstore import NewEvent, SqlEventStore, StoredEvent
+from plait.eventstore import NewEvent, SqlEventStore, StoredEvent, StoreUnavailable
 from plait.http import sse_channels
 from plait.http.sse_channels import Channel
 
@@ -98,3 +98,24 @@ async def test_a_stream_that_falls_behind_catches_up_with_nothing_lost_or_repeat
     assert rest == list(range(2, 13))
     await slow.aclose()  # type: ignore[attr-defined]
     assert not channel.streams
+
+
+async def test_a_channel_that_fails_lets_its_streams_join_again_with_nothing_lost(
+    store: SqlEventStore,
+) -> None:
+    counted = Counted()
+    failures = [StoreUnavailable("database is unavailable: disk I/O error")]
+
+    async def flaky(event: StoredEvent) -> bool:
+        if failures and event.data.get("i") == 1:  # the owner lookup of one event fails once
+            raise failures.pop()
+        return await counted.wanted(event)
+
+    channel = Channel(store, flaky, counted.frame, tick=1.0)
+    start = store.last_position()
+    stream = asyncio.create_task(take(channel.follow(start), 3))
+    while not channel.started.is_set():
+        await asyncio.sleep(0.01)
+    await asyncio.to_thread(append, store, 3)
+    assert await asyncio.wait_for(stream, timeout=30) == [start + 1, start + 2, start + 3]
+    assert not failures  # it did fail, once
