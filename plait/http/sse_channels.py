@@ -17,7 +17,8 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
-from plait.eventstore import SqlEventStore, StoredEvent
+from plait.eventstore import StoredEvent
+from plait.eventstore.interface import EventStore
 
 log = logging.getLogger(__name__)
 Wanted = Callable[[StoredEvent], Awaitable[bool]]
@@ -37,7 +38,7 @@ Item = tuple[int, str] | _Lagged | None
 
 @dataclass
 class Channel:
-    store: SqlEventStore
+    store: EventStore
     wanted: Wanted
     framer: Framer
     tick: float
