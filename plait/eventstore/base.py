@@ -96,9 +96,7 @@ class SqlEventStore:
     MARK: ClassVar[str] = "?"
     UNAVAILABLE: ClassVar[tuple[type[Exception], ...]] = ()
     DRIVER_ERRORS: ClassVar[tuple[type[Exception], ...]] = ()
-    # A backend whose appends hand the events they stored to the live feeds themselves
-    # (notify(position, events), in commit order) sets this; else append() only wakes them.
-    HANDS_OVER: ClassVar[bool] = False
+    HANDS_OVER: ClassVar[bool] = False  # its _append gives the feeds what it stored itself
 
     def __new__(cls, url: str | URL, **_options: Any) -> Self:
         if cls is not SqlEventStore:
@@ -278,14 +276,9 @@ class SqlEventStore:
 
     @contextmanager
     def write_connection(self) -> Iterator[Connection]:
-        """A connection whose transactions take SQLite's write lock up front (and, on
-        SQLite, this process's append lock: see SqliteEventStore.append_lock)."""
-        with (
-            self.append_lock(),
-            self._in_flight(),
-            self._reachable(),
-            self.engine.connect() as connection,
-        ):
+        """Transactions take SQLite's write lock up front (and SqliteEventStore.append_lock)."""
+        lock, engine = self.append_lock(), self.engine
+        with lock, self._in_flight(), self._reachable(), engine.connect() as connection:
             yield connection.execution_options(**{WRITE_OPTION: True})
         self._committed()
 
