@@ -51,6 +51,7 @@ from plait.execution.projects import (
     ProjectFacts,
     checked_id,
     new_id,
+    visible_repository,
 )
 from plait.execution.run.orchestrator import RunResult
 from plait.execution.run.recovery import adopt_finished_attempts, interrupt_tasks
@@ -119,6 +120,7 @@ class Plait(ProjectService):
             )
         if facts.plan is None:
             raise NoPlan(f"project {project_id} has no plan: submit one first")
+        await visible_repository(facts.repo_path)
         plan = _overridden(
             plan_from_mapping(facts.plan["plan"]), max_concurrency=max_concurrency, base=base
         )
@@ -231,6 +233,7 @@ class Plait(ProjectService):
         run_id = checked_id("run id", run_id) if run_id else facts.last_run
         if run_id is None:
             raise UnknownRun(f"project {project_id} has no run to resume")
+        await visible_repository(facts.repo_path)
         if self.supervisor.driving(run_id) is not None:
             raise RunAlreadyActive(f"run {run_id} is running in this process", run_id)
         if facts.active_run not in (None, run_id):
