@@ -437,7 +437,7 @@ async def test_a_subscriber_catches_up_then_follows_live_appends(store: SqlEvent
 async def test_many_subscribers_share_one_database_read_per_new_batch(
     store: SqlEventStore,
 ) -> None:
-    from plait.eventstore.subscription import feed_for
+    from plait.eventstore.subscription import POLL_SECONDS, feed_for
 
     start = store.last_position()
     subscribers = [asyncio.create_task(_collect(store, start, 2)) for _ in range(20)]
@@ -445,11 +445,15 @@ async def test_many_subscribers_share_one_database_read_per_new_batch(
     while feed.subscriber_count < 20:
         await asyncio.sleep(0)
     reads_before = feed.reads
+    began = asyncio.get_running_loop().time()
     await asyncio.to_thread(store.append, stream(), [event(), event()], 0)
     results = await asyncio.wait_for(asyncio.gather(*subscribers), timeout=30)
+    elapsed = asyncio.get_running_loop().time() - began
     assert all(len(r) == 2 for r in results)
-    # One read fetches the batch; at most one more finds nothing new.
-    assert feed.reads - reads_before <= 2
+    # One read fetches the batch for all twenty; at most one more finds nothing new, besides
+    # the feed's own poll, which a loaded machine may reach while the test waits.
+    polls = int(elapsed / POLL_SECONDS[store.dialect]) + 1
+    assert feed.reads - reads_before <= 2 + polls < len(subscribers)
 
 
 def _append_many(url: str, writer: int, count: int) -> int:
