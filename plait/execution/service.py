@@ -242,6 +242,10 @@ class Plait(ProjectService):
         if run_id is None:
             raise UnknownRun(f"project {project_id} has no run to resume")
         if self.supervisor.driving(run_id) is not None:
+            if action is run_actions.RESUME and self.supervisor.recovered(run_id):
+                # Start-up already resumed it (a crash left it unfinished): that is the
+                # resume asked for, so the first `plait resume` after a crash succeeds.
+                return run_id
             raise RunAlreadyActive(f"run {run_id} is running in this process", run_id)
         if facts.active_run not in (None, run_id):
             raise RunAlreadyActive(f"run {facts.active_run} is active", facts.active_run)

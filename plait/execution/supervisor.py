@@ -55,11 +55,16 @@ class Supervisor:
         self._runs: dict[str, ActiveRun] = {}
         self._projector_task: asyncio.Task[None] | None = None
         self._pools: dict[Path, WorktreePool] = {}
+        self._recovered: set[str] = set()
 
     def driving(self, run_id: str) -> ActiveRun | None:
         """The run's driver in this process, while it is still driving."""
         active = self._runs.get(run_id)
         return active if active is not None and not active.task.done() else None
+
+    def recovered(self, run_id: str) -> bool:
+        """This process resumed the run at start-up, after the process driving it died."""
+        return run_id in self._recovered
 
     def project_of_driven(self, run_id: str) -> str | None:
         """The project of a run this process drives or drove, without reading the store."""
@@ -132,6 +137,7 @@ class Supervisor:
             await interrupt_tasks(recorder, "the process driving the run ended")
             await recorder.record(RunResumed(run_id=run_id, reason="recovered after a crash"))
         await self.launch(project_id, run_id, recorder)
+        self._recovered.add(run_id)
         return True
 
     async def reap_orphans(self, recorder: RunRecorder) -> None:

@@ -278,10 +278,16 @@ class IntegrationTester:
         return self._worktree
 
     async def close(self) -> None:
-        if self._worktree is not None:
-            await self.ctx.worktrees.remove(self._worktree)
-            self.ctx.live_worktrees.pop(self._worktree.worktree_id, None)
-            self._worktree = None
+        """Remove the integration worktree: this tester's, or one an earlier process of the
+        run left (it crashed after testing, and this process ran no test)."""
+        if self._worktree is None:
+            path = await self.ctx.worktrees.integration_path(self.ctx.run_id)
+            if not path.exists():
+                return
+            self._worktree = Worktree(path, None, path.name, "")
+        await self.ctx.worktrees.remove(self._worktree)
+        self.ctx.live_worktrees.pop(self._worktree.worktree_id, None)
+        self._worktree = None
 
 
 def _watch_notes(watch: CheckoutWatch | None) -> list[str]:
