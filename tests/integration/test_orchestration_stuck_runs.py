@@ -1,0 +1,61 @@
+"""Runs that used to be stuck for good: each one now resumes (or retries) to its end."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from tests.integration.orchestration_helpers import (
+    Harness,
+    file_on,
+    merged_count,
+    of_type,
+    open_harness,
+    plait_branches,
+    plan,
+    task,
+    write,
+)
+
+
+@pytest.fixture
+async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
+    async with open_harness(tmp_path) as opened:
+        yield opened
+
+
+def deletes_its_own_branch_the_first_time(shared: Path) -> str:
+    """Deletes the branch its worktree has checked out (HEAD becomes unborn), once."""
+    marker = shared / "deleted-once"
+    return (
+        f"if [ ! -e {marker} ]; then touch {marker}; "
+        'git update-ref -d "$(git symbolic-ref HEAD)"; fi; '
+        "echo gone > gone.txt"
+    )
+
+
+async def test_a_task_whose_branch_was_deleted_mid_run_lands_on_resume(
+    harness: Harness,
+) -> None:
+    the_plan = plan(
+        task("gone", deletes_its_own_branch_the_first_time(harness.shared)),
+        task("other", write("other.txt", "other")),
+    )
+    first = await harness.run(the_plan)
+
+    # Its commit is a root commit (HEAD was unborn): a failure of the task, not of the run.
+    assert first.result.status == "failed"
+    [failure] = of_type(first.events, "TaskFailed")
+    assert failure["task_id"] == "gone"
+    assert "does not descend from its base" in failure["error"]
+
+    project_id = await harness.project()
+    assert await harness.service.resume_run(project_id, first.run_id) == first.run_id
+    resumed = await harness.finish(first.run_id)
+
+    assert resumed.result.status == "landed", resumed.result.error
+    assert merged_count(resumed.events) == {"gone": 1, "other": 1}
+    assert file_on(harness.repo, "main", "gone.txt") == "gone"
+    assert plait_branches(harness.repo) == []
