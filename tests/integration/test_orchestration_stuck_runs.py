@@ -59,3 +59,43 @@ async def test_a_task_whose_branch_was_deleted_mid_run_lands_on_resume(
     assert merged_count(resumed.events) == {"gone": 1, "other": 1}
     assert file_on(harness.repo, "main", "gone.txt") == "gone"
     assert plait_branches(harness.repo) == []
+
+
+def fails_and_blocks_its_retry(shared: Path) -> str:
+    """Fails once, leaving a file where the retry's worktree would go."""
+    marker = shared / "failed-once"
+    return (
+        f"if [ ! -e {marker} ]; then touch {marker}; "
+        'touch "$(dirname "$PWD")/blocked.2"; exit 1; fi; '
+        "echo ok > blocked.txt"
+    )
+
+
+@pytest.mark.parametrize("on_task_failure", ["stop", "land"])
+async def test_a_retry_that_gets_no_worktree_fails_the_run_resumably(
+    harness: Harness, on_task_failure: str
+) -> None:
+    the_plan = plan(
+        task("blocked", fails_and_blocks_its_retry(harness.shared)),
+        task("other", write("other.txt", "other")),
+        retries=1,
+        on_task_failure=on_task_failure,
+    )
+    first = await harness.run(the_plan)
+
+    # Not a finished run with the task waiting for a retry that never came.
+    assert first.result.status == "failed"
+    assert "blocked" in (first.result.error or "")
+    state = harness.service.run_state(first.run_id)
+    assert state is not None and state.tasks["blocked"].status != "landed"
+    assert of_type(first.events, "RunCompleted") == []
+
+    [created] = [c for c in of_type(first.events, "WorktreeCreated") if c["task_id"] == "blocked"]
+    (Path(created["path"]).parent / "blocked.2").unlink()  # the user fixed what stopped the worktree
+    project_id = await harness.project()
+    assert await harness.service.resume_run(project_id, first.run_id) == first.run_id
+    resumed = await harness.finish(first.run_id)
+
+    assert resumed.result.status == "landed", resumed.result.error
+    assert merged_count(resumed.events) == {"blocked": 1, "other": 1}
+    assert file_on(harness.repo, "main", "blocked.txt") == "ok"

@@ -155,7 +155,7 @@ class BatchExecutor:
             profile = ctx.plan.profile_for(task)
             profile_gate = per_profile.get(profile.name) if profile is not None else None
             async with gate, profile_gate or contextlib.nullcontext():
-                return await self._attempts(batch.batch_id, task, worktree, tip)
+                return await self._attempts(batch.batch_id, task, worktree, tip, outcome)
 
         # A TaskGroup, not gather: if recording fails (the store is gone for good), the
         # sibling tasks are cancelled, which kills their process groups.
@@ -222,7 +222,7 @@ class BatchExecutor:
                 outcome.left_out[task.id] = f"no worktree could be created: {exc}"
                 outcome.unprepared.append(task.id)
                 continue
-            results.append(await self._attempts(batch.batch_id, task, worktree, tip))
+            results.append(await self._attempts(batch.batch_id, task, worktree, tip, outcome))
         return results
 
     async def _provision(self, batch_id: int, task: Task, base: str) -> Worktree:
@@ -233,7 +233,7 @@ class BatchExecutor:
         return await prepare_worktree(self.ctx, batch_id, task, attempt, base)
 
     async def _attempts(
-        self, batch_id: int, task: Task, worktree: Worktree, base: str
+        self, batch_id: int, task: Task, worktree: Worktree, base: str, outcome: BatchOutcome
     ) -> AttemptResult:
         retries_left = self.ctx.plan.retries
         while True:
@@ -247,6 +247,9 @@ class BatchExecutor:
             try:
                 worktree = await self._provision(batch_id, task, base)
             except (GitError, WorktreeError, OSError) as exc:
+                # The task waits for a retry that cannot run: the batch failed (resumable),
+                # never a finished run with the task still pending.
+                outcome.unprepared.append(task.id)
                 return AttemptResult(
                     task.id,
                     attempt,
@@ -308,7 +311,7 @@ class BatchExecutor:
                 outcome.left_out[task_id] = f"no worktree for the re-run: {exc}"
                 outcome.unprepared.append(task_id)  # it never ran: the batch failed
                 continue
-            result = await self._attempts(batch.batch_id, task, worktree, outcome.tip)
+            result = await self._attempts(batch.batch_id, task, worktree, outcome.tip, outcome)
             if ctx.stopping:
                 outcome.status = BatchEnd.STOPPED
                 return
