@@ -87,11 +87,13 @@ async def test_a_retry_that_gets_no_worktree_fails_the_run_resumably(
     assert first.result.status == "failed"
     assert "blocked" in (first.result.error or "")
     state = harness.service.run_state(first.run_id)
-    assert state is not None and state.tasks["blocked"].status != "landed"
+    assert state is not None
+    assert state.tasks["blocked"].status != "landed"
     assert of_type(first.events, "RunCompleted") == []
 
     [created] = [c for c in of_type(first.events, "WorktreeCreated") if c["task_id"] == "blocked"]
-    (Path(created["path"]).parent / "blocked.2").unlink()  # the user fixed what stopped the worktree
+    # The user fixed what stopped the worktree.
+    (Path(created["path"]).parent / "blocked.2").unlink()
     project_id = await harness.project()
     assert await harness.service.resume_run(project_id, first.run_id) == first.run_id
     resumed = await harness.finish(first.run_id)

@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -38,7 +37,9 @@ def git(repo: Path, *args: str) -> str:
 def make_repo(root: Path) -> tuple[Path, Path]:
     repo = root / "repo"
     repo.mkdir(parents=True)
-    (repo / "w.py").write_text("import sys\nopen(sys.argv[1] + '.txt', 'w').write(sys.argv[1] + '\\n')\n")
+    (repo / "w.py").write_text(
+        "import sys\nopen(sys.argv[1] + '.txt', 'w').write(sys.argv[1] + '\\n')\n"
+    )
     (repo / "check.py").write_text(
         "from pathlib import Path\n"
         "for name in Path('.').glob('*.txt'):\n"
@@ -130,7 +131,8 @@ def test_a_run_killed_at_any_event_boundary_resumes_once_and_lands_every_task_on
     store_url: str, tmp_path: Path
 ) -> None:
     first = boundaries(tmp_path, store_url)
-    assert any("BatchLanded" in a for a in first) and first[-1].startswith("RunCompleted")
+    assert any("BatchLanded" in a for a in first)
+    assert first[-1].startswith("RunCompleted")
     failures = []
     # The last append ends the run: nothing to resume. PLAIT_SWEEP_AT="3,14" picks some.
     picked = os.environ.get("PLAIT_SWEEP_AT")

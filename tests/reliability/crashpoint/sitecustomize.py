@@ -34,4 +34,4 @@ if _CRASH_AT or _COUNT_FILE:
                 os.kill(os.getpid(), signal.SIGKILL)
         return positions
 
-    SqlEventStore.append = append  # type: ignore[method-assign]
+    SqlEventStore.append = append  # type: ignore[method-assign,assignment]
