@@ -55,6 +55,7 @@ from collections.abc import Iterable
 import plait.domain.run.fold_run
 import plait.domain.run.fold_task  # noqa: F401
 from plait.domain.events import DomainEvent
+from plait.domain.ids import result_branch
 from plait.domain.run.entities import (
     OUTPUT_LINE_LIMIT,
     SNAPSHOT_VERSION,
@@ -63,7 +64,6 @@ from plait.domain.run.entities import (
     TaskState,
     TestRunState,
     land_command,
-    result_branch,
 )
 from plait.domain.run.fold_batch import FAILURE_TRIGGERS
 from plait.domain.run.state import RunState, task_note

@@ -12,16 +12,7 @@ from plait.domain.statuses import (
 )
 
 SNAPSHOT_VERSION = 2
-
-
 OUTPUT_LINE_LIMIT = 500
-
-
-def result_branch(run_id: str) -> str:
-    """The run's integration branch, where its tested result grows batch by batch. Not
-    `plait/<run>`: git cannot hold a ref and refs below it, and the task branches are
-    `plait/<run>/<task>`."""
-    return f"plait/{run_id}/_result"
 
 
 def land_command(run_id: str) -> str:

@@ -14,6 +14,7 @@ from plait.domain.events import (
     RunCreated,
     RunEvent,
 )
+from plait.domain.ids import result_branch
 from plait.domain.lifecycles import BATCH, Lifecycle
 from plait.domain.run.entities import (
     SNAPSHOT_VERSION,
@@ -21,7 +22,6 @@ from plait.domain.run.entities import (
     TaskState,
     TestRunState,
     land_command,
-    result_branch,
 )
 from plait.domain.run.registry import fold_for
 from plait.domain.run.snapshots import known, restore_attempt, upcast_v1
