@@ -32,16 +32,14 @@ Run (the event that fires each trigger, from plait.domain.run):
 Batch:
 
     trigger     from                                         to           event
-    start       pending, cancelled, failed, conflicted,      running      BatchStarted
-                test_failed, landed, completed
+    start       pending, cancelled, failed, landed,          running      BatchStarted
+                completed
     merge       running, testing                             merging      MergeStarted
     test        merging, testing                             testing      TestsPassed/Failed/Flaky
     land        merging, testing                             landed       BatchLanded
     fall_back   running, merging, landed                     running      FellBackToSequential
     complete    landed                                       completed    BatchCompleted
-    fail        running, merging, testing, landed            failed       BatchFailed (other)
-    conflict    running, merging, testing, landed            conflicted   BatchFailed (conflicts)
-    fail_tests  running, merging, testing, landed            test_failed  BatchFailed (test_failed)
+    fail        running, merging, testing, landed            failed       BatchFailed
     cancel      running, merging, testing                    cancelled    RunStopped, RunResumed,
                                                                           BatchFailed (cancelled)
 
@@ -204,9 +202,7 @@ RUN = Lifecycle(
 
 _BATCH_IN_FLIGHT = (B.RUNNING, B.MERGING, B.TESTING)
 _BATCH_ENDABLE = (*_BATCH_IN_FLIGHT, B.LANDED)
-_BATCH_RESTARTABLE = (
-    B.PENDING, B.CANCELLED, B.FAILED, B.CONFLICTED, B.TEST_FAILED, B.LANDED, B.COMPLETED,
-)  # fmt: skip
+_BATCH_RESTARTABLE = (B.PENDING, B.CANCELLED, B.FAILED, B.LANDED, B.COMPLETED)
 
 BATCH = Lifecycle(
     "batch",
@@ -219,8 +215,6 @@ BATCH = Lifecycle(
         ("fall_back", (B.RUNNING, B.MERGING, B.LANDED), B.RUNNING),
         ("complete", B.LANDED, B.COMPLETED),
         ("fail", _BATCH_ENDABLE, B.FAILED),
-        ("conflict", _BATCH_ENDABLE, B.CONFLICTED),
-        ("fail_tests", _BATCH_ENDABLE, B.TEST_FAILED),
         ("cancel", _BATCH_IN_FLIGHT, B.CANCELLED),
     ),
     initial=B.PENDING,

@@ -25,8 +25,7 @@ in plait.domain.lifecycles. Beyond the tables:
   its next attempt's worktree.
 - BatchLanded lands every task of the batch that is merged on the tip it landed
   (`succeeded` with a merge commit): those are in the run's tested result.
-- BatchFailed picks its end from merge_status: conflicts -> conflicted, test_failed ->
-  test_failed, cancelled -> cancelled, anything else -> failed.
+- BatchFailed ends the batch `cancelled` when its merge_status says so, else `failed`.
 - RunCompleted ends the run `landed` when the base branch moved to the result, `succeeded`
   when the base already was the result, and `kept` when the result stays on the run's
   branch. Only a landed run has a `landed_commit`; every run has its `result_commit`, the

@@ -27,14 +27,9 @@ from plait.domain.statuses import (
     TaskStatus,
 )
 
-# BatchFailed.merge_status -> batch trigger; any other status is a plain failure.
-FAILURE_TRIGGERS = {
-    "conflicts": "conflict",
-    "conflicted": "conflict",
-    "test_failed": "fail_tests",
-    "tests_failed": "fail_tests",
-    "cancelled": "cancel",
-}
+# BatchFailed.merge_status -> batch trigger: a cancelled batch, else a failure (a task that
+# failed under `on_task_failure: stop`, or one that got no worktree).
+FAILURE_TRIGGERS = {"cancelled": "cancel"}
 
 
 @folds(BatchStarted)
