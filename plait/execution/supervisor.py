@@ -13,10 +13,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from plait.domain.events import RunCreated, RunEnded, RunResumed, StopRequested
+from plait.domain.events import RunCreated, RunEnded, StopRequested
 from plait.domain.ids import result_branch
 from plait.domain.plan.parsing import plan_from_mapping
 from plait.domain.run import RunState
+from plait.domain.run.decide import recovery
 from plait.domain.statuses import ACTIVE_RUN, RunStatus, TaskStatus
 from plait.eventstore import SqlEventStore, StoreError
 from plait.eventstore.leases import DEFAULT_TTL, LeaseStore
@@ -26,7 +27,7 @@ from plait.execution.projects import checked_id
 from plait.execution.run.context import RunContext
 from plait.execution.run.orchestrator import RunDriver, RunResult
 from plait.execution.run.recorder import RunRecorder
-from plait.execution.run.recovery import adopt_worktrees, interrupt_tasks, stop_orphan
+from plait.execution.run.recovery import adopt_worktrees
 from plait.execution.runners.agent_check import AgentCheckFailed, check_agents
 from plait.execution.runners.orphans import kill_process_groups, processes_inside
 from plait.execution.settings import Settings
@@ -125,8 +126,9 @@ class Supervisor:
             await asyncio.to_thread(self.leases.release, run_id)
             return False
         await self.reap_orphans(recorder)
-        if status == RunStatus.STOPPING:  # the stop was asked for: finish it, do not resume
-            await stop_orphan(recorder, recorder.state.stop_reason or "stop requested")
+        decided = recovery(recorder.state)  # the domain: resume it, or finish its stop
+        await recorder.record(*decided.events)
+        if not decided.launch:
             await self.append(
                 project_stream(project_id),
                 [RunEnded(project_id=project_id, run_id=run_id, outcome=RunStatus.STOPPED)],
@@ -134,9 +136,6 @@ class Supervisor:
             )
             await asyncio.to_thread(self.leases.release, run_id)
             return False
-        if status == RunStatus.RUNNING:
-            await interrupt_tasks(recorder, "the process driving the run ended")
-            await recorder.record(RunResumed(run_id=run_id, reason="recovered after a crash"))
         await self.launch(project_id, run_id, recorder)
         self._recovered.add(run_id)
         return True

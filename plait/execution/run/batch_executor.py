@@ -15,9 +15,7 @@ import enum
 import time
 from dataclasses import dataclass, field
 
-from plait.domain.describe import gist
 from plait.domain.events import (
-    BatchCompleted,
     BatchFailed,
     BatchStarted,
     FellBackToSequential,
@@ -25,8 +23,9 @@ from plait.domain.events import (
     WorkKept,
     WorktreeRemoved,
 )
-from plait.domain.plan.model import Batch, OnTaskFailure, Task
-from plait.domain.statuses import TASK_FAILURE, TaskStatus
+from plait.domain.plan.model import Batch, Task
+from plait.domain.run.decide import batch_end, resume_batch
+from plait.domain.statuses import TaskStatus
 from plait.execution.git.cli import GitError
 from plait.execution.run.conflict_resolution import can_resolve, resolve_conflict
 from plait.execution.run.context import RunContext
@@ -92,37 +91,17 @@ class BatchExecutor:
             if r.outcome in (Outcome.FAILED, Outcome.NO_CHANGE):
                 outcome.left_out[r.task_id] = r.error
         await self._clean_up(batch, outcome)
-        duration = time.monotonic() - started
-        # A task that never got a worktree (a full disk, a git failure) did not run: that is
-        # a failure of the batch, resumable, not a task quietly left out of a completed run.
-        stops = ctx.plan.on_task_failure is OnTaskFailure.STOP
-        failed = [
-            t
-            for t in outcome.left_out
-            if (stops and _is_failure(ctx, t)) or t in outcome.unprepared
-        ]
-        if failed:
-            outcome.status = BatchEnd.FAILED
-            outcome.errors = [f"task {t!r}: {gist(outcome.left_out[t])}" for t in failed]
-            await ctx.recorder.record(
-                BatchFailed(
-                    run_id=ctx.run_id,
-                    batch_id=batch.batch_id,
-                    merge_status="task_failed",
-                    errors=outcome.errors,
-                    duration=duration,
-                )
-            )
-        else:
-            status = "success" if not outcome.left_out else "partial"
-            await ctx.recorder.record(
-                BatchCompleted(
-                    run_id=ctx.run_id,
-                    batch_id=batch.batch_id,
-                    merge_status=status,
-                    duration=duration,
-                )
-            )
+        # The domain decides the batch's end from what happened.
+        end = batch_end(
+            ctx.recorder.state,
+            batch.batch_id,
+            outcome.left_out,
+            outcome.unprepared,
+            time.monotonic() - started,
+        )
+        if isinstance(end, BatchFailed):
+            outcome.status, outcome.errors = BatchEnd.FAILED, list(end.errors)
+        await ctx.recorder.record(end)
         return outcome
 
     # -- running tasks -------------------------------------------------------------------
@@ -167,37 +146,21 @@ class BatchExecutor:
         return results
 
     async def _resume_aware(self, batch: Batch) -> tuple[list[Task], list[AttemptResult]]:
-        """Which of the batch's tasks must run. On a resumed run, a task whose branch is
-        finished is carried to the merge as it is, and one that failed, conflicted or was
-        ejected is queued to run again."""
+        """Which of the batch's tasks must run, and which are carried to the merge as they
+        are (the domain decides, see plait.domain.run.decide.resume_batch)."""
         ctx = self.ctx
-        to_run: list[Task] = []
-        carried: list[AttemptResult] = []
-        for task_id in batch.task_ids:
+        decided = resume_batch(ctx.recorder.state, batch.batch_id)
+        carried = []
+        for task_id in decided.carried:
             state = ctx.recorder.state.tasks[task_id]
-            if state.status in (
-                TaskStatus.LANDED, TaskStatus.EJECTED, TaskStatus.KEPT, TaskStatus.SKIPPED,
-            ):  # fmt: skip
-                continue  # landed already, left out for good, or not to be run
-            if state.status == TaskStatus.SUCCEEDED and state.worktree_id:
-                worktree = ctx.live_worktrees.get(state.worktree_id)
-                carried.append(
-                    AttemptResult(
-                        task_id, state.attempt or 1, Outcome.SUCCEEDED, worktree, state.commit
-                    )
+            worktree = ctx.live_worktrees.get(state.worktree_id or "")
+            carried.append(
+                AttemptResult(
+                    task_id, state.attempt or 1, Outcome.SUCCEEDED, worktree, state.commit
                 )
-                continue
-            if state.status in (TaskStatus.FAILED, TaskStatus.CONFLICTED, TaskStatus.NO_CHANGE):
-                await ctx.recorder.record(
-                    TaskRequeued(
-                        run_id=ctx.run_id,
-                        batch_id=batch.batch_id,
-                        task_id=task_id,
-                        reason="the run was resumed",
-                    )
-                )
-            to_run.append(ctx.plan.task(task_id))
-        return to_run, carried
+            )
+        await ctx.recorder.record(*decided.requeued)
+        return [ctx.plan.task(t) for t in decided.to_run], carried
 
     async def _fall_back(
         self, batch: Batch, tasks: list[Task], tip: str, outcome: BatchOutcome
@@ -409,9 +372,3 @@ class BatchExecutor:
                         batch_id=batch.batch_id,
                     )
                 )
-
-
-def _is_failure(ctx: RunContext, task_id: str) -> bool:
-    """A task whose own command failed, or that did not do its job (changed nothing where
-    that is not allowed); not a conflict or a culprit."""
-    return ctx.recorder.state.tasks[task_id].status in TASK_FAILURE

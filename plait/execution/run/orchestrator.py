@@ -31,7 +31,8 @@ from plait.domain.events import (
 from plait.domain.plan.batching import select_mode
 from plait.domain.plan.model import Batch
 from plait.domain.run import land_command
-from plait.domain.run_actions import batch_has_work, dependency_skips, land_skips
+from plait.domain.run.decide import batch_has_work
+from plait.domain.run_actions import dependency_skips, land_skips
 from plait.domain.statuses import ACTIVE_RUN, ENDED_RUN, NOT_LANDING_TASK, RunStatus
 from plait.eventstore import StoreError
 from plait.execution.git.cli import GitError

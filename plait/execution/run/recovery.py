@@ -5,9 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from plait.domain.events import RunStopped, StopRequested, TaskInterrupted
 from plait.domain.ids import run_branches
-from plait.domain.statuses import RunStatus, TaskStatus
+from plait.domain.run.decide import interruptions, orphan_stop
 from plait.execution.run.context import RunContext
 from plait.execution.run.recorder import RunRecorder
 from plait.execution.worktrees.manager import Worktree
@@ -35,24 +34,10 @@ async def adopt_worktrees(ctx: RunContext) -> None:
 
 
 async def interrupt_tasks(recorder: RunRecorder, reason: str) -> None:
-    state = recorder.state
-    for task in list(state.tasks.values()):
-        if task.status in (TaskStatus.RUNNING, TaskStatus.RESOLVING) and task.worktree_id:
-            await recorder.record(
-                TaskInterrupted(
-                    run_id=state.run_id,
-                    batch_id=task.batch_id or 0,
-                    task_id=task.task_id,
-                    worktree_id=task.worktree_id,
-                    attempt=task.attempt or 1,
-                    reason=reason,
-                )
-            )
+    """Record the interruption of every task whose process died (or was stopped)."""
+    await recorder.record(*interruptions(recorder.state, reason))
 
 
 async def stop_orphan(recorder: RunRecorder, reason: str) -> None:
-    state = recorder.state
-    if state.status in (RunStatus.RUNNING, RunStatus.PENDING):
-        await recorder.record(StopRequested(run_id=state.run_id, reason=reason))
-    await interrupt_tasks(recorder, "the process driving the run ended")
-    await recorder.record(RunStopped(run_id=state.run_id, reason=reason))
+    """Finish stopping a run nobody drives."""
+    await recorder.record(*orphan_stop(recorder.state, reason))
