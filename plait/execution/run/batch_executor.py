@@ -20,13 +20,12 @@ from plait.domain.events import (
     BatchStarted,
     FellBackToSequential,
     TaskRequeued,
-    WorkKept,
-    WorktreeRemoved,
 )
 from plait.domain.plan.model import Batch, Task
 from plait.domain.run.decide import batch_end, resume_batch
 from plait.domain.statuses import TaskStatus
 from plait.execution.git.cli import GitError
+from plait.execution.run.batch_cleanup import clean_up
 from plait.execution.run.conflict_resolution import can_resolve, resolve_conflict
 from plait.execution.run.context import RunContext
 from plait.execution.run.merge_validator import Candidate, MergeValidator
@@ -90,7 +89,7 @@ class BatchExecutor:
         for r in results:
             if r.outcome in (Outcome.FAILED, Outcome.NO_CHANGE):
                 outcome.left_out[r.task_id] = r.error
-        await self._clean_up(batch, outcome)
+        await clean_up(ctx, batch, outcome.left_out)
         # The domain decides the batch's end from what happened.
         end = batch_end(
             ctx.recorder.state,
@@ -317,58 +316,3 @@ class BatchExecutor:
             outcome.left_out[task_id] = f"still conflicts on the new tip ({files})"
         if task_id in merged.ejected:
             outcome.left_out[task_id] = "its branch broke the tests (culprit)"
-
-    # -- cleanup ---------------------------------------------------------------------------
-
-    async def _dispose(self, worktree: Worktree, *, delete_branch: bool) -> None:
-        """A landed task's worktree: back to the pool, or removed."""
-        pool = self.ctx.pool
-        if pool is not None and worktree.path.parent == await pool.directory():
-            try:
-                await pool.release(worktree)  # KEPT only if it holds an unreachable commit
-            except WorktreeError:
-                # Not leased from this pool (left by a process that died): remove it.
-                await self.ctx.worktrees.remove(worktree, delete_branch=delete_branch)
-                return
-            if delete_branch and worktree.branch:
-                ref = f"refs/heads/{worktree.branch}"
-                await self.ctx.git.run("update-ref", "-d", ref, check=False)
-            return
-        await self.ctx.worktrees.remove(worktree, delete_branch=delete_branch)
-
-    async def _clean_up(self, batch: Batch, outcome: BatchOutcome) -> None:
-        """Remove what landed; keep (and record) every worktree and branch that did not."""
-        ctx = self.ctx
-        for task_id in batch.task_ids:
-            branch = ctx.worktrees.task_branch(ctx.run_id, task_id)
-            mine = [
-                w
-                for w in ctx.live_worktrees.values()
-                if w.worktree_id.startswith(f"{ctx.run_id}/{task_id}.")
-            ]
-            status = ctx.recorder.state.tasks[task_id].status
-            if status in (TaskStatus.NO_CHANGE, TaskStatus.LANDED):
-                # Landed work, or none at all (no change): nothing here is worth keeping.
-                current = ctx.recorder.state.tasks[task_id].worktree_id
-                for worktree in sorted(mine, key=lambda w: w.worktree_id != current):
-                    await self._dispose(worktree, delete_branch=worktree.branch == branch)
-                    ctx.live_worktrees.pop(worktree.worktree_id, None)
-                    await ctx.recorder.record(
-                        WorktreeRemoved(
-                            run_id=ctx.run_id,
-                            task_id=task_id,
-                            worktree_id=worktree.worktree_id,
-                            batch_id=batch.batch_id,
-                        )
-                    )
-            elif task_id in outcome.left_out:
-                await ctx.recorder.record(
-                    WorkKept(
-                        run_id=ctx.run_id,
-                        task_id=task_id,
-                        branch=branch,
-                        reason=outcome.left_out[task_id][:500],
-                        worktree_id=ctx.recorder.state.tasks[task_id].worktree_id,
-                        batch_id=batch.batch_id,
-                    )
-                )
