@@ -5,6 +5,7 @@ on resume is defined, the machine allows it, and from there an end state is reac
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -52,13 +53,19 @@ def reaches_an_end(lifecycle: Lifecycle[Any], state: str) -> bool:
 
 def after_resume(lifecycle: Lifecycle[Any], state: StrEnum) -> StrEnum:
     """Where the domain's step on resume takes an entity a crash left in `state`."""
-    step = {"task": RESUME_TASK, "batch": RESUME_BATCH, "run": RESUME_RUN}[lifecycle.entity][state]
+    steps: dict[str, Mapping[Any, Step]] = {
+        "task": RESUME_TASK,
+        "batch": RESUME_BATCH,
+        "run": RESUME_RUN,
+    }
+    step = steps[lifecycle.entity][state]
     if step in (Step.RUN, Step.LEAVE, Step.END, Step.CARRY):
         return state
     if lifecycle is BATCH and state in IN_FLIGHT_BATCH:
         state = BATCH.next_state(state, "cancel")  # RunResumed cancels it first
     trigger = "resume" if step is Step.LAND else str(step.value)
-    return lifecycle.next_state(state, trigger)
+    resumed: StrEnum = lifecycle.next_state(state, trigger)
+    return resumed
 
 
 @settings(max_examples=300, deadline=None)
