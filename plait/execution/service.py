@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from pathlib import Path
+from typing import Any
 
 from plait.domain import run_actions
 from plait.domain.events import (
@@ -76,6 +77,7 @@ class Plait(ProjectService):
         self.read = ReadModels(store)
         self.projector = Projector(store, all_projections())
         self.supervisor = Supervisor(store, self.settings, self.read, self.projector)
+        self._submitted: dict[str, Plan] = {}  # the plan this process last submitted, by project
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -125,9 +127,7 @@ class Plait(ProjectService):
             )
         if facts.plan is None:
             raise NoPlan(f"project {project_id} has no plan: submit one first")
-        plan = _overridden(
-            plan_from_mapping(facts.plan["plan"]), max_concurrency=max_concurrency, base=base
-        )
+        plan, batches = self._accepted(facts, max_concurrency=max_concurrency, base=base)
         git = Git(Path(facts.repo_path))
         base_branch = plan.base or await git.current_branch()
         if not base_branch:
@@ -161,7 +161,7 @@ class Plait(ProjectService):
             run_id=run_id,
             project_id=project_id,
             plan=plan.to_dict(),
-            batches=[b.to_dict() for b in plan_batches(plan)],
+            batches=batches,
             base_branch=base_branch,
             base_commit=base_commit,
             repo_path=facts.repo_path,
@@ -169,8 +169,25 @@ class Plait(ProjectService):
             worktree_root=str(worktree_root),
         )
         await self.supervisor.append(run_stream(run_id), [created], expected=0)
-        await self.supervisor.launch(project_id, run_id)
+        await self.supervisor.launch(project_id, run_id, plan=plan)
         return run_id
+
+    def _accepted(
+        self, facts: ProjectFacts, **overrides: object
+    ) -> tuple[Plan, list[dict[str, Any]]]:
+        """The project's accepted plan with a start's overrides (`max_concurrency`, `base`)
+        and its batches: the plan this process just submitted as it is, else parsed once;
+        the batches PlanAccepted recorded (no override changes them)."""
+        assert facts.plan is not None
+        stored, given = facts.plan["plan"], {k: v for k, v in overrides.items() if v is not None}
+        submitted = self._submitted.get(facts.project_id)
+        if submitted is not None and not given and submitted.to_dict() == stored:
+            plan = submitted
+        else:
+            # Checked like a plan file: a bad `base` is refused in the plan's words.
+            plan = plan_from_mapping({**stored, **given})
+        batches = facts.plan.get("batches") or [b.to_dict() for b in plan_batches(plan)]
+        return plan, list(batches)
 
     async def _worktree_root(self, git: Git, plan: Plan) -> Path:
         """--worktree-root, else the plan's `worktree_root`, else plait's data directory."""
@@ -269,8 +286,9 @@ class Plait(ProjectService):
             then = action.events(recorder.state)  # refused here, before anything is recorded
         except ActionRefused as exc:
             raise NotResumable(str(exc)) from None
+        plan = plan_from_mapping(recorder.plan)  # once: the launch below takes it as it is
         if action.runs_tasks:
-            await self._agents(plan_from_mapping(recorder.plan))
+            await self._agents(plan)
         if facts.active_run is None:
             try:
                 await self.supervisor.append(
@@ -284,7 +302,7 @@ class Plait(ProjectService):
             await self.supervisor.reap_orphans(recorder)
             await interrupt_tasks(recorder, "the process driving the run ended")
         await recorder.record(RunResumed(run_id=run_id, reason=action.name), *then)
-        await self.supervisor.launch(project_id, run_id, recorder)
+        await self.supervisor.launch(project_id, run_id, recorder, plan=plan)
         return run_id
 
     async def task_diff(self, run_id: str, task_id: str, attempt: int | None = None) -> Diff:
@@ -321,10 +339,3 @@ __all__ = [
     "UnknownRun",
     "UnknownTask",
 ]
-
-
-def _overridden(plan: Plan, **settings: object) -> Plan:
-    """The plan with the given settings (None: the plan's own), checked like a plan file:
-    a bad `base` is refused in the plan's words."""
-    given = {key: value for key, value in settings.items() if value is not None}
-    return plan_from_mapping({**plan.to_dict(), **given}) if given else plan

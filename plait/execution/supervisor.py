@@ -15,6 +15,7 @@ from typing import Any
 
 from plait.domain.events import RunCreated, RunEnded, StopRequested
 from plait.domain.ids import result_branch
+from plait.domain.plan.model import Plan
 from plait.domain.plan.parsing import plan_from_mapping
 from plait.domain.run import RunState
 from plait.domain.run.decide import recovery
@@ -208,11 +209,14 @@ class Supervisor:
         project_id: str,
         run_id: str,
         recorder: RunRecorder | None = None,
+        *,
+        plan: Plan | None = None,
     ) -> None:
-        """Drive a run whose lease this process holds, renewing it until the run ends."""
+        """Drive a run whose lease this process holds, renewing it until the run ends.
+        `plan`: the run's plan, parsed already by the caller (else from RunCreated)."""
         recorder = recorder or await self.recorder(run_id)
         state = recorder.state
-        plan = plan_from_mapping(recorder.plan)
+        plan = plan or plan_from_mapping(recorder.plan)
         repo = Path(state.repo_path or ".")
         git = Git(repo)
         ctx = RunContext(
