@@ -18,8 +18,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from plait.domain.run import replay
 from plait.eventstore import SqlEventStore
-from plait.projections.codec import run_stream
+from plait.projections.codec import decode, run_stream
 
 pytestmark = pytest.mark.slow
 
@@ -111,10 +112,14 @@ def boundaries(tmp_path: Path, url: str) -> list[str]:
 def assert_run_finished_cleanly(root: Path, repo: Path, url: str, run_id: str) -> None:
     store = SqlEventStore(url)
     try:
-        types = [e.type for e in store.read_stream(run_stream(run_id))]
+        stored = store.read_stream(run_stream(run_id))
     finally:
         store.close()
+    types = [e.type for e in stored]
     assert types[-1] == "RunCompleted", types
+    state = replay(decode(e) for e in stored)
+    assert state.status == "landed"
+    assert {b.status for b in state.batches.values()} == {"completed"}, "a batch left landed"
     merges = git(repo, "log", "--format=%s", "main").splitlines()
     for task in "abc":
         assert merges.count(f"plait: merge task {task}") == 1, merges
