@@ -19,6 +19,7 @@ from plait.domain.describe import gist
 from plait.domain.events import (
     BatchCompleted,
     BatchFailed,
+    RunCompleted,
     RunEvent,
     RunResumed,
     RunStopped,
@@ -27,9 +28,11 @@ from plait.domain.events import (
     TaskRequeued,
 )
 from plait.domain.lifecycles import BATCH, RUN, TASK, Lifecycle
+from plait.domain.run.entities import land_command
 from plait.domain.run.state import RunState
 from plait.domain.statuses import (
     IN_FLIGHT_BATCH,
+    NOT_LANDING_TASK,
     TASK_FAILURE,
     BatchStatus,
     RunStatus,
@@ -247,4 +250,28 @@ def batch_end(
         batch_id=batch_id,
         merge_status="success" if not left_out else "partial",
         duration=duration,
+    )
+
+
+# --- the run's end ------------------------------------------------------------------------
+
+
+def nothing_landed(state: RunState, tip: str) -> str | None:
+    """The run's failure when its result is still the base and some task did not land
+    (nothing of it could land); None: the result lands (or the base had it already)."""
+    not_landed = [t for t in state.tasks.values() if t.status in NOT_LANDING_TASK]
+    if tip != state.base_commit or not not_landed:
+        return None
+    return "nothing landed: " + "; ".join(f"task {t.task_id!r} {t.status}" for t in not_landed[:10])
+
+
+def run_completed(state: RunState, tip: str, landed_on: str, reason: str) -> RunCompleted:
+    """The run's end once its landing was tried: on `landed_on` (the base, or the run's
+    result branch with the `reason` it stays there and the command that lands it)."""
+    return RunCompleted(
+        run_id=state.run_id,
+        landed_commit=tip,
+        landed_on=landed_on,
+        land_command=land_command(state.run_id) if reason else None,
+        not_landed_reason=reason,
     )

@@ -23,17 +23,15 @@ from plait.domain.events import (
     MAX_TEST_IDS,
     BaselineTested,
     ExecutionModeSelected,
-    RunCompleted,
     RunEnded,
     RunFailed,
     RunStopped,
 )
 from plait.domain.plan.batching import select_mode
 from plait.domain.plan.model import Batch
-from plait.domain.run import land_command
-from plait.domain.run.decide import batch_has_work
+from plait.domain.run.decide import batch_has_work, nothing_landed, run_completed
 from plait.domain.run_actions import dependency_skips, land_skips
-from plait.domain.statuses import ACTIVE_RUN, ENDED_RUN, NOT_LANDING_TASK, RunStatus
+from plait.domain.statuses import ACTIVE_RUN, ENDED_RUN, RunStatus
 from plait.eventstore import StoreError
 from plait.execution.git.cli import GitError
 from plait.execution.git.merging import LandOutcome, LandResult, land, merge_chain, update_ref_cas
@@ -212,13 +210,10 @@ class RunDriver:
         ctx = self.ctx
         state = ctx.recorder.state
         base_branch, base = state.base_branch or "", state.base_commit or ""
-        not_landed = [t for t in state.tasks.values() if t.status in NOT_LANDING_TASK]
-        if tip == base and not_landed:
+        nothing = nothing_landed(state, tip)  # the domain: a failure, or a landing to try
+        if nothing is not None:
             await self.tester.close()
-            return await self._fail(
-                "nothing landed: "
-                + "; ".join(f"task {t.task_id!r} {t.status}" for t in not_landed[:10])
-            )
+            return await self._fail(nothing)
         landed_on, reason = base_branch, ""
         if tip != base:
             tip, landing = await self._land_on_base(base_branch, tip, base)
@@ -227,15 +222,7 @@ class RunDriver:
         await self.tester.close()
         if landed_on == base_branch:
             await ctx.git.run("update-ref", "-d", ctx.result_ref, tip, check=False)
-        await ctx.recorder.record(
-            RunCompleted(
-                run_id=ctx.run_id,
-                landed_commit=tip,
-                landed_on=landed_on,
-                land_command=land_command(ctx.run_id) if reason else None,
-                not_landed_reason=reason,
-            )
-        )
+        await ctx.recorder.record(run_completed(state, tip, landed_on, reason))
         status = state.status or RunStatus.FAILED
         return RunResult(ctx.run_id, status, tip, landed_on, None)
 
