@@ -8,7 +8,9 @@ transition up (`machine.get_transitions`); the run fold uses it. `Lifecycle.fire
 trigger on any live object with a `status` attribute through the shared machine's event.
 Nothing is registered per entity, so nothing has to be removed and a long-lived process
 cannot leak models. An illegal trigger raises `InvalidTransition`, never transitions'
-`MachineError`. No callbacks are attached: replay must not re-run effects.
+`MachineError`. No callbacks are attached: replay must not re-run effects. What each state
+leads to on resume is plait.domain.run.decide's (RESUME_TASK, RESUME_BATCH, RESUME_RUN),
+checked against these machines when it is imported.
 
 Run (the event that fires each trigger, from plait.domain.run):
 

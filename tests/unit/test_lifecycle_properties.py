@@ -10,11 +10,13 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from plait.domain.errors import InvalidTransition
 from plait.domain.lifecycles import BATCH, RUN, TASK, Lifecycle
-from plait.domain.run.decide import RESUME_BATCH, RESUME_RUN, RESUME_TASK, Step
+from plait.domain.run.decide import RESUME_BATCH, RESUME_RUN, RESUME_TASK, Step, check_steps
 from plait.domain.statuses import (
     ENDED_RUN,
     IN_FLIGHT_BATCH,
@@ -105,3 +107,12 @@ def test_a_task_a_crash_left_running_is_interrupted_and_runs_again() -> None:
     assert after_resume(TASK, TaskStatus.RUNNING) == TaskStatus.PENDING
     assert after_resume(TASK, TaskStatus.RESOLVING) == TaskStatus.PENDING
     assert after_resume(TASK, TaskStatus.CONFLICTED) == TaskStatus.RERUN
+
+
+def test_a_step_on_resume_the_machine_does_not_allow_is_refused() -> None:
+    wrong = {**RESUME_TASK, TaskStatus.RUNNING: Step.REQUEUE}  # requeue a running task?
+    with pytest.raises(InvalidTransition, match="running"):
+        check_steps(TASK, wrong)
+    incomplete = {k: v for k, v in RESUME_BATCH.items() if k != BatchStatus.LANDED}
+    with pytest.raises(RuntimeError, match="no step on resume for \\['landed'\\]"):
+        check_steps(BATCH, incomplete)

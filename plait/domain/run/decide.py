@@ -97,11 +97,11 @@ RESUME_RUN: Mapping[RunStatus, Step] = {
 }
 
 
-def _check(lifecycle: Lifecycle[Any], table: Mapping[Any, Step]) -> None:
+def check_steps(lifecycle: Lifecycle[Any], table: Mapping[Any, Step]) -> None:
     """Every state has a step, and the machine allows the step's trigger from it."""
     missing = set(lifecycle.states) - set(table)
     if missing:
-        raise RuntimeError(f"{lifecycle.entity}: no step on resume for {sorted(missing)}")
+        raise RuntimeError(f"{lifecycle.entity}: no step on resume for {sorted(map(str, missing))}")
     for state, step in table.items():
         trigger = step.value
         if trigger in (None, "leave", "end"):
@@ -114,9 +114,9 @@ def _check(lifecycle: Lifecycle[Any], table: Mapping[Any, Step]) -> None:
         lifecycle.next_state(source, trigger)
 
 
-_check(TASK, RESUME_TASK)
-_check(BATCH, RESUME_BATCH)
-_check(RUN, RESUME_RUN)
+check_steps(TASK, RESUME_TASK)
+check_steps(BATCH, RESUME_BATCH)
+check_steps(RUN, RESUME_RUN)
 
 
 # --- a process died: what recovery records --------------------------------------------
