@@ -7,7 +7,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TypedDict
 
-from plait.domain.events import MAX_TEST_IDS, TestsFailed, TestsPassed
+from plait.domain.events import MAX_TEST_IDS, BaselineTested, TestsFailed, TestsPassed
+from plait.domain.plan.model import Plan
+from plait.domain.run import RunState
 
 
 @dataclass(frozen=True)
@@ -89,4 +91,37 @@ def verdict_event(
         failed_tests=failed[:MAX_TEST_IDS],
         failed_count=None if verdict.failed_tests is None else len(failed),
         problem=verdict.problem,
+    )
+
+
+def baseline(state: RunState, plan: Plan, verdict: TestRun) -> tuple[BaselineTested, str | None]:
+    """The baseline's event, and why the run is refused (None: it may go on). A problem
+    (the tests could not run, or read the user's checkout) refuses it whatever
+    `allow_red_base` says; red tests refuse it unless the plan allows a red base."""
+    allowed = not verdict.problem and (verdict.passed or plan.allow_red_base)
+    failed = sorted(verdict.failed_tests or ())
+    tested = BaselineTested(
+        run_id=state.run_id,
+        command=plan.test_command or "",
+        passed=verdict.passed,
+        exit_code=verdict.exit_code,
+        output_tail=verdict.output_tail,
+        allowed=allowed,
+        timed_out=verdict.timed_out,
+        failed_tests=failed[:MAX_TEST_IDS],
+        failed_count=None if verdict.failed_tests is None else len(failed),
+        problem=verdict.problem,
+        outside_reads=verdict.outside_reads,
+        setup=verdict.setup,
+        duration=verdict.duration,
+        log_path=verdict.log_path,
+    )
+    if allowed:
+        return tested, None
+    if verdict.problem:
+        return tested, f"refused before any task ran: {verdict.problem}"
+    base = (state.base_commit or "")[:12]
+    return tested, (
+        f"the tests already fail on the base commit {base} before any task ran; "
+        "fix them first or set allow_red_base: true"
     )
