@@ -28,7 +28,8 @@ from plait.domain.statuses import (
     DRIVEN_RUN,
     RunStatus,
 )
-from plait.eventstore import ConcurrencyError, SqlEventStore
+from plait.eventstore import ConcurrencyError, EventStore
+from plait.eventstore.streams import project_stream, run_stream
 from plait.execution.errors import (
     AgentsUnavailable,
     BadWorktreeRoot,
@@ -62,7 +63,6 @@ from plait.execution.worktrees.manager import (
     worktree_root_for,
 )
 from plait.projections import Projector, ReadModels, all_projections
-from plait.projections.codec import project_stream, run_stream
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +71,7 @@ class Plait(ProjectService):
     """The use cases: the projects' (registration, plans) and the runs'. What keeps runs
     going (leases, recovery, pools, the read models' feed) is the supervisor's."""
 
-    def __init__(self, store: SqlEventStore, settings: Settings | None = None) -> None:
+    def __init__(self, store: EventStore, settings: Settings | None = None) -> None:
         self.store = store
         self.settings = settings or Settings()
         self.read = ReadModels(store)
@@ -149,6 +149,7 @@ class Plait(ProjectService):
                 project_stream(project_id),
                 [RunStarted(project_id=project_id, run_id=run_id)],
                 expected=facts.version,
+                fenced=run_id,
             )
         except BaseException as exc:
             await asyncio.to_thread(self.supervisor.leases.release, run_id)
@@ -168,7 +169,7 @@ class Plait(ProjectService):
             max_concurrency=plan.max_concurrency,
             worktree_root=str(worktree_root),
         )
-        await self.supervisor.append(run_stream(run_id), [created], expected=0)
+        await self.supervisor.append(run_stream(run_id), [created], expected=0, fenced=run_id)
         await self.supervisor.launch(project_id, run_id, plan=plan)
         return run_id
 
@@ -295,6 +296,7 @@ class Plait(ProjectService):
                     project_stream(project_id),
                     [RunStarted(project_id=project_id, run_id=run_id)],
                     expected=facts.version,
+                    fenced=run_id,
                 )
             except ConcurrencyError:
                 raise RunAlreadyActive(f"project {project_id} changed; try again") from None

@@ -8,6 +8,7 @@ a driver for each run it holds the lease of, renews that lease, and owns the wor
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,8 +21,10 @@ from plait.domain.plan.parsing import plan_from_mapping
 from plait.domain.run import RunState
 from plait.domain.run.decide import recovery
 from plait.domain.statuses import ACTIVE_RUN, RunStatus, TaskStatus
-from plait.eventstore import SqlEventStore, StoreError
-from plait.eventstore.leases import DEFAULT_TTL, LeaseStore
+from plait.eventstore import EventStore, StoreError
+from plait.eventstore.codec import decode, encode
+from plait.eventstore.leases import LeaseStore
+from plait.eventstore.streams import project_stream, run_stream
 from plait.execution.errors import NotResumable, ServiceError, UnknownRun
 from plait.execution.git.cli import Git, GitError
 from plait.execution.projects import checked_id
@@ -35,7 +38,6 @@ from plait.execution.settings import Settings
 from plait.execution.worktrees.manager import LEGACY_ROOT, Worktree, WorktreeManager
 from plait.execution.worktrees.pool import WorktreePool
 from plait.projections import Projector, ReadModels
-from plait.projections.codec import decode, encode, project_stream, run_stream
 
 log = logging.getLogger(__name__)
 
@@ -48,13 +50,13 @@ class ActiveRun:
 
 class Supervisor:
     def __init__(
-        self, store: SqlEventStore, settings: Settings, read: ReadModels, projector: Projector
+        self, store: EventStore, settings: Settings, read: ReadModels, projector: Projector
     ) -> None:
         self.store = store
         self.settings = settings
         self.read = read
         self.projector = projector
-        self.leases = LeaseStore(store)
+        self.leases = LeaseStore(store, timings=settings.leases)
         self._runs: dict[str, ActiveRun] = {}
         self._projector_task: asyncio.Task[None] | None = None
         self._pools: dict[Path, WorktreePool] = {}
@@ -134,6 +136,7 @@ class Supervisor:
                 project_stream(project_id),
                 [RunEnded(project_id=project_id, run_id=run_id, outcome=RunStatus.STOPPED)],
                 expected=None,
+                fenced=run_id,
             )
             await asyncio.to_thread(self.leases.release, run_id)
             return False
@@ -215,6 +218,7 @@ class Supervisor:
         """Drive a run whose lease this process holds, renewing it until the run ends.
         `plan`: the run's plan, parsed already by the caller (else from RunCreated)."""
         recorder = recorder or await self.recorder(run_id)
+        recorder.fence = self.leases.fence(run_id)
         state = recorder.state
         plan = plan or plan_from_mapping(recorder.plan)
         repo = Path(state.repo_path or ".")
@@ -259,9 +263,9 @@ class Supervisor:
 
         async def renew() -> None:
             while True:
-                await asyncio.sleep(DEFAULT_TTL / 3)
+                await asyncio.sleep(self.settings.leases.renew_every)
                 try:
-                    renewed = await asyncio.to_thread(self.leases.acquire, run_id)
+                    renewed = await asyncio.to_thread(self.leases.renew, run_id)
                 except StoreError as exc:  # an outage: keep the run (it pauses) and try again
                     log.warning("run %s: could not renew its lease: %s", run_id, exc)
                     continue
@@ -297,6 +301,7 @@ class Supervisor:
         recorder = RunRecorder(self.store, state, events[-1].stream_version, self.settings.actor)
         recorder.plan = plan
         recorder.outage_tolerance = self.settings.outage_tolerance
+        recorder.fence = self.leases.fence(run_id)  # set once this process holds the lease
         return recorder
 
     async def request_stop(self, active: ActiveRun, reason: str) -> None:
@@ -304,9 +309,16 @@ class Supervisor:
             await active.ctx.recorder.record(StopRequested(run_id=active.ctx.run_id, reason=reason))
         active.ctx.stop.set()
 
-    async def append(self, stream: str, events: list[Any], *, expected: int | None) -> None:
+    async def append(
+        self, stream: str, events: list[Any], *, expected: int | None, fenced: str | None = None
+    ) -> None:
+        """Append for a use case; `fenced`: a run whose lease this process holds, whose fence
+        the append carries (refused with FencedOff once another process took the run)."""
         encoded = [encode(e, {"actor": self.settings.actor}) for e in events]
-        await asyncio.to_thread(self.store.append, stream, encoded, expected)
+        fence = self.leases.fence(fenced) if fenced else None
+        await asyncio.to_thread(
+            functools.partial(self.store.append, stream, encoded, expected, fence=fence)
+        )
 
     async def worktrees(self, git: Git, state: RunState) -> WorktreeManager:
         """The run's own worktree root, as recorded when it was created."""

@@ -13,16 +13,14 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from plait.eventstore import SqlEventStore
+from plait.eventstore import EventStore
 from plait.projections import ReadModels
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
 class Metrics:
-    def __init__(
-        self, store: SqlEventStore, read: ReadModels, projected: Callable[[], int]
-    ) -> None:
+    def __init__(self, store: EventStore, read: ReadModels, projected: Callable[[], int]) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self.runs_started = Counter(
             "plait_runs_started",
@@ -40,9 +38,7 @@ class Metrics:
 
 
 class _StoreCollector(Collector):
-    def __init__(
-        self, store: SqlEventStore, read: ReadModels, projected: Callable[[], int]
-    ) -> None:
+    def __init__(self, store: EventStore, read: ReadModels, projected: Callable[[], int]) -> None:
         self.store = store
         self.read = read
         self.projected = projected

@@ -15,7 +15,7 @@ from typing import Protocol
 
 from sqlalchemy import Connection, Table, delete, insert, select, update
 
-from plait.eventstore import SqlEventStore, StoredEvent
+from plait.eventstore import EventStore, StoredEvent
 from plait.projections.tables import checkpoints
 
 log = logging.getLogger(__name__)
@@ -33,7 +33,7 @@ class Projection(Protocol):
 
 
 class Projector:
-    def __init__(self, store: SqlEventStore, projections: Sequence[Projection]) -> None:
+    def __init__(self, store: EventStore, projections: Sequence[Projection]) -> None:
         self.store = store
         self.projections = list(projections)
         self._position = 0

@@ -15,6 +15,7 @@ task: it lands its tested result.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from dataclasses import dataclass
 
@@ -32,6 +33,8 @@ from plait.domain.run_actions import dependency_skips, land_skips
 from plait.domain.statuses import ACTIVE_RUN, ENDED_RUN, RunStatus
 from plait.domain.verdicts import baseline
 from plait.eventstore import StoreError
+from plait.eventstore.codec import encode
+from plait.eventstore.streams import project_stream
 from plait.execution.git.cli import GitError
 from plait.execution.git.merging import LandOutcome, LandResult, land, merge_chain, update_ref_cas
 from plait.execution.run.batch_executor import BatchEnd, BatchExecutor
@@ -40,7 +43,6 @@ from plait.execution.run.integration_tests import IntegrationTester
 from plait.execution.run.merge_validator import LandingRaced, MergeValidator
 from plait.execution.run.recovery import interrupt_tasks
 from plait.execution.worktrees.manager import WorktreeError
-from plait.projections.codec import encode, project_stream
 
 log = logging.getLogger(__name__)
 
@@ -256,7 +258,12 @@ class RunDriver:
 
 
 async def _append(ctx: RunContext, stream: str, event: RunEnded) -> None:
-    await asyncio.to_thread(ctx.recorder.store.append, stream, [encode(event)], None)
+    recorder = ctx.recorder
+    await asyncio.to_thread(
+        functools.partial(
+            recorder.store.append, stream, [encode(event)], None, fence=recorder.fence
+        )
+    )
 
 
 def _why(landing: LandResult) -> str:
