@@ -22,9 +22,9 @@ if _CRASH_AT or _COUNT_FILE:
     _append = SqlEventStore.append
     _count = 0
 
-    def append(self: SqlEventStore, stream_id: str, events: Any, *args: Any) -> Any:
+    def append(self: SqlEventStore, stream_id: str, events: Any, *args: Any, **kwargs: Any) -> Any:
         global _count
-        positions = _append(self, stream_id, events, *args)
+        positions = _append(self, stream_id, events, *args, **kwargs)
         if stream_id.startswith("run-") and positions:
             _count += 1
             if _COUNT_FILE:
@@ -34,4 +34,4 @@ if _CRASH_AT or _COUNT_FILE:
                 os.kill(os.getpid(), signal.SIGKILL)
         return positions
 
-    SqlEventStore.append = append  # type: ignore[method-assign,assignment]
+    SqlEventStore.append = append  # type: ignore[method-assign]
