@@ -19,6 +19,8 @@ from plait.domain.describe import gist
 from plait.domain.events import (
     BatchCompleted,
     BatchFailed,
+    BranchMerged,
+    MergeConflicted,
     RunCompleted,
     RunEvent,
     RunResumed,
@@ -251,6 +253,41 @@ def batch_end(
         merge_status="success" if not left_out else "partial",
         duration=duration,
     )
+
+
+# --- a merge chain ran: what it merged and what conflicted -----------------------------
+
+
+def merge_events(
+    run_id: str,
+    batch_id: int,
+    merged: Sequence[tuple[str, str]],
+    conflicts: Sequence[tuple[str, tuple[str, ...]]],
+    worktree_of: Mapping[str, str],
+) -> list[RunEvent]:
+    """A merge chain's result: each branch merged (task, merge commit) in order, then each
+    that conflicted (task, files); recorded in one append."""
+    events: list[RunEvent] = [
+        BranchMerged(
+            run_id=run_id,
+            batch_id=batch_id,
+            task_id=task_id,
+            worktree_id=worktree_of[task_id],
+            merge_commit=commit,
+        )
+        for task_id, commit in merged
+    ]
+    events += [
+        MergeConflicted(
+            run_id=run_id,
+            batch_id=batch_id,
+            task_id=task_id,
+            worktree_id=worktree_of[task_id],
+            files=files,
+        )
+        for task_id, files in conflicts
+    ]
+    return events
 
 
 # --- the run's end ------------------------------------------------------------------------

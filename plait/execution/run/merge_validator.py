@@ -21,11 +21,10 @@ from plait.domain.events import (
     BatchLanded,
     BranchMerged,
     CulpritFound,
-    MergeConflicted,
     MergeStarted,
-    RunEvent,
     TestsFlaky,
 )
+from plait.domain.run.decide import merge_events
 from plait.domain.verdicts import TestRun, newly_failing, no_worse, verdict_event
 from plait.eventstore.anchor import head_ref_for
 from plait.execution.git.anchor import anchor_chain
@@ -136,29 +135,11 @@ class MergeValidator:
         outcome: MergeOutcome,
     ) -> ChainResult:
         chain = await merge_chain(self.ctx.git, onto, branches)
-        events: list[RunEvent] = []
-        for step in chain.steps:
-            events.append(
-                BranchMerged(
-                    run_id=self.ctx.run_id,
-                    batch_id=batch_id,
-                    task_id=step.task_id,
-                    worktree_id=worktree_of[step.task_id],
-                    merge_commit=step.merge_commit,
-                )
-            )
-            outcome.merged.append(step.task_id)
-        for conflict in chain.conflicts:
-            events.append(
-                MergeConflicted(
-                    run_id=self.ctx.run_id,
-                    batch_id=batch_id,
-                    task_id=conflict.task_id,
-                    worktree_id=worktree_of[conflict.task_id],
-                    files=conflict.files,
-                )
-            )
-            outcome.conflicted[conflict.task_id] = conflict.files
+        merged = [(step.task_id, step.merge_commit) for step in chain.steps]
+        conflicts = [(c.task_id, tuple(c.files)) for c in chain.conflicts]
+        events = merge_events(self.ctx.run_id, batch_id, merged, conflicts, worktree_of)
+        outcome.merged += [task_id for task_id, _ in merged]
+        outcome.conflicted.update(conflicts)
         await self.ctx.recorder.record(*events)  # the whole chain in one append
         return chain
 
