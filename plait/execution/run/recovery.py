@@ -9,8 +9,8 @@ from pathlib import Path
 
 from plait.domain.events import TaskSucceeded
 from plait.domain.ids import run_branches
-from plait.domain.run.decide import interruptions, orphan_stop
-from plait.domain.statuses import TaskStatus
+from plait.domain.run.decide import Recovery, interruptions, orphan_stop, recovery
+from plait.domain.statuses import RunStatus, TaskStatus
 from plait.execution.git.cli import Git
 from plait.execution.run.context import RunContext
 from plait.execution.run.recorder import RunRecorder
@@ -76,6 +76,14 @@ async def adopt_finished_attempts(recorder: RunRecorder, git: Git) -> list[str]:
     if adopted:
         log.warning("run %s: adopted the finished attempts of %s", recorder.run_id, adopted)
     return adopted
+
+
+async def recovered_run(recorder: RunRecorder) -> Recovery:
+    """What start-up does with a run a dead driver left: its finished attempts adopted (a
+    running run), then the domain's decision (plait.domain.run.decide.recovery)."""
+    if recorder.state.status == RunStatus.RUNNING:
+        await adopt_finished_attempts(recorder, Git(Path(recorder.state.repo_path or ".")))
+    return recovery(recorder.state)
 
 
 async def interrupt_tasks(recorder: RunRecorder, reason: str) -> None:

@@ -101,6 +101,8 @@ class WorktreeManager:
         None: the default for the repository (see `worktree_root_for`)."""
         self.git = git
         self._root = root
+        self._excludes: dict[tuple[Path, tuple[str, ...]], str] = {}  # -> the text written
+        self._changes: dict[tuple[str, str], list[str]] = {}  # (base, head) -> paths
 
     async def root(self) -> Path:
         if self._root is None:
@@ -256,7 +258,12 @@ class WorktreeManager:
 
     async def write_excludes(self, path: Path, patterns: Sequence[str]) -> Path:
         """An ignore file for `commit_all`: the user's own global excludes (which
-        `core.excludesFile` would otherwise replace) plus `patterns`."""
+        `core.excludesFile` would otherwise replace) plus `patterns`. Written once per
+        manager (a run's tasks share it) unless the file changed since."""
+        key = (path, tuple(patterns))
+        written = self._excludes.get(key)
+        if written is not None and _read(path) == written:
+            return path
         configured = await self.git.run(
             "config", "--path", "--get", "core.excludesFile", check=False
         )
@@ -271,6 +278,7 @@ class WorktreeManager:
         path.parent.mkdir(parents=True, exist_ok=True)
         text = f"{user.rstrip()}\n# plait: tool files and byproducts\n" + "\n".join(patterns)
         path.write_text(text.lstrip() + "\n", encoding="utf-8")
+        self._excludes[key] = text.lstrip() + "\n"
         return path
 
     async def commit_all(
@@ -302,11 +310,23 @@ class WorktreeManager:
         committed = await self.git.run(*argv, cwd=cwd, check=False)
         if committed.returncode != 0 and "nothing to commit" not in committed.stdout:
             raise GitError(["git", *argv], committed.returncode, committed.stderr)
-        head = await self.git.rev_parse("HEAD", cwd=cwd)
+        head, changed = await self.git.head_change(worktree.base_commit, cwd=cwd)
+        if changed is not None:
+            self._changes[(worktree.base_commit, head)] = changed  # for changed_files
         return None if head == worktree.base_commit else head
 
     async def changed_files(self, base: str, head: str) -> list[str]:
         """Paths that differ between two commits (renames as delete + add)."""
         a, b = await self.git.rev_parse(base), await self.git.rev_parse(head)
+        known = self._changes.pop((a, b), None)
+        if known is not None:
+            return known  # commit_all saw them
         out = await self.git.run("diff", "--name-only", "--no-renames", "-z", a, b, "--")
         return [name for name in out.stdout.split("\0") if name]
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError:
+        return None
