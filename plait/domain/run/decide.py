@@ -1,5 +1,6 @@
-"""The domain decides: given a run's state and an outcome execution reports (a batch's tasks
-ended, a process died with the run unfinished, a resume), the events to record.
+"""The domain decides: given a run's state and an outcome execution reports (a process died
+with the run unfinished, a batch runs again, its tasks ended, a merge chain ran, the
+result's landing was tried), the events to record.
 
 Execution performs the effects (processes, worktrees, merges) and reports what happened;
 which event follows is chosen here, in one place. Every state of every lifecycle has a
