@@ -160,7 +160,7 @@ async def plait_run(work: Path, plan: Plan) -> tuple[float, float]:
     finally:
         await service.close()
         store.close()
-    if result.status != "completed":
+    if result.status != "landed":
         raise RuntimeError(f"plait run {result.run_id} ended {result.status}: {result.error}")
     check_result(repo, [list(b.task_ids) for b in plan.batches or ()] or [list(plan.task_ids)])
     return ready - started, done - ready

@@ -33,7 +33,6 @@ STYLES: dict[str, str] = {
     BatchStatus.MERGING: "bold blue",
     BatchStatus.TESTING: "bold blue",
     BatchStatus.COMPLETED: "bold green",
-    BatchStatus.TEST_FAILED: "bold red",
     BatchStatus.CANCELLED: "yellow",
 }
 

@@ -8,7 +8,9 @@ transition up (`machine.get_transitions`); the run fold uses it. `Lifecycle.fire
 trigger on any live object with a `status` attribute through the shared machine's event.
 Nothing is registered per entity, so nothing has to be removed and a long-lived process
 cannot leak models. An illegal trigger raises `InvalidTransition`, never transitions'
-`MachineError`. No callbacks are attached: replay must not re-run effects.
+`MachineError`. No callbacks are attached: replay must not re-run effects. What each state
+leads to on resume is plait.domain.run.decide's (RESUME_TASK, RESUME_BATCH, RESUME_RUN),
+checked against these machines when it is imported.
 
 Run (the event that fires each trigger, from plait.domain.run):
 
@@ -32,16 +34,14 @@ Run (the event that fires each trigger, from plait.domain.run):
 Batch:
 
     trigger     from                                         to           event
-    start       pending, cancelled, failed, conflicted,      running      BatchStarted
-                test_failed, landed, completed
+    start       pending, cancelled, failed, landed,          running      BatchStarted
+                completed
     merge       running, testing                             merging      MergeStarted
     test        merging, testing                             testing      TestsPassed/Failed/Flaky
     land        merging, testing                             landed       BatchLanded
     fall_back   running, merging, landed                     running      FellBackToSequential
     complete    landed                                       completed    BatchCompleted
-    fail        running, merging, testing, landed            failed       BatchFailed (other)
-    conflict    running, merging, testing, landed            conflicted   BatchFailed (conflicts)
-    fail_tests  running, merging, testing, landed            test_failed  BatchFailed (test_failed)
+    fail        running, merging, testing, landed            failed       BatchFailed
     cancel      running, merging, testing                    cancelled    RunStopped, RunResumed,
                                                                           BatchFailed (cancelled)
 
@@ -204,9 +204,7 @@ RUN = Lifecycle(
 
 _BATCH_IN_FLIGHT = (B.RUNNING, B.MERGING, B.TESTING)
 _BATCH_ENDABLE = (*_BATCH_IN_FLIGHT, B.LANDED)
-_BATCH_RESTARTABLE = (
-    B.PENDING, B.CANCELLED, B.FAILED, B.CONFLICTED, B.TEST_FAILED, B.LANDED, B.COMPLETED,
-)  # fmt: skip
+_BATCH_RESTARTABLE = (B.PENDING, B.CANCELLED, B.FAILED, B.LANDED, B.COMPLETED)
 
 BATCH = Lifecycle(
     "batch",
@@ -219,8 +217,6 @@ BATCH = Lifecycle(
         ("fall_back", (B.RUNNING, B.MERGING, B.LANDED), B.RUNNING),
         ("complete", B.LANDED, B.COMPLETED),
         ("fail", _BATCH_ENDABLE, B.FAILED),
-        ("conflict", _BATCH_ENDABLE, B.CONFLICTED),
-        ("fail_tests", _BATCH_ENDABLE, B.TEST_FAILED),
         ("cancel", _BATCH_IN_FLIGHT, B.CANCELLED),
     ),
     initial=B.PENDING,

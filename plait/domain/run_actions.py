@@ -18,7 +18,6 @@ from plait.domain.statuses import (
     RESUMABLE_RUN,
     RETRYABLE_TASK,
     SKIPPABLE_TASK,
-    BatchStatus,
     RunStatus,
     TaskStatus,
 )
@@ -62,15 +61,6 @@ def dependency_skips(state: RunState, batch_id: int) -> list[TaskSkipped]:
                 TaskSkipped(run_id=state.run_id, task_id=task_id, reason=why, batch_id=batch_id)
             )
     return skips
-
-
-def batch_has_work(state: RunState, batch_id: int) -> bool:
-    """A completed batch is done unless one of its tasks was queued again (a retry); any
-    other batch runs (again), even if only to record that it is done."""
-    batch = state.batches[batch_id]
-    if batch.status != BatchStatus.COMPLETED:
-        return True
-    return any(state.tasks[t].status == TaskStatus.PENDING for t in batch.task_ids)
 
 
 def retry_events(state: RunState, task_id: str) -> list[TaskRequeued]:

@@ -45,8 +45,6 @@ class BatchStatus(StrEnum):
     LANDED = "landed"
     COMPLETED = "completed"
     FAILED = "failed"
-    CONFLICTED = "conflicted"
-    TEST_FAILED = "test_failed"
     CANCELLED = "cancelled"
 
 
@@ -87,8 +85,6 @@ MEANING: dict[type[StrEnum], dict[StrEnum, str]] = {
         BatchStatus.LANDED: "the tested merge moved the run's result branch",
         BatchStatus.COMPLETED: "every task of it is settled and its green work landed",
         BatchStatus.FAILED: "a task of it failed (its green work landed first)",
-        BatchStatus.CONFLICTED: "it ended with a conflict it could not resolve",
-        BatchStatus.TEST_FAILED: "it ended with tests that failed",
         BatchStatus.CANCELLED: "the run stopped while it was in flight; restarted on resume",
     },
 }

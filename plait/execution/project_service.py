@@ -39,6 +39,7 @@ class ProjectService:
     store: EventStore
     read: ReadModels
     supervisor: Supervisor
+    _submitted: dict[str, Plan]  # the plan this process last submitted, by project
 
     async def wait_until_projected(self, position: int | None = None) -> None:
         await self.supervisor.wait_until_projected(position)
@@ -116,6 +117,9 @@ class ProjectService:
             source=source,
         )
         await self.supervisor.append(project_stream(project_id), [event], expected=None)
+        # A start in this process takes the plan as it is, not parsed again (one parse and
+        # one batching per command).
+        self._submitted[facts.project_id] = plan
         return {"mode": decision.mode, "reason": decision.reason, "batches": described}
 
     async def project(self, project_id: str) -> ProjectFacts:

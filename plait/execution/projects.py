@@ -61,7 +61,12 @@ def fold_project(project_id: str, events: list[StoredEvent]) -> ProjectFacts:
         elif isinstance(event, ProjectDeleted):
             facts.deleted = True
         elif isinstance(event, PlanAccepted):
-            facts.plan = {"plan": event.plan, "mode": event.mode, "reason": event.reason}
+            facts.plan = {
+                "plan": event.plan,
+                "batches": event.batches,
+                "mode": event.mode,
+                "reason": event.reason,
+            }
         elif isinstance(event, RunStarted):
             facts.active_run = facts.last_run = event.run_id
         elif isinstance(event, RunEnded) and facts.active_run == event.run_id:

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 from pathlib import Path
+from typing import Any
 
 from plait.domain import run_actions
 from plait.domain.events import (
@@ -77,6 +78,7 @@ class Plait(ProjectService):
         self.read = ReadModels(store)
         self.projector = Projector(store, all_projections())
         self.supervisor = Supervisor(store, self.settings, self.read, self.projector)
+        self._submitted: dict[str, Plan] = {}  # the plan this process last submitted, by project
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -121,9 +123,7 @@ class Plait(ProjectService):
         if facts.plan is None:
             raise NoPlan(f"project {project_id} has no plan: submit one first")
         await visible_repository(facts.repo_path)
-        plan = _overridden(
-            plan_from_mapping(facts.plan["plan"]), max_concurrency=max_concurrency, base=base
-        )
+        plan, batches = self._accepted(facts, max_concurrency=max_concurrency, base=base)
         git = Git(Path(facts.repo_path))
         base_branch = plan.base or await git.current_branch()
         if not base_branch:
@@ -158,7 +158,7 @@ class Plait(ProjectService):
             run_id=run_id,
             project_id=project_id,
             plan=plan.to_dict(),
-            batches=[b.to_dict() for b in plan_batches(plan)],
+            batches=batches,
             base_branch=base_branch,
             base_commit=base_commit,
             repo_path=facts.repo_path,
@@ -166,8 +166,25 @@ class Plait(ProjectService):
             worktree_root=str(worktree_root),
         )
         await self.supervisor.append(run_stream(run_id), [created], expected=0, fenced=run_id)
-        await self.supervisor.launch(project_id, run_id)
+        await self.supervisor.launch(project_id, run_id, plan=plan)
         return run_id
+
+    def _accepted(
+        self, facts: ProjectFacts, **overrides: object
+    ) -> tuple[Plan, list[dict[str, Any]]]:
+        """The project's accepted plan with a start's overrides (`max_concurrency`, `base`)
+        and its batches: the plan this process just submitted as it is, else parsed once;
+        the batches PlanAccepted recorded (no override changes them)."""
+        assert facts.plan is not None
+        stored, given = facts.plan["plan"], {k: v for k, v in overrides.items() if v is not None}
+        submitted = self._submitted.get(facts.project_id)
+        if submitted is not None and not given and submitted.to_dict() == stored:
+            plan = submitted
+        else:
+            # Checked like a plan file: a bad `base` is refused in the plan's words.
+            plan = plan_from_mapping({**stored, **given})
+        batches = facts.plan.get("batches") or [b.to_dict() for b in plan_batches(plan)]
+        return plan, list(batches)
 
     async def _worktree_root(self, git: Git, plan: Plan) -> Path:
         """--worktree-root, else the plan's `worktree_root`, else plait's data directory."""
@@ -234,7 +251,11 @@ class Plait(ProjectService):
         if run_id is None:
             raise UnknownRun(f"project {project_id} has no run to resume")
         await visible_repository(facts.repo_path)
-        if self.supervisor.driving(run_id) is not None:
+        if (active := self.supervisor.driving(run_id)) is not None:
+            if action is run_actions.RESUME and active.recovered:
+                # Start-up already resumed it (a crash left it unfinished): that is the
+                # resume asked for, so the first `plait resume` after a crash succeeds.
+                return run_id
             raise RunAlreadyActive(f"run {run_id} is running in this process", run_id)
         if facts.active_run not in (None, run_id):
             raise RunAlreadyActive(f"run {facts.active_run} is active", facts.active_run)
@@ -260,8 +281,9 @@ class Plait(ProjectService):
             then = action.events(recorder.state)  # refused here, before anything is recorded
         except ActionRefused as exc:
             raise NotResumable(str(exc)) from None
+        plan = plan_from_mapping(recorder.plan)  # once: the launch below takes it as it is
         if action.runs_tasks:
-            await self._agents(plan_from_mapping(recorder.plan))
+            await self._agents(plan)
         if facts.active_run is None:
             try:
                 await self.supervisor.append(
@@ -277,7 +299,7 @@ class Plait(ProjectService):
             await adopt_finished_attempts(recorder, Git(Path(recorder.state.repo_path or ".")))
             await interrupt_tasks(recorder, "the process driving the run ended")
         await recorder.record(RunResumed(run_id=run_id, reason=action.name), *then)
-        await self.supervisor.launch(project_id, run_id, recorder)
+        await self.supervisor.launch(project_id, run_id, recorder, plan=plan)
         return run_id
 
     async def task_diff(self, run_id: str, task_id: str, attempt: int | None = None) -> Diff:
@@ -314,10 +336,3 @@ __all__ = [
     "UnknownRun",
     "UnknownTask",
 ]
-
-
-def _overridden(plan: Plan, **settings: object) -> Plan:
-    """The plan with the given settings (None: the plan's own), checked like a plan file:
-    a bad `base` is refused in the plan's words."""
-    given = {key: value for key, value in settings.items() if value is not None}
-    return plan_from_mapping({**plan.to_dict(), **given}) if given else plan

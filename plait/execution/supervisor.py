@@ -24,8 +24,9 @@ from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from plait.domain.events import RunResumed, StopRequested
+from plait.domain.events import StopRequested
 from plait.domain.ids import result_branch
+from plait.domain.plan.model import Plan
 from plait.domain.plan.parsing import plan_from_mapping
 from plait.domain.run import RunState
 from plait.domain.statuses import ACTIVE_RUN, RunStatus
@@ -40,13 +41,7 @@ from plait.execution.run.appends import append, end_run, metadata_of
 from plait.execution.run.context import RunContext
 from plait.execution.run.orchestrator import RunDriver, RunResult
 from plait.execution.run.recorder import RunRecorder
-from plait.execution.run.recovery import (
-    adopt_finished_attempts,
-    adopt_worktrees,
-    interrupt_tasks,
-    reap_orphans,
-    stop_orphan,
-)
+from plait.execution.run.recovery import adopt_worktrees, reap_orphans, recovered_run, stop_orphan
 from plait.execution.runners.agent_check import AgentCheckFailed, check_agents
 from plait.execution.settings import Settings
 from plait.execution.worktrees.manager import LEGACY_ROOT, WorktreeManager
@@ -60,6 +55,7 @@ log = logging.getLogger(__name__)
 class ActiveRun:
     ctx: RunContext
     task: asyncio.Task[RunResult]
+    recovered: bool = False  # resumed at start-up, after the process driving it died
 
 
 class Supervisor:
@@ -159,14 +155,13 @@ class Supervisor:
                 await asyncio.to_thread(self.leases.release, run_id)
                 return False
             await self.reap_orphans(recorder)
-            if status == RunStatus.STOPPING:  # the stop was asked for: finish it, not resume
+            decided = await recovered_run(recorder)  # the domain: resume it, or finish its stop
+            if not decided.launch:  # the stop was asked for: finish it, not resume
                 await self.finish_stop(project_id, recorder, recorder.state.stop_reason or "")
                 return False
-            if status == RunStatus.RUNNING:
-                await adopt_finished_attempts(recorder, Git(Path(recorder.state.repo_path or ".")))
-                await interrupt_tasks(recorder, "the process driving the run ended")
-                await recorder.record(RunResumed(run_id=run_id, reason="recovered after a crash"))
+            await recorder.record(*decided.events)
             await self.launch(project_id, run_id, recorder)
+            self._runs[run_id].recovered = True
         except BaseException:
             if self.driving(run_id) is None:
                 await asyncio.to_thread(self.leases.release, run_id)
@@ -263,12 +258,13 @@ class Supervisor:
         project_id: str,
         run_id: str,
         recorder: RunRecorder | None = None,
+        plan: Plan | None = None,
     ) -> None:
-        """Drive a run whose lease this process holds, renewing it until the run ends."""
+        """Drive a run whose lease this process holds (`plan`: parsed by the caller)."""
         recorder = recorder or await self.recorder(run_id)
         recorder.fence = self.leases.fence(run_id)
         state = recorder.state
-        plan = plan_from_mapping(recorder.plan)
+        plan = plan or plan_from_mapping(recorder.plan)
         repo = Path(state.repo_path or ".")
         git = Git(repo)
         ctx = RunContext(

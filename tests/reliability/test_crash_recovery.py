@@ -178,6 +178,28 @@ async def test_a_second_service_does_not_drive_a_run_another_live_process_holds(
         store.close()
 
 
+async def test_the_first_resume_after_a_crash_succeeds_though_start_up_recovered_the_run(
+    killed_mid_batch: tuple[str, Path, Path, dict[str, int]], store_url: str, tmp_path: Path
+) -> None:
+    """`plait resume RUN` starts a service (which resumes the crashed run), then asks for
+    the resume: that is the same resume, not a run "already running in this process"."""
+    run_id, _repo, gate, _orphans = killed_mid_batch
+    store = SqlEventStore(store_url)
+    service = Plait(store, Settings(log_root=tmp_path / "logs"))
+    try:
+        assert await service.start() == [run_id]
+        project_id = service.project_of_run(run_id)
+        assert project_id is not None
+        assert await service.resume_run(project_id, run_id) == run_id
+        (gate / "release").write_text("")
+        assert (await service.wait_run(run_id)).status == "landed"
+        types = [e.type for e in store.read_stream(run_stream(run_id))]
+        assert types.count("RunResumed") == 1
+    finally:
+        await service.close()
+        store.close()
+
+
 async def test_an_attempt_that_finished_before_its_driver_died_is_adopted_not_run_again(
     killed_mid_batch: tuple[str, Path, Path, dict[str, int]],
     store_url: str,

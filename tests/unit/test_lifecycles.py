@@ -38,9 +38,7 @@ BATCH_ENDS = ("running", "merging", "testing", "landed")
 BATCH_TABLE = {
     *{
         ("start", s, "running")
-        for s in (
-            "pending", "cancelled", "failed", "conflicted", "test_failed", "landed", "completed",
-        )
+        for s in ("pending", "cancelled", "failed", "landed", "completed")
     },
     ("merge", "running", "merging"),
     ("merge", "testing", "merging"),
@@ -53,8 +51,6 @@ BATCH_TABLE = {
     ("fall_back", "landed", "running"),
     ("complete", "landed", "completed"),
     *{("fail", s, "failed") for s in BATCH_ENDS},
-    *{("conflict", s, "conflicted") for s in BATCH_ENDS},
-    *{("fail_tests", s, "test_failed") for s in BATCH_ENDS},
     *{("cancel", s, "cancelled") for s in ("running", "merging", "testing")},
 }  # fmt: skip
 

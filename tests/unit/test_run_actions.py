@@ -20,9 +20,9 @@ from plait.domain.events import (
     TaskSkipped,
 )
 from plait.domain.run import RunState, replay, task_note
+from plait.domain.run.decide import batch_has_work
 from plait.domain.run_actions import (
     ActionRefused,
-    batch_has_work,
     check_landable,
     dependency_skips,
     land_skips,

@@ -323,7 +323,7 @@ def test_a_culprit_is_ejected_and_the_rest_is_merged_again_and_landed() -> None:
     assert statuses(state) == {"a": "landed", "b": "ejected", "c": "landed"}
     batch = state.batches[1]
     assert (batch.status, batch.culprits, batch.errors) == (
-        "test_failed",
+        "failed",
         ["b"],
         ["b broke the tests"],
     )

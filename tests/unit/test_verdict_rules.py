@@ -6,9 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from plait.execution.run.integration_tests import TestRun
+from plait.domain.verdicts import TestRun, newly_failing, no_worse
 from plait.execution.run.junit import read_report
-from plait.execution.run.merge_validator import newly_failing, no_worse
 
 
 def verdict(

@@ -15,19 +15,17 @@ import enum
 import time
 from dataclasses import dataclass, field
 
-from plait.domain.describe import gist
 from plait.domain.events import (
-    BatchCompleted,
     BatchFailed,
     BatchStarted,
     FellBackToSequential,
     TaskRequeued,
-    WorkKept,
-    WorktreeRemoved,
 )
-from plait.domain.plan.model import Batch, OnTaskFailure, Task
-from plait.domain.statuses import TASK_FAILURE, TaskStatus
+from plait.domain.plan.model import Batch, Task
+from plait.domain.run.decide import batch_end, resume_batch
+from plait.domain.statuses import TaskStatus
 from plait.execution.git.cli import GitError
+from plait.execution.run.batch_cleanup import clean_up
 from plait.execution.run.conflict_resolution import can_resolve, resolve_conflict
 from plait.execution.run.context import RunContext
 from plait.execution.run.merge_validator import Candidate, MergeValidator
@@ -91,38 +89,18 @@ class BatchExecutor:
         for r in results:
             if r.outcome in (Outcome.FAILED, Outcome.NO_CHANGE):
                 outcome.left_out[r.task_id] = r.error
-        await self._clean_up(batch, outcome)
-        duration = time.monotonic() - started
-        # A task that never got a worktree (a full disk, a git failure) did not run: that is
-        # a failure of the batch, resumable, not a task quietly left out of a completed run.
-        stops = ctx.plan.on_task_failure is OnTaskFailure.STOP
-        failed = [
-            t
-            for t in outcome.left_out
-            if (stops and _is_failure(ctx, t)) or t in outcome.unprepared
-        ]
-        if failed:
-            outcome.status = BatchEnd.FAILED
-            outcome.errors = [f"task {t!r}: {gist(outcome.left_out[t])}" for t in failed]
-            await ctx.recorder.record(
-                BatchFailed(
-                    run_id=ctx.run_id,
-                    batch_id=batch.batch_id,
-                    merge_status="task_failed",
-                    errors=outcome.errors,
-                    duration=duration,
-                )
-            )
-        else:
-            status = "success" if not outcome.left_out else "partial"
-            await ctx.recorder.record(
-                BatchCompleted(
-                    run_id=ctx.run_id,
-                    batch_id=batch.batch_id,
-                    merge_status=status,
-                    duration=duration,
-                )
-            )
+        await clean_up(ctx, batch, outcome.left_out)
+        # The domain decides the batch's end from what happened.
+        end = batch_end(
+            ctx.recorder.state,
+            batch.batch_id,
+            outcome.left_out,
+            outcome.unprepared,
+            time.monotonic() - started,
+        )
+        if isinstance(end, BatchFailed):
+            outcome.status, outcome.errors = BatchEnd.FAILED, list(end.errors)
+        await ctx.recorder.record(end)
         return outcome
 
     # -- running tasks -------------------------------------------------------------------
@@ -155,7 +133,7 @@ class BatchExecutor:
             profile = ctx.plan.profile_for(task)
             profile_gate = per_profile.get(profile.name) if profile is not None else None
             async with gate, profile_gate or contextlib.nullcontext():
-                return await self._attempts(batch.batch_id, task, worktree, tip)
+                return await self._attempts(batch.batch_id, task, worktree, tip, outcome)
 
         # A TaskGroup, not gather: if recording fails (the store is gone for good), the
         # sibling tasks are cancelled, which kills their process groups.
@@ -167,37 +145,21 @@ class BatchExecutor:
         return results
 
     async def _resume_aware(self, batch: Batch) -> tuple[list[Task], list[AttemptResult]]:
-        """Which of the batch's tasks must run. On a resumed run, a task whose branch is
-        finished is carried to the merge as it is, and one that failed, conflicted or was
-        ejected is queued to run again."""
+        """Which of the batch's tasks must run, and which are carried to the merge as they
+        are (the domain decides, see plait.domain.run.decide.resume_batch)."""
         ctx = self.ctx
-        to_run: list[Task] = []
-        carried: list[AttemptResult] = []
-        for task_id in batch.task_ids:
+        decided = resume_batch(ctx.recorder.state, batch.batch_id)
+        carried = []
+        for task_id in decided.carried:
             state = ctx.recorder.state.tasks[task_id]
-            if state.status in (
-                TaskStatus.LANDED, TaskStatus.EJECTED, TaskStatus.KEPT, TaskStatus.SKIPPED,
-            ):  # fmt: skip
-                continue  # landed already, left out for good, or not to be run
-            if state.status == TaskStatus.SUCCEEDED and state.worktree_id:
-                worktree = ctx.live_worktrees.get(state.worktree_id)
-                carried.append(
-                    AttemptResult(
-                        task_id, state.attempt or 1, Outcome.SUCCEEDED, worktree, state.commit
-                    )
+            worktree = ctx.live_worktrees.get(state.worktree_id or "")
+            carried.append(
+                AttemptResult(
+                    task_id, state.attempt or 1, Outcome.SUCCEEDED, worktree, state.commit
                 )
-                continue
-            if state.status in (TaskStatus.FAILED, TaskStatus.CONFLICTED, TaskStatus.NO_CHANGE):
-                await ctx.recorder.record(
-                    TaskRequeued(
-                        run_id=ctx.run_id,
-                        batch_id=batch.batch_id,
-                        task_id=task_id,
-                        reason="the run was resumed",
-                    )
-                )
-            to_run.append(ctx.plan.task(task_id))
-        return to_run, carried
+            )
+        await ctx.recorder.record(*decided.requeued)
+        return [ctx.plan.task(t) for t in decided.to_run], carried
 
     async def _fall_back(
         self, batch: Batch, tasks: list[Task], tip: str, outcome: BatchOutcome
@@ -222,7 +184,7 @@ class BatchExecutor:
                 outcome.left_out[task.id] = f"no worktree could be created: {exc}"
                 outcome.unprepared.append(task.id)
                 continue
-            results.append(await self._attempts(batch.batch_id, task, worktree, tip))
+            results.append(await self._attempts(batch.batch_id, task, worktree, tip, outcome))
         return results
 
     async def _provision(self, batch_id: int, task: Task, base: str) -> Worktree:
@@ -233,7 +195,7 @@ class BatchExecutor:
         return await prepare_worktree(self.ctx, batch_id, task, attempt, base)
 
     async def _attempts(
-        self, batch_id: int, task: Task, worktree: Worktree, base: str
+        self, batch_id: int, task: Task, worktree: Worktree, base: str, outcome: BatchOutcome
     ) -> AttemptResult:
         retries_left = self.ctx.plan.retries
         while True:
@@ -247,6 +209,9 @@ class BatchExecutor:
             try:
                 worktree = await self._provision(batch_id, task, base)
             except (GitError, WorktreeError, OSError) as exc:
+                # The task waits for a retry that cannot run: the batch failed (resumable),
+                # never a finished run with the task still pending.
+                outcome.unprepared.append(task.id)
                 return AttemptResult(
                     task.id,
                     attempt,
@@ -308,7 +273,7 @@ class BatchExecutor:
                 outcome.left_out[task_id] = f"no worktree for the re-run: {exc}"
                 outcome.unprepared.append(task_id)  # it never ran: the batch failed
                 continue
-            result = await self._attempts(batch.batch_id, task, worktree, outcome.tip)
+            result = await self._attempts(batch.batch_id, task, worktree, outcome.tip, outcome)
             if ctx.stopping:
                 outcome.status = BatchEnd.STOPPED
                 return
@@ -351,64 +316,3 @@ class BatchExecutor:
             outcome.left_out[task_id] = f"still conflicts on the new tip ({files})"
         if task_id in merged.ejected:
             outcome.left_out[task_id] = "its branch broke the tests (culprit)"
-
-    # -- cleanup ---------------------------------------------------------------------------
-
-    async def _dispose(self, worktree: Worktree, *, delete_branch: bool) -> None:
-        """A landed task's worktree: back to the pool, or removed."""
-        pool = self.ctx.pool
-        if pool is not None and worktree.path.parent == await pool.directory():
-            try:
-                await pool.release(worktree)  # KEPT only if it holds an unreachable commit
-            except WorktreeError:
-                # Not leased from this pool (left by a process that died): remove it.
-                await self.ctx.worktrees.remove(worktree, delete_branch=delete_branch)
-                return
-            if delete_branch and worktree.branch:
-                ref = f"refs/heads/{worktree.branch}"
-                await self.ctx.git.run("update-ref", "-d", ref, check=False)
-            return
-        await self.ctx.worktrees.remove(worktree, delete_branch=delete_branch)
-
-    async def _clean_up(self, batch: Batch, outcome: BatchOutcome) -> None:
-        """Remove what landed; keep (and record) every worktree and branch that did not."""
-        ctx = self.ctx
-        for task_id in batch.task_ids:
-            branch = ctx.worktrees.task_branch(ctx.run_id, task_id)
-            mine = [
-                w
-                for w in ctx.live_worktrees.values()
-                if w.worktree_id.startswith(f"{ctx.run_id}/{task_id}.")
-            ]
-            status = ctx.recorder.state.tasks[task_id].status
-            if status in (TaskStatus.NO_CHANGE, TaskStatus.LANDED):
-                # Landed work, or none at all (no change): nothing here is worth keeping.
-                current = ctx.recorder.state.tasks[task_id].worktree_id
-                for worktree in sorted(mine, key=lambda w: w.worktree_id != current):
-                    await self._dispose(worktree, delete_branch=worktree.branch == branch)
-                    ctx.live_worktrees.pop(worktree.worktree_id, None)
-                    await ctx.recorder.record(
-                        WorktreeRemoved(
-                            run_id=ctx.run_id,
-                            task_id=task_id,
-                            worktree_id=worktree.worktree_id,
-                            batch_id=batch.batch_id,
-                        )
-                    )
-            elif task_id in outcome.left_out:
-                await ctx.recorder.record(
-                    WorkKept(
-                        run_id=ctx.run_id,
-                        task_id=task_id,
-                        branch=branch,
-                        reason=outcome.left_out[task_id][:500],
-                        worktree_id=ctx.recorder.state.tasks[task_id].worktree_id,
-                        batch_id=batch.batch_id,
-                    )
-                )
-
-
-def _is_failure(ctx: RunContext, task_id: str) -> bool:
-    """A task whose own command failed, or that did not do its job (changed nothing where
-    that is not allowed); not a conflict or a culprit."""
-    return ctx.recorder.state.tasks[task_id].status in TASK_FAILURE

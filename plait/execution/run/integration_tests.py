@@ -22,10 +22,10 @@ import hashlib
 import os
 import shlex
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
 
 from plait.domain.plan.paths import path_parts
+from plait.domain.verdicts import TestRun
 from plait.execution.run.checkout_watch import CheckoutWatch, outside_read_problem
 from plait.execution.run.context import RunContext
 from plait.execution.run.junit import read_report
@@ -41,24 +41,6 @@ from plait.execution.worktrees.manager import Worktree, WorktreeError
 # What /bin/sh exits with for a command it cannot run.
 CANNOT_RUN = {126: "not executable", 127: "not found"}
 TAIL_CHARS = 3000
-
-
-@dataclass(frozen=True)
-class TestRun:
-    commit: str
-    passed: bool
-    exit_code: int | None
-    duration: float
-    output_tail: str
-    timed_out: bool = False
-    # Why the tests could not run at all (a setup failed, the command was not found), or
-    # why their verdict cannot be trusted (they read the user's checkout).
-    problem: str = ""
-    failed_tests: frozenset[str] | None = None  # from the JUnit report; None without one
-    setup: str = ""  # "ran" or "reused"; "" when the plan has no setup
-    outside_reads: tuple[str, ...] = ()
-    log_path: str = ""  # the whole output of the test command
-    __test__ = False  # not a pytest test class
 
 
 class IntegrationTester:
@@ -278,10 +260,16 @@ class IntegrationTester:
         return self._worktree
 
     async def close(self) -> None:
-        if self._worktree is not None:
-            await self.ctx.worktrees.remove(self._worktree)
-            self.ctx.live_worktrees.pop(self._worktree.worktree_id, None)
-            self._worktree = None
+        """Remove the integration worktree: this tester's, or one an earlier process of the
+        run left (it crashed after testing, and this process ran no test)."""
+        if self._worktree is None:
+            path = await self.ctx.worktrees.integration_path(self.ctx.run_id)
+            if not path.exists():
+                return
+            self._worktree = Worktree(path, None, path.name, "")
+        await self.ctx.worktrees.remove(self._worktree)
+        self.ctx.live_worktrees.pop(self._worktree.worktree_id, None)
+        self._worktree = None
 
 
 def _watch_notes(watch: CheckoutWatch | None) -> list[str]:

@@ -15,44 +15,29 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TypedDict
 
 from plait.domain.events import (
     MAX_TEST_IDS,
     BatchLanded,
     BranchMerged,
     CulpritFound,
-    MergeConflicted,
     MergeStarted,
-    RunEvent,
-    TestsFailed,
     TestsFlaky,
-    TestsPassed,
 )
+from plait.domain.run.decide import merge_events
+from plait.domain.verdicts import TestRun, newly_failing, no_worse, verdict_event
 from plait.eventstore.anchor import head_ref_for
 from plait.execution.git.anchor import anchor_chain
 from plait.execution.git.cli import GitError
 from plait.execution.git.merging import ChainResult, merge_chain, update_ref_cas
 from plait.execution.run.context import RunContext
-from plait.execution.run.integration_tests import IntegrationTester, TestRun
+from plait.execution.run.integration_tests import IntegrationTester
 
 log = logging.getLogger(__name__)
 
 
 class LandingRaced(Exception):
     """The run's integration ref moved under us: another process is driving this run."""
-
-
-class _VerdictFields(TypedDict):
-    run_id: str
-    batch_id: int
-    commit: str
-    command: str
-    exit_code: int | None
-    duration: float
-    output_tail: str
-    setup: str
-    log_path: str
 
 
 class _Stopped(Exception):
@@ -73,31 +58,6 @@ class MergeOutcome:
     conflicted: dict[str, tuple[str, ...]] = field(default_factory=dict)
     ejected: list[str] = field(default_factory=list)
     stopped: bool = False
-
-
-def no_worse(now: TestRun, before: TestRun | None) -> bool:
-    """Whether `now` may land where the tests were `before` (None: green, nothing to allow)."""
-    if now.passed:
-        return True
-    if before is None or before.passed:
-        return False
-    if now.problem or now.timed_out or before.problem or before.timed_out:
-        return False
-    if now.failed_tests is not None and before.failed_tests is not None:
-        return now.failed_tests <= before.failed_tests
-    return now.exit_code == before.exit_code
-
-
-def newly_failing(now: TestRun, before: TestRun | None) -> tuple[str, ...]:
-    """The tests that fail in `now` and did not `before` (None or green: none did), as far
-    as JUnit reports tell."""
-    if now.failed_tests is None:
-        return ()
-    if before is None or before.passed:
-        return tuple(sorted(now.failed_tests))
-    if before.failed_tests is None:
-        return ()
-    return tuple(sorted(now.failed_tests - before.failed_tests))
 
 
 class MergeValidator:
@@ -175,29 +135,11 @@ class MergeValidator:
         outcome: MergeOutcome,
     ) -> ChainResult:
         chain = await merge_chain(self.ctx.git, onto, branches)
-        events: list[RunEvent] = []
-        for step in chain.steps:
-            events.append(
-                BranchMerged(
-                    run_id=self.ctx.run_id,
-                    batch_id=batch_id,
-                    task_id=step.task_id,
-                    worktree_id=worktree_of[step.task_id],
-                    merge_commit=step.merge_commit,
-                )
-            )
-            outcome.merged.append(step.task_id)
-        for conflict in chain.conflicts:
-            events.append(
-                MergeConflicted(
-                    run_id=self.ctx.run_id,
-                    batch_id=batch_id,
-                    task_id=conflict.task_id,
-                    worktree_id=worktree_of[conflict.task_id],
-                    files=conflict.files,
-                )
-            )
-            outcome.conflicted[conflict.task_id] = conflict.files
+        merged = [(step.task_id, step.merge_commit) for step in chain.steps]
+        conflicts = [(c.task_id, tuple(c.files)) for c in chain.conflicts]
+        events = merge_events(self.ctx.run_id, batch_id, merged, conflicts, worktree_of)
+        outcome.merged += [task_id for task_id, _ in merged]
+        outcome.conflicted.update(conflicts)
         await self.ctx.recorder.record(*events)  # the whole chain in one append
         return chain
 
@@ -271,30 +213,8 @@ class MergeValidator:
         return verdict
 
     async def _record(self, batch_id: int, verdict: TestRun) -> None:
-        common: _VerdictFields = {
-            "run_id": self.ctx.run_id,
-            "batch_id": batch_id,
-            "commit": verdict.commit,
-            "command": self.tester.command or "",
-            "exit_code": verdict.exit_code,
-            "duration": verdict.duration,
-            "output_tail": verdict.output_tail,
-            "setup": verdict.setup,
-            "log_path": verdict.log_path,
-        }
-        if verdict.passed:
-            await self.ctx.recorder.record(TestsPassed(**common))
-            return
-        failed = sorted(verdict.failed_tests or ())
-        await self.ctx.recorder.record(
-            TestsFailed(
-                **common,
-                timed_out=verdict.timed_out,
-                failed_tests=failed[:MAX_TEST_IDS],
-                failed_count=None if verdict.failed_tests is None else len(failed),
-                problem=verdict.problem,
-            )
-        )
+        command = self.tester.command or ""
+        await self.ctx.recorder.record(verdict_event(self.ctx.run_id, batch_id, command, verdict))
 
     async def _land(self, batch_id: int, before: str, after: str) -> None:
         if after != before and not await update_ref_cas(

@@ -19,18 +19,16 @@ from dataclasses import dataclass
 
 from plait.domain.errors import DomainError
 from plait.domain.events import (
-    MAX_TEST_IDS,
-    BaselineTested,
     ExecutionModeSelected,
-    RunCompleted,
     RunFailed,
     RunStopped,
 )
 from plait.domain.plan.batching import select_mode
 from plait.domain.plan.model import Batch
-from plait.domain.run import land_command
-from plait.domain.run_actions import batch_has_work, dependency_skips, land_skips
-from plait.domain.statuses import ACTIVE_RUN, ENDED_RUN, NOT_LANDING_TASK, RunStatus
+from plait.domain.run.decide import batch_has_work, nothing_landed, run_completed
+from plait.domain.run_actions import dependency_skips, land_skips
+from plait.domain.statuses import ACTIVE_RUN, ENDED_RUN, RunStatus
+from plait.domain.verdicts import baseline
 from plait.eventstore import StoreError
 from plait.execution.git.cli import GitError
 from plait.execution.git.merging import LandOutcome, LandResult, land, merge_chain, update_ref_cas
@@ -160,36 +158,14 @@ class RunDriver:
         verdict = await self.tester.run(base, watch_checkout=True)
         if verdict is None:
             return await self._stopped()
-        allowed = not verdict.problem and (verdict.passed or ctx.plan.allow_red_base)
-        failed = sorted(verdict.failed_tests or ())
-        await ctx.recorder.record(
-            BaselineTested(
-                run_id=ctx.run_id,
-                command=ctx.plan.test_command or "",
-                passed=verdict.passed,
-                exit_code=verdict.exit_code,
-                output_tail=verdict.output_tail,
-                allowed=allowed,
-                timed_out=verdict.timed_out,
-                failed_tests=failed[:MAX_TEST_IDS],
-                failed_count=None if verdict.failed_tests is None else len(failed),
-                problem=verdict.problem,
-                outside_reads=verdict.outside_reads,
-                setup=verdict.setup,
-                duration=verdict.duration,
-                log_path=verdict.log_path,
-            )
-        )
-        if allowed:
+        # The domain decides: the baseline's event, and the refusal when it is one.
+        tested, refusal = baseline(ctx.recorder.state, ctx.plan, verdict)
+        await ctx.recorder.record(tested)
+        if refusal is None:
             return None
         # Nothing can land on a red base: drop the (still empty) result branch.
         await ctx.git.run("update-ref", "-d", ctx.result_ref, base, check=False)
-        if verdict.problem:
-            return await self._fail(f"refused before any task ran: {verdict.problem}")
-        return await self._fail(
-            "the tests already fail on the base commit "
-            f"{base[:12]} before any task ran; fix them first or set allow_red_base: true"
-        )
+        return await self._fail(refusal)
 
     async def _land_now(self) -> RunResult:
         """`plait land`: the tested result as it is, through the same landing as a run's end."""
@@ -208,13 +184,10 @@ class RunDriver:
         ctx = self.ctx
         state = ctx.recorder.state
         base_branch, base = state.base_branch or "", state.base_commit or ""
-        not_landed = [t for t in state.tasks.values() if t.status in NOT_LANDING_TASK]
-        if tip == base and not_landed:
+        nothing = nothing_landed(state, tip)  # the domain: a failure, or a landing to try
+        if nothing is not None:
             await self.tester.close()
-            return await self._fail(
-                "nothing landed: "
-                + "; ".join(f"task {t.task_id!r} {t.status}" for t in not_landed[:10])
-            )
+            return await self._fail(nothing)
         landed_on, reason = base_branch, ""
         if tip != base:
             tip, landing = await self._land_on_base(base_branch, tip, base)
@@ -223,15 +196,7 @@ class RunDriver:
         await self.tester.close()
         if landed_on == base_branch:
             await ctx.git.run("update-ref", "-d", ctx.result_ref, tip, check=False)
-        await ctx.recorder.record(
-            RunCompleted(
-                run_id=ctx.run_id,
-                landed_commit=tip,
-                landed_on=landed_on,
-                land_command=land_command(ctx.run_id) if reason else None,
-                not_landed_reason=reason,
-            )
-        )
+        await ctx.recorder.record(run_completed(state, tip, landed_on, reason))
         return self._result(landed_on=landed_on)
 
     async def _land_on_base(self, base_branch: str, tip: str, base: str) -> tuple[str, LandResult]:

@@ -7,8 +7,9 @@ import asyncio
 import logging
 from pathlib import Path
 
-from plait.domain.events import RunStopped, StopRequested, TaskInterrupted, TaskSucceeded
+from plait.domain.events import TaskSucceeded
 from plait.domain.ids import run_branches
+from plait.domain.run.decide import Recovery, interruptions, orphan_stop, recovery
 from plait.domain.statuses import RunStatus, TaskStatus
 from plait.execution.git.cli import Git
 from plait.execution.run.context import RunContext
@@ -77,28 +78,22 @@ async def adopt_finished_attempts(recorder: RunRecorder, git: Git) -> list[str]:
     return adopted
 
 
+async def recovered_run(recorder: RunRecorder) -> Recovery:
+    """What start-up does with a run a dead driver left: its finished attempts adopted (a
+    running run), then the domain's decision (plait.domain.run.decide.recovery)."""
+    if recorder.state.status == RunStatus.RUNNING:
+        await adopt_finished_attempts(recorder, Git(Path(recorder.state.repo_path or ".")))
+    return recovery(recorder.state)
+
+
 async def interrupt_tasks(recorder: RunRecorder, reason: str) -> None:
-    state = recorder.state
-    for task in list(state.tasks.values()):
-        if task.status in (TaskStatus.RUNNING, TaskStatus.RESOLVING) and task.worktree_id:
-            await recorder.record(
-                TaskInterrupted(
-                    run_id=state.run_id,
-                    batch_id=task.batch_id or 0,
-                    task_id=task.task_id,
-                    worktree_id=task.worktree_id,
-                    attempt=task.attempt or 1,
-                    reason=reason,
-                )
-            )
+    """Record the interruption of every task whose process died (or was stopped)."""
+    await recorder.record(*interruptions(recorder.state, reason))
 
 
 async def stop_orphan(recorder: RunRecorder, reason: str) -> None:
-    state = recorder.state
-    if state.status in (RunStatus.RUNNING, RunStatus.PENDING):
-        await recorder.record(StopRequested(run_id=state.run_id, reason=reason))
-    await interrupt_tasks(recorder, "the process driving the run ended")
-    await recorder.record(RunStopped(run_id=state.run_id, reason=reason))
+    """Finish stopping a run nobody drives."""
+    await recorder.record(*orphan_stop(recorder.state, reason))
 
 
 async def reap_orphans(recorder: RunRecorder, git: Git, worktrees: WorktreeManager) -> None:

@@ -174,6 +174,11 @@ async def run_attempt(
             # The agent's own verdict: it failed even though it exited 0.
             return await _failed(ctx, ids, worktree, 0, report.error, will_retry, started)
         commit = await commit_work(ctx, worktree, f"plait: {task.title or task.id}")
+        if commit is not None and not await ctx.git.is_ancestor(worktree.base_commit, commit):
+            # Its branch was deleted (HEAD unborn: a root commit) or rewritten: no merge
+            # could take it, on this run or any resume. A failure, so it runs again.
+            error = "its commit does not descend from its base (was its branch deleted?)"
+            return await _failed(ctx, ids, worktree, 0, error, will_retry, started)
         changed = await ctx.worktrees.changed_files(worktree.base_commit, commit) if commit else []
     except (GitError, WorktreeError, OSError) as exc:
         await buffer.close()
