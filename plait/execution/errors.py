@@ -6,6 +6,7 @@ ServiceError
  ├── UnknownTask         no such task, attempt or diff in a run   (HTTP 404)
  ├── InvalidId           an id that could reach git or a path     (HTTP 400)
  ├── NotARepository      a project path that is not a git repo    (HTTP 400)
+ ├── RepositoryChanged   the registered repository is gone or another one (HTTP 409)
  ├── NoPlan              start before any plan was accepted       (HTTP 400)
  ├── NoBaseBranch        no base branch given and HEAD detached   (HTTP 400)
  ├── AgentsUnavailable   an agent CLI is missing or of an unknown version (HTTP 400)
@@ -40,6 +41,10 @@ class InvalidId(ServiceError):
 
 class NotARepository(ServiceError):
     pass
+
+
+class RepositoryChanged(ServiceError):
+    """The path a project was registered at no longer holds that repository."""
 
 
 class NoPlan(ServiceError):
