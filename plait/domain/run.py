@@ -224,6 +224,7 @@ class TaskState:
     timed_out: bool = False
     broke_tests: list[str] = field(default_factory=list)  # as the culprit: what it broke
     kept_branch: str | None = None
+    kept_ref: str | None = None  # refs/plait/kept/...: an attempt's work, committed by plait
     started_at: str | None = None
     ended_at: str | None = None
     agent: str = ""
@@ -510,6 +511,8 @@ def task_note(state: RunState, task: TaskState) -> str:
     """One line on why a task is in its status, for every view of it."""
     status = task.status
     kept = f"; its work is kept on {task.kept_branch}" if task.kept_branch else ""
+    if task.kept_ref:
+        kept = f"; its work is kept at {task.kept_ref}"
     if status == TaskStatus.SKIPPED:
         return task.skip_reason or "skipped"
     if status == TaskStatus.EJECTED:
@@ -693,7 +696,7 @@ def _batch_started(state: RunState, event: BatchStarted, at: str | None) -> None
 
 # What a fresh worktree keeps of the task: who it is, and what all its attempts add up to.
 _KEPT_ACROSS_ATTEMPTS = (
-    "task_id", "status", "title", "depends_on", "kept_branch", "attempts",
+    "task_id", "status", "title", "depends_on", "kept_branch", "kept_ref", "attempts",
     "total_tokens_in", "total_tokens_out", "total_cost_usd",
 )  # fmt: skip
 
@@ -976,7 +979,10 @@ def _work_kept(state: RunState, event: WorkKept, at: str | None) -> None:
     task = state._task(event.task_id, event.TYPE)
     if task.status == TaskStatus.CONFLICTED:
         _transit((TASK, task, "keep", task.task_id))
-    task.kept_branch = event.branch
+    if event.branch:
+        task.kept_branch = event.branch
+    if event.ref:
+        task.kept_ref = event.ref
 
 
 def _stop_requested(state: RunState, event: StopRequested, at: str | None) -> None:

@@ -140,8 +140,7 @@ async def test_a_tasks_git_config_and_hooks_stay_out_of_the_users_repository(
     config_before = (repo / ".git" / "config").read_bytes()
     meddles = (
         f"git config core.hooksPath {shlex.quote(str(hooks))} && "
-        "git config user.name Mallory && "
-        + write("feature.txt", "f")
+        "git config user.name Mallory && " + write("feature.txt", "f")
     )
 
     done = await harness.run(plan(task("feature", meddles)))

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from plait.domain.run import task_note
 from tests.gitrepo import git
 from tests.integration.orchestration_helpers import (
     Harness,
@@ -57,9 +58,10 @@ async def test_a_commit_the_task_made_before_detaching_head_stays_reachable(
     done = await harness.run(plan(task("detacher", commits_then_detaches)))
 
     commit = commit_of(harness.repo, marker)
-    assert reachable_from_plait(harness.repo, commit), done.events
     kept = of_type(done.events, "WorkKept")
-    assert kept and commit in str(kept) or "work.txt" in files_on(harness.repo, "main")
+    assert [k["ref"] for k in kept] == [f"refs/plait/kept/{done.run_id}/detacher/1"]
+    assert reachable_from_plait(harness.repo, commit) == [kept[0]["ref"]]
+    assert git(harness.repo, "show", f"{commit}:work.txt") == "committed work"
 
 
 async def test_a_nested_repository_is_refused_with_its_content_kept(harness: Harness) -> None:
@@ -110,7 +112,8 @@ async def test_a_failed_tasks_uncommitted_work_is_committed_to_a_kept_ref(
     assert git(harness.repo, "show", f"{ref}:half.txt") == "half done"
     assert kept[0]["commit"] == git(harness.repo, "rev-parse", ref)
     state = harness.service.run_state(done.run_id)
-    assert state is not None and ref in state.tasks["broken"].note
+    assert state is not None
+    assert ref in task_note(state, state.tasks["broken"])
 
 
 async def test_an_interrupted_attempts_uncommitted_work_is_committed_to_a_kept_ref(
