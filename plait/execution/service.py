@@ -37,6 +37,7 @@ from plait.execution.errors import (
     NoPlan,
     NotARepository,
     NotResumable,
+    RepositoryChanged,
     RunAlreadyActive,
     ServiceError,
     UnknownProject,
@@ -48,6 +49,7 @@ from plait.execution.git.diffs import Diff, NoDiff, task_diff
 from plait.execution.project_service import ProjectService, Registration
 from plait.execution.projects import (
     ProjectFacts,
+    check_identity,
     checked_id,
     new_id,
 )
@@ -125,6 +127,7 @@ class Plait(ProjectService):
             )
         if facts.plan is None:
             raise NoPlan(f"project {project_id} has no plan: submit one first")
+        await check_identity(facts)
         plan = _overridden(
             plan_from_mapping(facts.plan["plan"]), max_concurrency=max_concurrency, base=base
         )
@@ -241,6 +244,7 @@ class Plait(ProjectService):
         run_id = checked_id("run id", run_id) if run_id else facts.last_run
         if run_id is None:
             raise UnknownRun(f"project {project_id} has no run to resume")
+        await check_identity(facts)
         if self.supervisor.driving(run_id) is not None:
             raise RunAlreadyActive(f"run {run_id} is running in this process", run_id)
         if facts.active_run not in (None, run_id):
@@ -307,6 +311,7 @@ __all__ = [
     "NoBaseBranch",
     "NoPlan",
     "NotARepository",
+    "RepositoryChanged",
     "NotResumable",
     "Plait",
     "ProjectFacts",

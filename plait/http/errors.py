@@ -36,6 +36,7 @@ SERVICE_STATUS: dict[type[Exception], int] = {
     service.AgentsUnavailable: 400,
     service.BadWorktreeRoot: 400,
     service.NotARepository: 400,
+    service.RepositoryChanged: 409,
     service.InvalidId: 400,
 }
 
