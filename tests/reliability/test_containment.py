@@ -161,7 +161,8 @@ async def test_a_task_that_reaches_into_the_users_repository_by_path_fails(
     done = await harness.run(plan(task("sneaky", by_path)))
 
     failed = of_type(done.events, "TaskFailed")
-    assert failed and "changed your repository" in failed[0]["error"]
+    assert failed
+    assert "changed your repository" in failed[0]["error"]
     assert "config" in failed[0]["error"]
     assert "f.txt" not in files_on(repo, "main")
 
@@ -174,7 +175,8 @@ async def test_a_task_that_moves_a_users_branch_by_path_fails(harness: Harness) 
     done = await harness.run(plan(task("sneaky", moves)))
 
     failed = of_type(done.events, "TaskFailed")
-    assert failed and "refs/heads/release" in failed[0]["error"]
+    assert failed
+    assert "refs/heads/release" in failed[0]["error"]
     assert "f.txt" not in files_on(repo, "main")
 
 

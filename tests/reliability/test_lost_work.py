@@ -73,7 +73,9 @@ async def test_a_nested_repository_is_refused_with_its_content_kept(harness: Har
     done = await harness.run(plan(task("nests", nested)))
 
     failed = of_type(done.events, "TaskFailed")
-    assert failed and "nested git repository" in failed[0]["error"] and "sub" in failed[0]["error"]
+    assert failed
+    assert "nested git repository" in failed[0]["error"]
+    assert "sub" in failed[0]["error"]
     for ref in git(harness.repo, "for-each-ref", "--format=%(refname)").splitlines():
         tree = git(harness.repo, "ls-tree", "-r", ref)
         assert " commit " not in tree, f"{ref} holds a gitlink: {tree}"

@@ -111,7 +111,11 @@ async def save(
     NestedRepository unless `allow_nested` (then gitlinks are left out instead).
     """
     head = await _head(git, path) or base
-    tree = await _tree_of_files(git, path, base, excludes, drop, strip_gitlinks=allow_nested)
+    # Saving a result stages it in the task's own index (its checkout then shows it
+    # committed); keeping a failed attempt's work leaves the index as the task left it.
+    tree = await _tree_of_files(
+        git, path, base, excludes, drop, strip_gitlinks=allow_nested, own_index=not allow_nested
+    )
     merging = _merge_heads(path)
     parents = [head, *merging]
     commit = head
@@ -137,7 +141,9 @@ async def save(
         kept = git.made_commit((await git.run(*argv, "-m", note, cwd=path)).stdout)
     wanted = [c for c in (commit, kept) if c is not None and c != base]
     if wanted:
-        await _fetch(git, path, wanted)
+        await _fetch(
+            git, path, wanted, head=commit if not allow_nested and commit != head else None
+        )
     return Saved(None if commit == base else commit, kept)
 
 
@@ -184,15 +190,18 @@ async def _tree_of_files(
     drop: Sequence[str],
     *,
     strip_gitlinks: bool,
+    own_index: bool,
 ) -> str:
-    """The tree of every file in the checkout (as `git add -A` sees them), written through a
-    temporary copy of the index so the task's own index is left alone."""
+    """The tree of every file in the checkout (as `git add -A` sees them), staged in the
+    task's index, or else in a temporary copy of it so the task's own is left alone."""
     with tempfile.TemporaryDirectory(prefix="plait-index-") as scratch:
-        index = Path(scratch) / "index"
-        own = await git.run("rev-parse", "--git-path", "index", cwd=path)
-        with contextlib.suppress(OSError):
-            shutil.copyfile(path / own.stdout.strip(), index)
-        env = {"GIT_INDEX_FILE": str(index)}
+        env: dict[str, str] = {}
+        if not own_index:
+            index = Path(scratch) / "index"
+            own = await git.run("rev-parse", "--git-path", "index", cwd=path)
+            with contextlib.suppress(OSError):
+                shutil.copyfile(path / own.stdout.strip(), index)
+            env = {"GIT_INDEX_FILE": str(index)}
         add = ("-c", f"core.excludesFile={excludes}") if excludes is not None else ()
         await git.run(*add, "add", "-A", cwd=path, env=env)
         if drop:
@@ -240,12 +249,15 @@ async def _stray_tips(git: Git, path: Path, result: str, base: str) -> list[str]
     return [sha for sha in commits if sha not in parents]
 
 
-async def _fetch(git: Git, path: Path, commits: Sequence[str]) -> None:
-    """Copy `commits` (and what they need) from the task's repository into the user's."""
+async def _fetch(git: Git, path: Path, commits: Sequence[str], *, head: str | None) -> None:
+    """Copy `commits` (and what they need) from the task's repository into the user's;
+    `head`: the task's HEAD moves there too (the result it was staged for)."""
     if not is_isolated(path):
         return  # a linked worktree writes its objects into the user's repository already
     refs = [f"{OUT_REF}/{n}" for n in range(len(commits))]
     lines = "".join(f"update {ref} {sha}\n" for ref, sha in zip(refs, commits, strict=True))
+    if head is not None:
+        lines += f"update HEAD {head}\n"
     await git.run("update-ref", "--stdin", cwd=path, input=lines)
     await git.run(
         "fetch", "--quiet", "--no-tags", "--no-write-fetch-head", "--no-auto-gc",

@@ -176,9 +176,8 @@ class WorktreeManager:
         # may hold someone's work); a later attempt moves it to its new base.
         old = ("0" * 40,) if attempt == 1 else ()
         made = await self.git.run("update-ref", ref, sha, *old, check=False)
-        if made.returncode != 0:
-            if await self.git.ref_target(ref) != sha:
-                raise WorktreeError(f"branch {branch!r} already exists; refusing to reset it")
+        if made.returncode != 0 and await self.git.ref_target(ref) != sha:
+            raise WorktreeError(f"branch {branch!r} already exists; refusing to reset it")
         try:
             await isolated.create(self.git, path, branch, sha, alias=self.alias)
         except BaseException:
@@ -386,14 +385,11 @@ class WorktreeManager:
         return commit
 
     async def _branch_update(self, worktree: Worktree, commit: str) -> str:
-        """The compare-and-swap of the task branch, as an `update-ref --stdin` line. A task's
-        own repository leaves the user's branch where plait put it (at the base); a pooled
-        (linked) worktree's branch may have moved with the task's own commits."""
+        """The compare-and-swap of the task branch, as an `update-ref --stdin` line: from
+        where it is now (its base, an earlier save, or a pooled worktree's own commits) to
+        `commit`, whatever branch the task's HEAD is on."""
         ref = f"refs/heads/{validate_ref_name(worktree.branch or '')}"
-        if isolated.is_isolated(worktree.path):
-            old = worktree.base_commit
-        else:
-            old = await self.git.ref_target(ref) or "0" * 40
+        old = await self.git.ref_target(ref) or "0" * 40
         return f"update {ref} {commit} {old}\n"
 
     async def changed_files(self, base: str, head: str) -> list[str]:
