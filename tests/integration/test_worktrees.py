@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from plait.execution.git.cli import Git, GitError, GitResult, UnknownRevisionError
+from plait.execution.git.cli import Git, GitResult, UnknownRevisionError
 from plait.execution.worktrees.manager import (
     InvalidIdError,
     Worktree,

@@ -395,7 +395,7 @@ class BatchExecutor:
                             batch_id=batch.batch_id,
                         )
                     )
-            elif task_id in outcome.left_out:
+            elif task_id in outcome.left_out and not _kept_already(ctx, task_id):
                 await ctx.recorder.record(
                     WorkKept(
                         run_id=ctx.run_id,
@@ -406,6 +406,13 @@ class BatchExecutor:
                         batch_id=batch.batch_id,
                     )
                 )
+
+
+def _kept_already(ctx: RunContext, task_id: str) -> bool:
+    """A failed attempt that recorded its own WorkKept (its work at its kept ref)."""
+    task = ctx.recorder.state.tasks[task_id]
+    mine = f"refs/plait/kept/{ctx.run_id}/{task_id}/{task.attempt or 1}"
+    return task.status == TaskStatus.FAILED and task.kept_ref == mine
 
 
 def _is_failure(ctx: RunContext, task_id: str) -> bool:
