@@ -10,6 +10,7 @@ ServiceError
  ├── NoPlan              start before any plan was accepted       (HTTP 400)
  ├── NoBaseBranch        no base branch given and HEAD detached   (HTTP 400)
  ├── AgentsUnavailable   an agent CLI is missing or of an unknown version (HTTP 400)
+ ├── SandboxUnavailable  the plan's sandbox is not installed       (HTTP 400)
  ├── BadWorktreeRoot     a worktree root inside the repository    (HTTP 400)
  ├── RunAlreadyActive    a second start while a run is active     (HTTP 409)
  ├── NotResumable        resume of a run that cannot continue     (HTTP 409)
@@ -56,6 +57,10 @@ class NoBaseBranch(ServiceError):
 
 
 class AgentsUnavailable(ServiceError):
+    pass
+
+
+class SandboxUnavailable(ServiceError):
     pass
 
 

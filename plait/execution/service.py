@@ -39,6 +39,7 @@ from plait.execution.errors import (
     NotResumable,
     RepositoryChanged,
     RunAlreadyActive,
+    SandboxUnavailable,
     ServiceError,
     UnknownProject,
     UnknownRun,
@@ -56,6 +57,7 @@ from plait.execution.projects import (
 from plait.execution.run.orchestrator import RunResult
 from plait.execution.run.recovery import interrupt_tasks, stop_orphan
 from plait.execution.runners.agent_check import AgentCheckFailed, AgentInfo, check_agents
+from plait.execution.runners.sandbox import SandboxMissing, check_bwrap
 from plait.execution.settings import Settings
 from plait.execution.supervisor import Supervisor
 from plait.execution.worktrees.manager import (
@@ -187,7 +189,13 @@ class Plait(ProjectService):
 
     @staticmethod
     async def _agents(plan: Plan) -> dict[str, AgentInfo]:
-        """The plan's agent CLIs, each installed in a version plait drives, or refused."""
+        """The plan's agent CLIs, each installed in a version plait drives, or refused (and
+        its sandbox, if it asks for one)."""
+        if plan.sandbox is not None:
+            try:
+                check_bwrap()
+            except SandboxMissing as exc:
+                raise SandboxUnavailable(str(exc)) from None
         try:
             return await check_agents(plan)
         except AgentCheckFailed as exc:
@@ -317,6 +325,7 @@ __all__ = [
     "Registration",
     "RepositoryChanged",
     "RunAlreadyActive",
+    "SandboxUnavailable",
     "ServiceError",
     "UnknownProject",
     "UnknownRun",

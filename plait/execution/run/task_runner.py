@@ -37,6 +37,7 @@ from plait.execution.runners.processes import (
     start_process,
     task_env,
 )
+from plait.execution.runners.sandbox import sandboxed
 from plait.execution.worktrees.manager import NestedRepository, Worktree, WorktreeError
 
 
@@ -386,6 +387,17 @@ async def supervised(
         if rendered:
             await buffer.add(stream, rendered)
 
+    if ctx.plan.sandbox is not None:
+        # The agent's scratch directory (`<task>.<attempt>.scratch`, as the worktree id ends).
+        scratch = ctx.log_dir / f"{worktree.worktree_id.rsplit('/', 1)[-1]}.scratch"
+        argv = sandboxed(
+            argv if argv is not None else ["/bin/sh", "-c", shell or ""],
+            cwd=worktree.path,
+            writable=[scratch] if scratch.is_dir() else [],
+            readable=[ctx.repo, await ctx.git.common_dir()],
+            network=ctx.plan.sandbox_network,
+        )
+        shell = None
     handle: ProcessHandle = await start_process(
         argv,
         shell_command=shell,
