@@ -31,7 +31,7 @@ from plait.execution.git.cli import Git, GitError
 from plait.execution.git.copy import CopyReport, checked_relative, copy_paths
 from plait.execution.git.porcelain import WorktreeEntry, parse_worktree_list
 from plait.execution.git.refs import validate_ref_name
-from plait.execution.worktrees import isolated
+from plait.execution.worktrees import isolated, saving
 from plait.execution.worktrees.clean_tree import clean_argv, remove_caches
 from plait.execution.worktrees.isolated import NestedRepository, Saved
 
@@ -301,7 +301,6 @@ class WorktreeManager:
         *,
         excludes: Path | None = None,
         drop: Sequence[str] = (),
-        kept_ref: str | None = None,
     ) -> str | None:
         """Commit everything the task changed; return the commit, or None if nothing changed.
         (`save`, for the commits it kept too.)"""
@@ -316,34 +315,10 @@ class WorktreeManager:
         drop: Sequence[str] = (),
         kept_ref: str | None = None,
     ) -> Saved:
-        """Commit the task's files on its HEAD (its own commits stay in the result), and move
-        the task's branch to that commit, explicitly: never whatever branch HEAD is on.
-
-        Hooks and signing are skipped: the user's hooks must not block or alter a task's
-        result. `excludes` (from `write_excludes`) keeps untracked tool files and byproducts
-        out: as ignore rules, they leave tracked files and files the task added itself
-        alone. `drop` paths (copy_ignored secrets) are never committed. Commits the task made
-        that the result does not reach go to `kept_ref`. NestedRepository: the task made a
-        repository inside its checkout (nothing is committed then).
-        """
-        identity = await self.git.identity_options()
-        saved = await isolated.save(
-            self.git,
-            worktree.path,
-            base=worktree.base_commit,
-            message=message,
-            identity=identity,
-            excludes=excludes,
-            drop=drop,
+        """The task's work committed on its branch, explicitly (see saving.save)."""
+        return await saving.save(
+            self.git, worktree, message, excludes=excludes, drop=drop, kept_ref=kept_ref
         )
-        lines = ""
-        if worktree.branch and saved.commit is not None:
-            lines += await self._branch_update(worktree, saved.commit)
-        if kept_ref is not None and saved.kept is not None:
-            lines += f"update {validate_ref_name(kept_ref)} {saved.kept}\n"
-        if lines:
-            await self.git.run("update-ref", "--stdin", input=lines)
-        return saved
 
     async def keep(
         self,
@@ -354,43 +329,10 @@ class WorktreeManager:
         excludes: Path | None = None,
         drop: Sequence[str] = (),
     ) -> str | None:
-        """A failed or interrupted attempt's work, committed and uncommitted, as one commit
-        at `kept_ref`, the task branch moved there too; None when it holds nothing at all
-        beyond its base. Nested repositories are left out (their files stay on disk)."""
-        identity = await self.git.identity_options()
-        saved = await isolated.save(
-            self.git,
-            worktree.path,
-            base=worktree.base_commit,
-            message=message,
-            identity=identity,
-            excludes=excludes,
-            drop=drop,
-            allow_nested=True,
+        """A failed or interrupted attempt's work at `kept_ref` (see saving.keep)."""
+        return await saving.keep(
+            self.git, worktree, kept_ref, message, excludes=excludes, drop=drop
         )
-        commit = saved.commit
-        if saved.kept is not None:
-            parents = [c for c in (commit, saved.kept) if c is not None]
-            argv = [*identity, "commit-tree", f"{saved.kept}^{{tree}}"]
-            for parent in parents:
-                argv += ["-p", parent]
-            made = await self.git.run(*argv, "-m", message)
-            commit = self.git.made_commit(made.stdout)
-        if commit is None:
-            return None
-        lines = f"update {validate_ref_name(kept_ref)} {commit}\n"
-        if worktree.branch:
-            lines += await self._branch_update(worktree, commit)
-        await self.git.run("update-ref", "--stdin", input=lines)
-        return commit
-
-    async def _branch_update(self, worktree: Worktree, commit: str) -> str:
-        """The compare-and-swap of the task branch, as an `update-ref --stdin` line: from
-        where it is now (its base, an earlier save, or a pooled worktree's own commits) to
-        `commit`, whatever branch the task's HEAD is on."""
-        ref = f"refs/heads/{validate_ref_name(worktree.branch or '')}"
-        old = await self.git.ref_target(ref) or "0" * 40
-        return f"update {ref} {commit} {old}\n"
 
     async def changed_files(self, base: str, head: str) -> list[str]:
         """Paths that differ between two commits (renames as delete + add)."""
