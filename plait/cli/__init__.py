@@ -34,9 +34,20 @@ DB_HELP = (
     "database URL (sqlite:///PATH or postgresql://USER@HOST:PORT/DB); "
     "default: $PLAIT_DATABASE_URL, else a SQLite file in your data directory"
 )
-# The planners `--plan-from` knows by name; plait.domain.agents.PRESETS is their home, and
-# a test keeps this line equal to it (importing it here would cost every command).
-PLANNER_PRESETS = "claude, codex, aider"
+PLANNER_PRESETS = "{planner_presets}"
+
+
+class _HelpFormatter(argparse.HelpFormatter):
+    """Fills in the agent presets' names from their table, plait.domain.agents, only when
+    help is printed: importing the table for every command would cost each one."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = super()._get_help_string(action)
+        if text is not None and PLANNER_PRESETS in text:
+            from plait.domain.agents import preset_names
+
+            text = text.replace(PLANNER_PRESETS, ", ".join(preset_names()))
+        return text
 
 
 def _add_db(parser: argparse.ArgumentParser) -> None:
@@ -62,7 +73,7 @@ def _command(
     help: str,
 ) -> argparse.ArgumentParser:
     """A sub-command whose handler, `module:function` under plait.cli, loads when it runs."""
-    parser = commands.add_parser(name, help=help, description=help)
+    parser = commands.add_parser(name, help=help, description=help, formatter_class=_HelpFormatter)
     parser.set_defaults(handler=handler)
     return parser
 

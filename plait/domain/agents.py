@@ -3,7 +3,8 @@
 Everything else is derived from this table: the runners a plan may name, the CLI's help,
 the OpenAPI text, the planning step's choices, the version check before a run, the
 environment each agent gets, and the files kept out of a task's commit. Adding a preset
-is adding a row here (and its output parser in `plait.execution.runners.agent_output`).
+is adding a row here; a CLI whose output no existing parser reads also needs a parser for
+its format in `plait.execution.runners.agent_output`.
 
 Each flag was checked against the installed CLI's `--help` and against runs of the real
 CLI in the tests (tests/e2e/test_agent_cli_*.py); docs/agents.md says why each is there.
@@ -48,7 +49,9 @@ class AgentPreset:
     # The versions plait was tested with: [low, high). Others are refused before a run.
     versions: tuple[Version, Version]
     version_pattern: str  # finds the version in `program --version`'s output
-    output: str  # which parser reads its output: plait.execution.runners.agent_output
+    # The format of its output, which names the parser that reads it (one per format, in
+    # plait.execution.runners.agent_output): its verdict, tokens, cost and session.
+    output: str
     # Environment names (exact, or prefixes ending in `_`) the agent may see of the
     # provider credentials and settings; every other provider key is withheld.
     provider_env: tuple[str, ...]
@@ -103,7 +106,7 @@ PRESETS: Mapping[str, AgentPreset] = MappingProxyType(
             model_args=("--model", "{model}"),
             versions=((2, 1, 0), (2, 2, 0)),
             version_pattern=r"^(\d+\.\d+\.\d+) \(Claude Code\)",
-            output="claude",
+            output="claude-stream-json",
             provider_env=("ANTHROPIC_", "CLAUDE_CODE_", "CLAUDE_CONFIG_DIR", "AWS_", "CLOUD_ML_"),
             scratch=(".claude/settings.local.json",),
             env=_frozen(
@@ -138,7 +141,7 @@ PRESETS: Mapping[str, AgentPreset] = MappingProxyType(
             model_args=("--model", "{model}"),
             versions=((0, 170, 0), (0, 180, 0)),
             version_pattern=r"^codex-cli (\d+\.\d+\.\d+)",
-            output="codex",
+            output="codex-jsonl",
             provider_env=("OPENAI_", "CODEX_", "AZURE_OPENAI_"),
             # Its sandbox takes the first `bwrap` on PATH, and Debian 12's bubblewrap 0.8
             # has no --argv0: every sandboxed command then fails ("execvp
@@ -179,7 +182,7 @@ PRESETS: Mapping[str, AgentPreset] = MappingProxyType(
             model_args=("--model", "{model}"),
             versions=((0, 86, 0), (0, 87, 0)),
             version_pattern=r"^aider (\d+\.\d+\.\d+)",
-            output="aider",
+            output="aider-text",
             # aider picks the provider from the model's name: it may need any of them.
             provider_env=(
                 "OPENAI_", "ANTHROPIC_", "GEMINI_", "GOOGLE_", "OPENROUTER_", "DEEPSEEK_",

@@ -93,6 +93,7 @@ from plait.domain.events import (
     WorktreeRemoved,
 )
 from plait.domain.failures import named_failures
+from plait.domain.ids import result_branch
 from plait.domain.lifecycles import BATCH, RUN, TASK, Lifecycle
 from plait.domain.statuses import (
     ACTIVE_RUN,
@@ -119,13 +120,6 @@ FAILURE_TRIGGERS = {
     "tests_failed": "fail_tests",
     "cancelled": "cancel",
 }
-
-
-def result_branch(run_id: str) -> str:
-    """The run's integration branch, where its tested result grows batch by batch. Not
-    `plait/<run>`: git cannot hold a ref and refs below it, and the task branches are
-    `plait/<run>/<task>`."""
-    return f"plait/{run_id}/_result"
 
 
 def land_command(run_id: str) -> str:

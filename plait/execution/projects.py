@@ -15,10 +15,10 @@ from plait.domain.events import (
     RunEnded,
     RunStarted,
 )
+from plait.domain.ids import InvalidIdError, validate_id
 from plait.eventstore import StoredEvent
 from plait.execution.errors import InvalidId, NotARepository, RepositoryChanged
 from plait.execution.git.cli import Git, GitError
-from plait.execution.worktrees.manager import InvalidIdError, validate_id
 from plait.projections.codec import decode
 
 

@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from plait.domain.events import RunCreated, RunEnded, RunResumed, StopRequested
+from plait.domain.ids import result_branch
 from plait.domain.plan.parsing import plan_from_mapping
-from plait.domain.run import RunState, result_branch
+from plait.domain.run import RunState
 from plait.domain.statuses import ACTIVE_RUN, RunStatus, TaskStatus
 from plait.eventstore import SqlEventStore, StoreError
 from plait.eventstore.leases import DEFAULT_TTL, LeaseStore

@@ -13,8 +13,9 @@ from typing import Any
 
 from plait.domain.agents import runner_names
 from plait.domain.events import EVENT_TYPES
+from plait.domain.ids import ID_REGEX
 from plait.domain.statuses import MEANING, BatchStatus, RunStatus, TaskStatus
-from plait.http.params import ID_REGEX, YAML_TYPES
+from plait.http.params import YAML_TYPES
 from plait.projections.logs import DEFAULT_LIMIT, MAX_LIMIT
 
 JSON = dict[str, Any]

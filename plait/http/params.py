@@ -17,13 +17,12 @@ from starlette.convertors import Convertor, register_url_convertor
 from starlette.requests import Request
 
 from plait.domain.errors import PlanError
+from plait.domain.ids import ID_PATTERN, ID_REGEX
 from plait.domain.plan.model import Plan
 from plait.domain.plan.parsing import parse_plan, plan_from_mapping
 from plait.execution.runners.user_config import user_profiles
 from plait.http.errors import ApiError
 
-ID_REGEX = "[a-z0-9][a-z0-9_-]{0,62}"
-ID_PATTERN = re.compile(ID_REGEX)
 LEAP_SECOND = re.compile(r"(?<=T\d\d:\d\d):60")
 JSON_TYPES = ("application/json",)
 YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml")

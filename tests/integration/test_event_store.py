@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import inspect, text
 
 from plait.eventstore import (
     ConcurrencyError,
@@ -18,6 +18,7 @@ from plait.eventstore import (
     SqlEventStore,
     StoredEvent,
     hashing,
+    migrate,
 )
 from plait.eventstore.hashing import timestamp_text
 
@@ -350,11 +351,41 @@ def test_the_leaner_append_function_downgrades_and_upgrades_cleanly(
         store.close()
 
 
+def _schema(store: SqlEventStore) -> dict[str, object]:
+    """Every table's columns, indexes and constraints, and the migration recorded."""
+    inspector = inspect(store.engine)
+    tables = {
+        name: (
+            [(c["name"], str(c["type"]), c["nullable"]) for c in inspector.get_columns(name)],
+            sorted(str(sorted(i.items())) for i in inspector.get_indexes(name)),
+            sorted(str(sorted(u.items())) for u in inspector.get_unique_constraints(name)),
+        )
+        for name in sorted(inspector.get_table_names())
+    }
+    with store.engine.connect() as connection:
+        version = connection.execute(text("SELECT version_num FROM alembic_version")).all()
+    return {"tables": tables, "version": version}
+
+
 def test_the_schema_upgrade_is_idempotent(store_url: str) -> None:
-    for _ in range(2):
-        opened = SqlEventStore(store_url)
-        opened.append(stream(), [event()], expected_version=0)
-        opened.close()
+    """Opening a store that is already current changes nothing of its schema and keeps
+    every event: the second open's upgrade is a no-op, not a second migration."""
+    first = SqlEventStore(store_url)
+    a = stream()
+    first.append(a, [event(n=1)], expected_version=0)
+    schema = _schema(first)
+    first.close()
+    second = SqlEventStore(store_url)
+    try:
+        assert _schema(second) == schema
+        assert schema["version"] == [(migrate.HEAD,)]
+        b = stream()
+        second.append(b, [event(n=2)], expected_version=0)
+        assert [e.data for e in second.read_stream(a)] == [{"n": 1}]
+        assert [e.data for e in second.read_stream(b)] == [{"n": 2}]
+        assert second.verify().ok
+    finally:
+        second.close()
 
 
 async def _collect(store: SqlEventStore, after: int, count: int) -> list[StoredEvent]:

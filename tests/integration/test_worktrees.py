@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
+from plait.domain.ids import InvalidIdError
 from plait.execution.git.cli import Git, GitResult, UnknownRevisionError
 from plait.execution.worktrees.manager import (
-    InvalidIdError,
     Worktree,
     WorktreeError,
     WorktreeManager,

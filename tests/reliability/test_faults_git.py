@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from plait.domain.run import result_branch
+from plait.domain.ids import result_branch
 from plait.eventstore import StoredEvent
 from tests.gitrepo import commit_file, git
 from tests.reliability.fault_helpers import (

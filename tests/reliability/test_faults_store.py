@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from plait.cli import main
-from plait.domain.run import result_branch
+from plait.domain.ids import result_branch
 from plait.projections.audit import verify_lifecycles
 from plait.projections.codec import run_stream
 from tests.gitrepo import git

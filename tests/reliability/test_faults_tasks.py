@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from plait.domain.run import result_branch
+from plait.domain.ids import result_branch
 from tests.gitrepo import git
 from tests.integration.orchestration_helpers import process_gone
 from tests.reliability.fault_helpers import (

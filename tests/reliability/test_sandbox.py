@@ -117,7 +117,7 @@ async def test_with_the_network_off_a_task_cannot_reach_a_server_on_the_host(
     if not network:
         failed = of_type(done.events, "TaskFailed")
         assert failed
-        assert ("refused" in failed[0]["error"] or "unreachable" in failed[0]["error"])
+        assert "refused" in failed[0]["error"] or "unreachable" in failed[0]["error"]
 
 
 async def test_a_missing_bubblewrap_is_refused_before_the_run_starts(

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import json
 
-from plait.execution.runners.agent_output import AgentReport, LineFeed, parser_for
+from plait.domain.agents import PRESETS
+from plait.execution.runners.agent_output import LineFeed, parser_for
+from plait.execution.runners.agent_report import AgentReport
 
 
-def report(kind: str, *lines: str, chunk: int = 7) -> AgentReport:
-    """Feed the lines in small chunks, as a pipe delivers them."""
-    feed = LineFeed(parser_for(kind))
+def report(agent: str, *lines: str, chunk: int = 7) -> AgentReport:
+    """Feed the lines to the agent preset's parser in small chunks, as a pipe delivers them."""
+    feed = LineFeed(parser_for(PRESETS[agent].output))
     text = "".join(line + "\n" for line in lines)
     for start in range(0, len(text), chunk):
         feed.add("stdout", text[start : start + chunk])
@@ -83,7 +85,7 @@ def test_claude_without_a_result_message_has_failed() -> None:
 
 
 def test_a_claude_line_is_rendered_for_a_person_not_as_json() -> None:
-    feed = LineFeed(parser_for("claude"))
+    feed = LineFeed(parser_for(PRESETS["claude"].output))
     tool = {
         "type": "assistant",
         "message": {"content": [{"type": "tool_use", "name": "Bash", "input": {"command": "ls"}}]},
@@ -151,3 +153,8 @@ def test_an_aider_error_that_a_retry_got_past_is_no_error() -> None:
         AIDER_OK,
     )
     assert got.error == ""
+
+
+def test_every_agent_preset_names_an_output_format_a_parser_reads() -> None:
+    for preset in PRESETS.values():
+        assert parser_for(preset.output).report().saw_output is False, preset.name

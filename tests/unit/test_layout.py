@@ -116,6 +116,5 @@ OVER_LIMIT = {
     "plait.eventstore.sql_store",  # issue 17: one recorder per backend
     "plait.execution.run.batch_executor",  # issue 17: the domain decides
     "plait.execution.run.task_runner",
-    "plait.execution.runners.agent_output",
     "plait.http.openapi",  # issue 17: generated from the routes and the plan's fields
 }

@@ -19,7 +19,8 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
-from plait.domain.agents import SHELL
+from plait.domain.agents import SHELL, preset_names
+from plait.domain.ids import ID_PATTERN
 from plait.domain.plan.fields import MAX_NAME, MAX_TEXT, FieldReader, show, type_name
 from plait.domain.plan.model import Agent, Profile
 from plait.domain.plan.runners import read_agent
@@ -29,7 +30,7 @@ __all__ = ["PROFILE_FIELDS", "read_profiles"]
 PROFILE_FIELDS = frozenset(
     {"agent", "model", "args", "env", "drop_env", "pass_env", "max_concurrency", "program"}
 )
-PROFILE_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
+PROFILE_NAME = ID_PATTERN
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,254}")
 MAX_PROFILE_CONCURRENCY = 64
 
@@ -66,7 +67,8 @@ def _read_profile(name: object, body: object, where: str, problems: list[str]) -
     fields = FieldReader(body, owner, problems)
     fields.reject_unknown(PROFILE_FIELDS)
     if body.get("agent") is None:
-        fields.problem("missing 'agent' (the preset it runs: claude, codex, aider, or a template)")
+        presets = ", ".join(preset_names())
+        fields.problem(f"missing 'agent' (the preset it runs: {presets}, or a template)")
         return None
     agent: Agent | None = read_agent(fields)
     if agent is None:

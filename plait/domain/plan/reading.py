@@ -5,12 +5,12 @@ Every problem is collected; one PlanError lists them all. Nothing else escapes.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import replace
 
 from plait.domain.agents import SHELL
 from plait.domain.errors import PlanError
+from plait.domain.ids import ID_PATTERN
 from plait.domain.plan.checks import batch_problems, graph_problems
 from plait.domain.plan.fields import (
     MAX_ITEMS,
@@ -43,7 +43,7 @@ from plait.domain.plan.profiles import read_profiles
 from plait.domain.plan.runners import check_runner, read_agent
 
 # Safe as a git branch component and as a directory name: no dots, slashes or leading dash.
-TASK_ID_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
+TASK_ID_PATTERN = ID_PATTERN
 MAX_CONCURRENCY_LIMIT = 64
 MAX_RETRIES = 100
 MAX_BATCH_ID = 1_000_000_000

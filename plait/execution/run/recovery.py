@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from plait.domain.events import RunStopped, StopRequested, TaskInterrupted
+from plait.domain.ids import run_branches
 from plait.domain.statuses import RunStatus, TaskStatus
 from plait.execution.run.context import RunContext
 from plait.execution.run.recorder import RunRecorder
@@ -22,7 +23,7 @@ async def adopt_worktrees(ctx: RunContext) -> None:
         for task in ctx.recorder.state.tasks.values()
         if task.worktree_path and task.worktree_id
     }
-    task_branches = f"plait/{ctx.run_id}/"
+    task_branches = run_branches(ctx.run_id)
     for entry in await ctx.worktrees.list_porcelain():
         path = Path(entry.path).resolve()
         branch = entry.branch_name

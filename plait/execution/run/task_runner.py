@@ -27,7 +27,8 @@ from plait.execution.git import guard
 from plait.execution.git.cli import GitError
 from plait.execution.run.context import RunContext
 from plait.execution.runners.agent_check import AgentInfo, with_own_tools
-from plait.execution.runners.agent_output import AgentReport, LineFeed, parser_for
+from plait.execution.runners.agent_output import LineFeed, parser_for
+from plait.execution.runners.agent_report import AgentReport
 from plait.execution.runners.agents import Command, agent_env, build_command
 from plait.execution.runners.output_buffer import OutputBuffer
 from plait.execution.runners.processes import (

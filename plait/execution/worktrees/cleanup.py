@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from plait.domain.ids import run_branches
 from plait.domain.run import RunState
 from plait.domain.statuses import ENDED_RUN
 from plait.execution.git.cli import Git, GitError
@@ -64,7 +65,7 @@ async def _clean_run(
     )
     manager = WorktreeManager(git, root)
     run_dir = (await manager.root()) / state.run_id
-    prefix = f"refs/heads/plait/{state.run_id}/"
+    prefix = f"refs/heads/{run_branches(state.run_id)}"
     base_tip = await git.ref_target(f"refs/heads/{state.base_branch}")
     kept_before = len(report.kept)
 

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import platformdirs
 
+from plait.domain.ids import task_branch, validate_id
 from plait.execution.git.cli import Git, GitError
 from plait.execution.git.copy import CopyReport, checked_relative, copy_paths
 from plait.execution.git.porcelain import WorktreeEntry, parse_worktree_list
@@ -36,9 +37,7 @@ from plait.execution.worktrees.clean_tree import clean_argv, remove_caches
 from plait.execution.worktrees.isolated import NestedRepository, Saved
 
 __all__ = [
-    "ID_PATTERN",
     "CopyReport",
-    "InvalidIdError",
     "NestedRepository",
     "Saved",
     "Worktree",
@@ -47,11 +46,9 @@ __all__ = [
     "WorktreeManager",
     "default_worktree_base",
     "repository_key",
-    "validate_id",
     "worktree_root_for",
 ]
 
-ID_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
 INTEGRATION_DIR = "_integration"
 LEGACY_ROOT = "plait-worktrees"  # under the git common dir, before worktrees moved out
 _KEY_UNSAFE = re.compile(r"[^a-z0-9_.-]+")
@@ -88,21 +85,8 @@ async def worktree_root_for(git: Git, base: Path | None = None) -> Path:
     return root
 
 
-class InvalidIdError(ValueError):
-    def __init__(self, kind: str, value: str) -> None:
-        self.kind = kind
-        self.value = value
-        super().__init__(f"invalid {kind} {value!r}: must match {ID_PATTERN.pattern}")
-
-
 class WorktreeError(Exception):
     """A worktree operation refused for a reason git itself would not have reported clearly."""
-
-
-def validate_id(kind: str, value: str) -> str:
-    if not isinstance(value, str) or not ID_PATTERN.fullmatch(value):
-        raise InvalidIdError(kind, value)
-    return value
 
 
 @dataclass(frozen=True)
@@ -131,7 +115,7 @@ class WorktreeManager:
 
     @staticmethod
     def task_branch(run_id: str, task_id: str) -> str:
-        return f"plait/{validate_id('run id', run_id)}/{validate_id('task id', task_id)}"
+        return task_branch(run_id, task_id)
 
     async def task_path(self, run_id: str, task_id: str, attempt: int) -> Path:
         if attempt < 1:
