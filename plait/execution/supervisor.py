@@ -22,6 +22,7 @@ from plait.eventstore import SqlEventStore, StoreError
 from plait.eventstore.leases import DEFAULT_TTL, LeaseStore
 from plait.execution.errors import NotResumable, ServiceError, UnknownRun
 from plait.execution.git.cli import Git, GitError
+from plait.execution.git.merging import is_clean
 from plait.execution.projects import checked_id
 from plait.execution.run.context import RunContext
 from plait.execution.run.orchestrator import RunDriver, RunResult
@@ -241,7 +242,10 @@ class Supervisor:
         if pool is None:
             pool = self._pools[repo] = WorktreePool(worktrees, max_idle=self.settings.pool_max_idle)
             for busy in await pool.recover():
-                await pool.release(busy)
+                # One with work nobody committed (a task killed with plait) stays leased:
+                # its run's recovery adopts it and keeps that work before it is reused.
+                if await is_clean(worktrees.git, busy.path):
+                    await pool.release(busy)
         return pool
 
     async def _drive_leased(self, driver: RunDriver) -> RunResult:

@@ -31,6 +31,7 @@ TASK = textwrap.dedent(
     import os, sys, time
     from pathlib import Path
     task, gate = sys.argv[1], Path(sys.argv[2])
+    Path(f"{task}.draft").write_text("draft\\n")  # uncommitted when the kill comes
     (gate / f"{task}.{os.getpid()}.started").write_text("")
     deadline = time.monotonic() + 120
     while not (gate / "release").exists() and time.monotonic() < deadline:
@@ -141,9 +142,13 @@ async def test_a_run_killed_mid_batch_is_resumed_and_every_task_lands_exactly_on
         assert not any(alive(pid) for pid in orphans.values()), "orphans were killed"
         result = await service.wait_run(run_id)
         assert result.status == "landed"
-        types = [e.type for e in store.read_stream(run_stream(run_id))]
+        events = store.read_stream(run_stream(run_id))
+        types = [e.type for e in events]
         assert types.count("TaskInterrupted") == 3
         assert types.count("RunResumed") == 1
+        # The killed attempts' uncommitted work was committed before their worktrees went.
+        kept = {e.data["ref"] for e in events if e.type == "WorkKept"}
+        assert kept == {f"refs/plait/kept/{run_id}/{t}/1" for t in "abc"}
     finally:
         await service.close()
         store.close()
@@ -151,6 +156,8 @@ async def test_a_run_killed_mid_batch_is_resumed_and_every_task_lands_exactly_on
     for task in "abcd":
         assert merges.count(f"plait: merge task {task}") == 1
         assert (repo / f"{task}.txt").read_text() == f"{task}\n"
+    for task in "abc":
+        assert git(repo, "show", f"refs/plait/kept/{run_id}/{task}/1:{task}.draft") == "draft\n"
     assert git(repo, "worktree", "list", "--porcelain").count("worktree ") == 1
     assert git(repo, "branch", "--list", "plait/*") == ""
     assert git(repo, "status", "--porcelain") == ""

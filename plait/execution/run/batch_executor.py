@@ -31,7 +31,15 @@ from plait.execution.git.cli import GitError
 from plait.execution.run.conflict_resolution import can_resolve, resolve_conflict
 from plait.execution.run.context import RunContext
 from plait.execution.run.merge_validator import Candidate, MergeValidator
-from plait.execution.run.task_runner import AttemptResult, Outcome, prepare_worktree, run_attempt
+from plait.execution.run.task_runner import (
+    AttemptResult,
+    Outcome,
+    TaskIds,
+    keep_work,
+    kept_ref,
+    prepare_worktree,
+    run_attempt,
+)
 from plait.execution.worktrees.manager import Worktree, WorktreeError
 
 
@@ -370,6 +378,22 @@ class BatchExecutor:
             return
         await self.ctx.worktrees.remove(worktree, delete_branch=delete_branch)
 
+    async def _keep_earlier(self, batch_id: int, task_id: str, worktree: Worktree) -> None:
+        """An earlier attempt's worktree, about to go: its work is kept first, unless it
+        was (a failed or stopped attempt keeps its own; one a crash interrupted did not)."""
+        _, _, number = worktree.worktree_id.rpartition(".")
+        if not number.isdigit():
+            return
+        ids: TaskIds = {
+            "run_id": self.ctx.run_id,
+            "batch_id": batch_id,
+            "task_id": task_id,
+            "worktree_id": worktree.worktree_id,
+            "attempt": int(number),
+        }
+        if await self.ctx.git.ref_target(kept_ref(ids)) is None:
+            await keep_work(self.ctx, ids, worktree, "an earlier attempt, interrupted")
+
     async def _clean_up(self, batch: Batch, outcome: BatchOutcome) -> None:
         """Remove what landed; keep (and record) every worktree and branch that did not."""
         ctx = self.ctx
@@ -385,6 +409,8 @@ class BatchExecutor:
                 # Landed work, or none at all (no change): nothing here is worth keeping.
                 current = ctx.recorder.state.tasks[task_id].worktree_id
                 for worktree in sorted(mine, key=lambda w: w.worktree_id != current):
+                    if worktree.worktree_id != current:
+                        await self._keep_earlier(batch.batch_id, task_id, worktree)
                     await self._dispose(worktree, delete_branch=worktree.branch == branch)
                     ctx.live_worktrees.pop(worktree.worktree_id, None)
                     await ctx.recorder.record(
