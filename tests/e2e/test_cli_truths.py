@@ -296,6 +296,9 @@ def test_clean_removes_what_landed_and_keeps_unlanded_work_unless_asked(
     kept_branches = {f"plait/{run_id}/broken", f"plait/{run_id}/_result"}
     assert kept_branches <= set(git(repo, "branch", "--format=%(refname:short)").split())
 
+    status = plait(home, db, "status", run_id)
+    assert f"its work is kept at refs/plait/kept/{run_id}/broken/1" in status.out, status.out
+
     recent = plait(home, db, "clean", "--older-than", "1d")
     cleaned = plait(home, db, "clean")
 
