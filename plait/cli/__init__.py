@@ -204,6 +204,13 @@ def build_parser() -> argparse.ArgumentParser:
     verify = _command(
         commands, "verify", "maintenance:cmd_verify", "check the event history's hash chain"
     )
+    verify.add_argument(
+        "--expect-head",
+        metavar="POSITION:HASH",
+        default=None,
+        help="a chain head an earlier `plait verify` printed: fail if the history no longer "
+        "holds it (events removed, wiped or rewritten since)",
+    )
     _add_db(verify)
 
     db = commands.add_parser("db", help="database maintenance")

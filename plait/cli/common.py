@@ -23,11 +23,49 @@ def read_models(store: SqlEventStore) -> ReadModels:
     return ReadModels(store)
 
 
+# The lease's clock (docs/reliability.md, "Several servers"), from the environment.
+LEASE_VARIABLES = {
+    "PLAIT_LEASE_TTL": "ttl",
+    "PLAIT_LEASE_RENEW_EVERY": "renew_every",
+    "PLAIT_TAKEOVER_EVERY": "takeover_every",
+}
+
+
 def settings(args: argparse.Namespace) -> Settings:
-    return Settings(
-        reuse_worktrees=getattr(args, "reuse_worktrees", False),
-        worktree_root=getattr(args, "worktree_root", None),
+    from plait.cli.errors import UsageError
+    from plait.eventstore.leases import LeaseTimings
+
+    timings = {
+        field: _seconds(name) for name, field in LEASE_VARIABLES.items() if name in os.environ
+    }
+    tolerance = (
+        _seconds("PLAIT_OUTAGE_TOLERANCE") if "PLAIT_OUTAGE_TOLERANCE" in os.environ else None
     )
+    try:
+        leases = LeaseTimings(**timings)
+        if tolerance is None:  # the default, unless the lease is too short for it
+            tolerance = min(Settings.outage_tolerance, (leases.ttl - leases.renew_every) / 2)
+        return Settings(
+            reuse_worktrees=getattr(args, "reuse_worktrees", False),
+            worktree_root=getattr(args, "worktree_root", None),
+            leases=leases,
+            outage_tolerance=tolerance,
+        )
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _seconds(name: str) -> float:
+    from plait.cli.errors import UsageError
+
+    text = os.environ[name]
+    try:
+        value = float(text)
+    except ValueError:
+        raise UsageError(f"{name}={text!r}: give a number of seconds") from None
+    if not 0 < value < 1e9:
+        raise UsageError(f"{name}={text!r}: give a positive number of seconds")
+    return value
 
 
 def program() -> str:

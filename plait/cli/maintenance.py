@@ -7,6 +7,7 @@ import argparse
 import asyncio
 import re
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 from plait.cli.common import hint, open_store, read_models, settings
 from plait.cli.errors import UsageError
@@ -17,6 +18,9 @@ from plait.eventstore.engines import build_engine
 from plait.eventstore.urls import display_url, normalise_url
 from plait.projections import Projector, all_projections
 from plait.projections.audit import verify_lifecycles
+
+if TYPE_CHECKING:
+    from plait.eventstore import ChainHead, SqlEventStore
 
 AGE = re.compile(r"^(\d+)\s*(m|h|d|w)$")
 UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
@@ -42,10 +46,19 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
 def cmd_verify(args: argparse.Namespace) -> int:
     import sys
 
+    from plait.eventstore import ChainHead
+    from plait.eventstore.project_runs import check_project_runs
+
+    try:
+        expected = ChainHead.parse(args.expect_head) if args.expect_head else None
+    except ValueError as exc:
+        raise UsageError(f"--expect-head: {exc}") from None
     store = open_store(args)
     try:
-        report = store.verify()
-        replay = verify_lifecycles(store) if report.ok else None
+        anchors = asyncio.run(_repository_anchors(store))
+        report = store.verify(expect_head=expected, anchors=anchors)
+        runs = check_project_runs(store) if report.ok else None
+        replay = verify_lifecycles(store) if runs is not None and runs.ok else None
     finally:
         store.close()
     if not report.ok:
@@ -55,17 +68,48 @@ def cmd_verify(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 1
+    assert runs is not None
+    for problem in (runs, replay):
+        if problem is not None and not problem.ok:
+            print(
+                f"INVALID HISTORY: event at position {problem.first_bad_position}: "
+                f"{problem.problem}",
+                file=sys.stderr,
+            )
+            return 1
     assert replay is not None
-    if not replay.ok:
+    if report.head is not None:
         print(
-            f"INVALID HISTORY: event at position {replay.first_bad_position}: {replay.problem}",
-            file=sys.stderr,
+            f"head: {report.head} (keep it: `plait verify --expect-head {report.head}` "
+            "proves later that this history was not cut short or rewritten)"
         )
-        return 1
     events = f"{report.checked} event{'' if report.checked == 1 else 's'}"
-    runs = "1 run replays" if replay.runs == 1 else f"{replay.runs} runs replay"
-    print(f"ok: {events}, hash chain intact, {runs} cleanly")
+    replays = "1 run replays" if replay.runs == 1 else f"{replay.runs} runs replay"
+    print(f"ok: {events}, hash chain intact, {replays} cleanly")
     return 0
+
+
+async def _repository_anchors(store: SqlEventStore) -> list[tuple[str, ChainHead]]:
+    """The chain heads the landings kept in the projects' repositories (git/anchor.py)."""
+    from pathlib import Path
+
+    from plait.eventstore.anchor import head_ref_for
+    from plait.eventstore.project_runs import registered_repositories
+    from plait.execution.git.anchor import anchored_chain
+    from plait.execution.git.cli import Git, GitError
+
+    ref = head_ref_for(store.url)
+    found = []
+    for repo in registered_repositories(store):
+        if not Path(repo, ".git").exists():
+            continue  # moved or deleted since: nothing to check against
+        try:
+            head = await anchored_chain(Git(Path(repo)), ref)
+        except (GitError, OSError):
+            continue
+        if head is not None:
+            found.append((f"the ref {ref} in {repo}", head))
+    return found
 
 
 def cmd_projections_rebuild(args: argparse.Namespace) -> int:

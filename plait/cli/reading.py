@@ -16,7 +16,7 @@ from plait.domain.events import TaskOutput
 from plait.domain.run import RunState, task_note
 from plait.domain.statuses import ENDED_RUN
 from plait.domain.times import duration_text, parse_time
-from plait.eventstore import SqlEventStore, StoredEvent
+from plait.eventstore import EventStore, StoredEvent
 from plait.projections import ReadModels
 from plait.projections.codec import decode, run_stream
 from plait.projections.logs import attempt_logs, task_output
@@ -154,7 +154,7 @@ def cmd_logs(args: argparse.Namespace) -> int:
         store.close()
 
 
-async def _logs(args: argparse.Namespace, store: SqlEventStore) -> int:
+async def _logs(args: argparse.Namespace, store: EventStore) -> int:
     after = store.last_position()
     events = store.read_stream(run_stream(args.run))
     if not events:
@@ -184,7 +184,7 @@ async def _logs(args: argparse.Namespace, store: SqlEventStore) -> int:
 
 async def _follow_logs(
     args: argparse.Namespace,
-    store: SqlEventStore,
+    store: EventStore,
     events: list[StoredEvent],
     state: RunState,
     after: int,

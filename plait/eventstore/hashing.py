@@ -36,9 +36,10 @@ def canonical_json(value: Mapping[str, Any]) -> str:
 
 def timestamp_text(moment: datetime) -> str:
     """One spelling of a timestamp, whatever the driver hands back (naive values are UTC)."""
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    if moment.tzinfo is not None and moment.utcoffset():
+        moment = moment.astimezone(UTC)
+    # isoformat is C code and a third of strftime's time; same text for years 1000-9999.
+    return moment.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def content_digest(

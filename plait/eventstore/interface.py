@@ -3,14 +3,31 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
+from contextlib import AbstractContextManager
 from typing import Protocol
 
-from plait.eventstore.records import IntegrityReport, NewEvent, StoredEvent
+from sqlalchemy import Connection
+from sqlalchemy.engine import URL
+
+from plait.eventstore.anchor import ChainHead
+from plait.eventstore.notify import Notifier
+from plait.eventstore.records import Fence, IntegrityReport, NewEvent, StoredEvent
 
 
 class EventStore(Protocol):
+    # "sqlite" or "postgresql": for the few readers with SQL of their own (projections).
+    dialect: str
+    url: URL
+    # Wakes this process's live feeds when this process appends (subscription.py).
+    notifier: Notifier
+
     def append(
-        self, stream_id: str, events: Sequence[NewEvent], expected_version: int | None
+        self,
+        stream_id: str,
+        events: Sequence[NewEvent],
+        expected_version: int | None,
+        *,
+        fence: Fence | None = None,
     ) -> list[int]:
         """Append `events` to `stream_id` in one transaction and return their global positions.
 
@@ -22,6 +39,12 @@ class EventStore(Protocol):
         than 200 characters or holds NUL, a negative expected version, an event type
         that is empty, longer than 100 characters or holds NUL, a schema version outside
         1..2**31-1, or an event id given twice in one call.
+
+        `fence`: the append is stored only if, in the same transaction, the run's lease
+        still has the fence's epoch and has not expired by the database's clock; otherwise
+        FencedOff and nothing is appended. A RunStarted on a project stream while the
+        project has an active run, or a RunEnded that does not end the project's active run,
+        raises ProjectRunConflict (a ConcurrencyError), whoever appends it.
         """
         ...
 
@@ -39,12 +62,41 @@ class EventStore(Protocol):
         """The stream's current version; 0 for a stream with no events."""
         ...
 
-    def verify(self) -> IntegrityReport:
-        """Walk the hash chain and report the first event changed, removed or reordered."""
+    def verify(
+        self,
+        page_size: int = 5000,
+        expect_head: ChainHead | None = None,
+        anchors: Sequence[tuple[str, ChainHead]] = (),
+    ) -> IntegrityReport:
+        """Walk the hash chain and check it against its anchors (the head file,
+        `expect_head`, and `anchors` named by where they were kept): report the first event
+        changed, removed or reordered, or a history cut short or rewritten."""
+        ...
+
+    def head(self) -> ChainHead | None:
+        """The newest event's position and hash."""
+        ...
+
+    def record_head(self) -> ChainHead | None:
+        """Anchor the chain now: write its head outside the events table."""
         ...
 
     def subscribe(self, after_position: int = 0) -> AsyncIterator[StoredEvent]:
         """Every event after `after_position`: the stored ones, then new ones as they commit."""
         ...
 
-    def close(self) -> None: ...
+    def subscribe_ticking(
+        self, after_position: int, tick: float | None
+    ) -> AsyncIterator[StoredEvent | None]:
+        """subscribe(), plus a None whenever `tick` seconds pass without an event."""
+        ...
+
+    def connect(self) -> AbstractContextManager[Connection]:
+        """A connection for tables kept beside the events (projections, leases)."""
+        ...
+
+    def write_connection(self) -> AbstractContextManager[Connection]:
+        """A connection whose transactions take SQLite's write lock up front."""
+        ...
+
+    def close(self, timeout: float = 30.0) -> None: ...

@@ -14,7 +14,7 @@ from sqlalchemy import Connection, Engine, inspect, text
 if TYPE_CHECKING:
     from alembic.config import Config
 
-HEAD = "0005_leaner_append"
+HEAD = "0006_fenced_leases"
 # An arbitrary constant: the PostgreSQL advisory lock that serialises concurrent upgrades.
 _UPGRADE_LOCK_KEY = 0x706C6169
 

@@ -2,24 +2,29 @@
 
 from __future__ import annotations
 
-import os
+import random
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple
 
 import orjson
 
+from plait.eventstore import hashing
+from plait.eventstore.errors import DuplicateEventError
 from plait.eventstore.hashing import timestamp_text
 
 JSONDict = dict[str, Any]
+MAX_STREAM_ID_LENGTH = 200
+INT4_MAX = 2**31 - 1  # PostgreSQL's integer, the schema version's column
 
 
 # Clears the version and variant bits of a 128-bit value; _UUID7_BITS then sets them.
 _VERSION_VARIANT_MASK = 0xFFFF_FFFF_FFFF_0FFF_3FFF_FFFF_FFFF_FFFF
 _UUID7_BITS = 0x7 << 76 | 0x2 << 62  # version 7, RFC 9562 variant
+_random_bits = random.getrandbits
 
 
 def time_ordered_uuid() -> uuid.UUID:
@@ -29,8 +34,22 @@ def time_ordered_uuid() -> uuid.UUID:
     page, so an append dirties one index page rather than one per event.
     """
     millis = time.time_ns() // 1_000_000
-    value = (millis & 0xFFFF_FFFF_FFFF) << 80 | int.from_bytes(os.urandom(10))
+    # The random bits need to be unique, not secret: the Mersenne Twister gives them in a
+    # tenth of os.urandom's time (a system call), and Python reseeds it in a forked child.
+    value = (millis & 0xFFFF_FFFF_FFFF) << 80 | _random_bits(80)
     return uuid.UUID(int=value & _VERSION_VARIANT_MASK | _UUID7_BITS)
+
+
+@dataclass(frozen=True, slots=True)
+class Fence:
+    """Proof of driving a run: its lease and the epoch the acquisition was given.
+
+    An append that carries a fence is stored only if, in the same transaction, the run's
+    lease still has this epoch and has not expired by the database's clock (FencedOff).
+    """
+
+    run_id: str
+    epoch: int
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -97,3 +116,33 @@ class IntegrityReport:
     checked: int
     first_bad_position: int | None = None
     problem: str | None = None
+    # The chain's head as verified (None for an empty history): what to keep and pass to
+    # `plait verify --expect-head` later. An anchor.ChainHead.
+    head: Any = None
+
+
+def check_stream_id(stream_id: str) -> None:
+    if not stream_id or len(stream_id) > MAX_STREAM_ID_LENGTH or "\x00" in stream_id:
+        raise ValueError(
+            f"stream id must be 1-{MAX_STREAM_ID_LENGTH} characters without NUL: {stream_id!r}"
+        )
+
+
+def encode_event(event: NewEvent) -> hashing.EncodedEvent:
+    if not event.type or len(event.type) > 100 or "\x00" in event.type:
+        raise ValueError(f"event type must be 1-100 characters, without NUL: {event.type!r}")
+    if not 1 <= event.schema_version <= INT4_MAX:
+        raise ValueError(f"schema_version must be 1-{INT4_MAX}: {event.schema_version}")
+    return (
+        str(event.event_id),
+        event.type,
+        event.schema_version,
+        hashing.canonical_json(event.data),
+        hashing.canonical_json(event.metadata),
+    )
+
+
+def idempotent_positions(stream_id: str, existing: Sequence[Any], wanted: int) -> list[int]:
+    if len(existing) == wanted and all(row[1] == stream_id for row in existing):
+        return [int(row[0]) for row in existing]
+    raise DuplicateEventError(f"stream {stream_id!r}: some of these event ids are already stored")

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 from plait.eventstore.records import StoredEvent
 
 if TYPE_CHECKING:
-    from plait.eventstore.sql_store import SqlEventStore
+    from plait.eventstore.interface import EventStore
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +36,7 @@ _feeds: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[int, LiveFeed]
 )
 
 
-def feed_for(store: SqlEventStore) -> LiveFeed:
+def feed_for(store: EventStore) -> LiveFeed:
     loop = asyncio.get_running_loop()
     per_loop = _feeds.setdefault(loop, {})
     feed = per_loop.get(id(store))
@@ -55,7 +55,7 @@ Queue = asyncio.Queue[StoredEvent | _Lagged | None]
 
 
 class LiveFeed:
-    def __init__(self, store: SqlEventStore) -> None:
+    def __init__(self, store: EventStore) -> None:
         self.store = store
         self.head = 0
         self.reads = 0  # database reads done for live delivery (the fan-out benchmark counts them)

@@ -14,7 +14,8 @@ from typing import Any
 from plait.domain.events import PlanAccepted, ProjectDeleted, ProjectRegistered
 from plait.domain.plan.batching import plan_batches, select_mode
 from plait.domain.plan.model import Plan
-from plait.eventstore import ConcurrencyError, SqlEventStore
+from plait.eventstore import ConcurrencyError, EventStore
+from plait.eventstore.streams import project_stream
 from plait.execution.errors import RunAlreadyActive, ServiceError, UnknownProject
 from plait.execution.projects import (
     ProjectFacts,
@@ -27,7 +28,6 @@ from plait.execution.projects import (
 )
 from plait.execution.supervisor import Supervisor
 from plait.projections import ReadModels
-from plait.projections.codec import project_stream
 
 
 @dataclass(frozen=True)
@@ -37,7 +37,7 @@ class Registration:
 
 
 class ProjectService:
-    store: SqlEventStore
+    store: EventStore
     read: ReadModels
     supervisor: Supervisor
 

@@ -17,9 +17,9 @@ from plait.domain.events import (
 )
 from plait.domain.ids import InvalidIdError, validate_id
 from plait.eventstore import StoredEvent
+from plait.eventstore.codec import decode
 from plait.execution.errors import InvalidId, NotARepository, RepositoryChanged
 from plait.execution.git.cli import Git, GitError
-from plait.projections.codec import decode
 
 
 def new_id() -> str:

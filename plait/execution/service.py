@@ -8,13 +8,13 @@ starts exactly one wins: the store decides, not a read-then-check.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from pathlib import Path
 
 from plait.domain import run_actions
 from plait.domain.events import (
     RunCreated,
-    RunEnded,
     RunResumed,
     RunStarted,
 )
@@ -27,7 +27,8 @@ from plait.domain.statuses import (
     DRIVEN_RUN,
     RunStatus,
 )
-from plait.eventstore import ConcurrencyError, SqlEventStore
+from plait.eventstore import ConcurrencyError, EventStore
+from plait.eventstore.streams import project_stream, run_stream
 from plait.execution.errors import (
     AgentsUnavailable,
     BadWorktreeRoot,
@@ -55,7 +56,7 @@ from plait.execution.projects import (
     new_id,
 )
 from plait.execution.run.orchestrator import RunResult
-from plait.execution.run.recovery import interrupt_tasks, stop_orphan
+from plait.execution.run.recovery import adopt_finished_attempts, interrupt_tasks
 from plait.execution.runners.agent_check import AgentCheckFailed, AgentInfo, check_agents
 from plait.execution.runners.sandbox import SandboxMissing, check_bwrap
 from plait.execution.settings import Settings
@@ -65,7 +66,6 @@ from plait.execution.worktrees.manager import (
     worktree_root_for,
 )
 from plait.projections import Projector, ReadModels, all_projections
-from plait.projections.codec import project_stream, run_stream
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +74,7 @@ class Plait(ProjectService):
     """The use cases: the projects' (registration, plans) and the runs'. What keeps runs
     going (leases, recovery, pools, the read models' feed) is the supervisor's."""
 
-    def __init__(self, store: SqlEventStore, settings: Settings | None = None) -> None:
+    def __init__(self, store: EventStore, settings: Settings | None = None) -> None:
         self.store = store
         self.settings = settings or Settings()
         self.read = ReadModels(store)
@@ -83,10 +83,11 @@ class Plait(ProjectService):
 
     # -- lifecycle -------------------------------------------------------------------------
 
-    async def start(self, *, recover: bool = True) -> list[str]:
+    async def start(self, *, recover: bool = True, watch: bool = False) -> list[str]:
         """Bring the read models up to date, keep them following the store, and resume
-        every run a dead process left unfinished. Returns the ids of the resumed runs."""
-        return await self.supervisor.start(recover=recover)
+        every run a dead process left unfinished. Returns the ids of the resumed runs.
+        `watch` (`plait serve`): go on taking over runs whose lease lapses."""
+        return await self.supervisor.start(recover=recover, watch=watch)
 
     async def recover(self) -> list[str]:
         """Resume (or finish stopping) the unfinished runs nobody drives any more."""
@@ -112,15 +113,8 @@ class Plait(ProjectService):
         facts = await self.project(project_id)
         if facts.active_run is not None and await self.supervisor.abandoned_start(facts.active_run):
             # A start that died between RunStarted and RunCreated: nothing ran; close it.
-            await self.supervisor.append(
-                project_stream(project_id),
-                [
-                    RunEnded(
-                        project_id=project_id, run_id=facts.active_run, outcome=RunStatus.FAILED
-                    )
-                ],
-                expected=facts.version,
-            )
+            with contextlib.suppress(ConcurrencyError):  # closed meanwhile elsewhere
+                await self.supervisor.end(project_id, facts.active_run, RunStatus.FAILED)
             facts = await self.project(project_id)
         if facts.active_run is not None:
             raise RunAlreadyActive(
@@ -154,6 +148,7 @@ class Plait(ProjectService):
                 project_stream(project_id),
                 [RunStarted(project_id=project_id, run_id=run_id)],
                 expected=facts.version,
+                fenced=run_id,
             )
         except BaseException as exc:
             await asyncio.to_thread(self.supervisor.leases.release, run_id)
@@ -173,7 +168,7 @@ class Plait(ProjectService):
             max_concurrency=plan.max_concurrency,
             worktree_root=str(worktree_root),
         )
-        await self.supervisor.append(run_stream(run_id), [created], expected=0)
+        await self.supervisor.append(run_stream(run_id), [created], expected=0, fenced=run_id)
         await self.supervisor.launch(project_id, run_id)
         return run_id
 
@@ -210,14 +205,9 @@ class Plait(ProjectService):
         if active is not None:
             await self.supervisor.request_stop(active, reason)
             return run_id
-        # Nobody drives it (a crashed process): stop it here so it can be resumed.
-        recorder = await self.supervisor.recorder(run_id)
-        await stop_orphan(recorder, reason)
-        await self.supervisor.append(
-            project_stream(project_id),
-            [RunEnded(project_id=project_id, run_id=run_id, outcome=RunStatus.STOPPED)],
-            expected=None,
-        )
+        # Driven elsewhere: a request its driver acts on. Driven by nobody (a crashed
+        # process): stopped here, under its lease, so it can be resumed.
+        await self.supervisor.stop(project_id, run_id, reason)
         return run_id
 
     async def resume_run(self, project_id: str, run_id: str | None = None) -> str:
@@ -257,7 +247,8 @@ class Plait(ProjectService):
             raise RunAlreadyActive(f"run {run_id} is running in this process", run_id)
         if facts.active_run not in (None, run_id):
             raise RunAlreadyActive(f"run {facts.active_run} is active", facts.active_run)
-        if not await asyncio.to_thread(self.supervisor.leases.acquire, run_id):
+        fence = await asyncio.to_thread(self.supervisor.leases.acquire, run_id)
+        if fence is None:
             holder = await asyncio.to_thread(self.supervisor.leases.holder, run_id)
             raise RunAlreadyActive(f"run {run_id} is driven by another process ({holder})", run_id)
         try:
@@ -270,6 +261,7 @@ class Plait(ProjectService):
         self, facts: ProjectFacts, project_id: str, run_id: str, action: run_actions.Continuation
     ) -> str:
         recorder = await self.supervisor.recorder(run_id)
+        recorder.fence = self.supervisor.leases.fence(run_id)
         status = recorder.state.status
         if status not in action.allowed:
             raise NotResumable(f"run {run_id} is {status}: {action.needs}")
@@ -285,11 +277,13 @@ class Plait(ProjectService):
                     project_stream(project_id),
                     [RunStarted(project_id=project_id, run_id=run_id)],
                     expected=facts.version,
+                    fenced=run_id,
                 )
             except ConcurrencyError:
                 raise RunAlreadyActive(f"project {project_id} changed; try again") from None
         if status in DRIVEN_RUN:
             await self.supervisor.reap_orphans(recorder)
+            await adopt_finished_attempts(recorder, Git(Path(recorder.state.repo_path or ".")))
             await interrupt_tasks(recorder, "the process driving the run ended")
         await recorder.record(RunResumed(run_id=run_id, reason=action.name), *then)
         await self.supervisor.launch(project_id, run_id, recorder)

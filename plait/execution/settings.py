@@ -7,6 +7,8 @@ from pathlib import Path
 
 import platformdirs
 
+from plait.eventstore.leases import LeaseTimings
+
 
 def _default_log_root() -> Path:
     return Path(platformdirs.user_data_dir("plait", appauthor=False)) / "logs"
@@ -27,8 +29,11 @@ class Settings:
     # Tests on a merged commit: default timeout when the plan gives none.
     test_timeout: float = 1800.0
     # How long a run pauses, retrying, while the database is unreachable; then it ends,
-    # resumable (see RunRecorder.record).
-    outage_tolerance: float = 60.0
+    # resumable (see RunRecorder.record). With the renewal interval, shorter than the lease
+    # TTL (checked below): a driver cut off gives up before its lease can expire.
+    outage_tolerance: float = 15.0
+    # The run lease's TTL, renewal interval and takeover interval (docs/reliability.md).
+    leases: LeaseTimings = field(default_factory=LeaseTimings)
     # Reuse task worktrees from a per-repository pool instead of a `git worktree add` per
     # task: on a large repository preparing a worktree then costs a checkout of the files
     # that differ, not of every file. Pooled worktrees stay (idle, detached) until the
@@ -36,3 +41,6 @@ class Settings:
     reuse_worktrees: bool = False
     pool_max_idle: int = 4
     actor: str = "plait"
+
+    def __post_init__(self) -> None:
+        self.leases.check_outage_tolerance(self.outage_tolerance)

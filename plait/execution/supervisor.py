@@ -3,6 +3,15 @@
 The service (use cases) decides what is asked for; the supervisor keeps it going: it keeps
 the read models following the store, resumes what a dead process left unfinished, launches
 a driver for each run it holds the lease of, renews that lease, and owns the worktree pools.
+
+`plait serve` also watches (`start(watch=True)`): every `takeover_every` seconds it looks for
+active runs whose lease lapsed (their driver died, or was cut off) and takes them over, so a
+run whose driver was SIGKILLed is driven again within `ttl + takeover_every` seconds, with no
+client call. Of two servers that try at once, the lease lets exactly one win.
+
+A stop for a run another process drives is a request on the run's stream (StopRequested):
+that driver hears it from its live feed (driving.py). A run with no live driver is stopped
+by whoever takes its lease.
 """
 
 from __future__ import annotations
@@ -13,28 +22,37 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from plait.domain.events import RunCreated, RunEnded, RunResumed, StopRequested
+from sqlalchemy.exc import SQLAlchemyError
+
+from plait.domain.events import RunResumed, StopRequested
 from plait.domain.ids import result_branch
 from plait.domain.plan.parsing import plan_from_mapping
 from plait.domain.run import RunState
-from plait.domain.statuses import ACTIVE_RUN, RunStatus, TaskStatus
-from plait.eventstore import SqlEventStore, StoreError
-from plait.eventstore.leases import DEFAULT_TTL, LeaseStore
+from plait.domain.statuses import ACTIVE_RUN, RunStatus
+from plait.eventstore import EventStore, StoreError
+from plait.eventstore.leases import LeaseStore
+from plait.eventstore.streams import run_stream
+from plait.execution.driving import follow_commands, keep_lease, on_command, request_stop
 from plait.execution.errors import NotResumable, ServiceError, UnknownRun
 from plait.execution.git.cli import Git, GitError
 from plait.execution.git.merging import is_clean
 from plait.execution.projects import checked_id
+from plait.execution.run.appends import append, end_run, metadata_of
 from plait.execution.run.context import RunContext
 from plait.execution.run.orchestrator import RunDriver, RunResult
 from plait.execution.run.recorder import RunRecorder
-from plait.execution.run.recovery import adopt_worktrees, interrupt_tasks, stop_orphan
+from plait.execution.run.recovery import (
+    adopt_finished_attempts,
+    adopt_worktrees,
+    interrupt_tasks,
+    reap_orphans,
+    stop_orphan,
+)
 from plait.execution.runners.agent_check import AgentCheckFailed, check_agents
-from plait.execution.runners.orphans import kill_process_groups, processes_inside
 from plait.execution.settings import Settings
-from plait.execution.worktrees.manager import LEGACY_ROOT, Worktree, WorktreeManager
+from plait.execution.worktrees.manager import LEGACY_ROOT, WorktreeManager
 from plait.execution.worktrees.pool import WorktreePool
 from plait.projections import Projector, ReadModels
-from plait.projections.codec import decode, encode, project_stream, run_stream
 
 log = logging.getLogger(__name__)
 
@@ -47,15 +65,17 @@ class ActiveRun:
 
 class Supervisor:
     def __init__(
-        self, store: SqlEventStore, settings: Settings, read: ReadModels, projector: Projector
+        self, store: EventStore, settings: Settings, read: ReadModels, projector: Projector
     ) -> None:
         self.store = store
         self.settings = settings
         self.read = read
         self.projector = projector
-        self.leases = LeaseStore(store)
+        self.leases = LeaseStore(store, timings=settings.leases)
         self._runs: dict[str, ActiveRun] = {}
         self._projector_task: asyncio.Task[None] | None = None
+        self._watcher: asyncio.Task[None] | None = None
+        self.takeover_checks = 0  # passes of the watch, for /metrics
         self._pools: dict[Path, WorktreePool] = {}
 
     def driving(self, run_id: str) -> ActiveRun | None:
@@ -68,13 +88,31 @@ class Supervisor:
         active = self._runs.get(run_id)
         return None if active is None else active.ctx.recorder.state.project_id
 
-    async def start(self, *, recover: bool = True) -> list[str]:
+    async def start(self, *, recover: bool = True, watch: bool = False) -> list[str]:
         """Bring the read models up to date, keep them following the store, and resume
-        every run a dead process left unfinished. Returns the ids of the resumed runs."""
+        every run a dead process left unfinished. Returns the ids of the resumed runs.
+        `watch`: go on taking over runs whose lease lapses, every `takeover_every` s."""
         if self._projector_task is None:
             await asyncio.to_thread(self.projector.catch_up)
             self._projector_task = asyncio.create_task(self._follow_projections())
-        return await self.recover() if recover else []
+        resumed = await self.recover() if recover else []
+        if watch and self._watcher is None:
+            self._watcher = asyncio.create_task(self._watch(), name="plait-takeover")
+        return resumed
+
+    async def _watch(self) -> None:
+        """Each pass is `recover()`: it takes a run only by winning its (lapsed) lease."""
+        while True:
+            await asyncio.sleep(self.settings.leases.takeover_every)
+            try:
+                taken = await self.recover()
+            except (StoreError, OSError) as exc:
+                log.warning("takeover watch: %s; trying again", exc)
+                continue
+            finally:
+                self.takeover_checks += 1
+            for run_id in taken:
+                log.warning("took over run %s: its lease had lapsed", run_id)
 
     async def _follow_projections(self) -> None:
         """Keep the read models following the store. A database outage pauses them; it must
@@ -84,7 +122,7 @@ class Supervisor:
             try:
                 await self.projector.follow()
                 return
-            except StoreError as exc:
+            except (StoreError, SQLAlchemyError) as exc:  # e.g. another projector's race
                 log.warning("projections paused: %s; retrying in %.1f s", exc, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
@@ -95,7 +133,8 @@ class Supervisor:
         resumed = []
         for project in self.read.projects():
             run_id = project["active_run_id"]
-            if not run_id or run_id in self._runs:
+            # Held here (driven, or being started or resumed): not a lapsed lease.
+            if not run_id or self.leases.fence(str(run_id)) or self.driving(str(run_id)):
                 continue
             try:
                 if await self._recover_run(str(project["project_id"]), str(run_id)):
@@ -107,62 +146,80 @@ class Supervisor:
     async def _recover_run(self, project_id: str, run_id: str) -> bool:
         if await self.abandoned_start(run_id):
             # RunStarted was stored but the process died before RunCreated: nothing ran.
-            await self.append(
-                project_stream(project_id),
-                [RunEnded(project_id=project_id, run_id=run_id, outcome=RunStatus.FAILED)],
-                expected=None,
-            )
+            await self.end(project_id, run_id, RunStatus.FAILED)
             return False
-        if not await asyncio.to_thread(self.leases.acquire, run_id):
+        fence = await asyncio.to_thread(self.leases.acquire, run_id)
+        if fence is None:
             return False  # a live process drives it
-        recorder = await self.recorder(run_id)
-        status = recorder.state.status
-        if status not in ACTIVE_RUN:
-            await asyncio.to_thread(self.leases.release, run_id)
-            return False
-        await self.reap_orphans(recorder)
-        if status == RunStatus.STOPPING:  # the stop was asked for: finish it, do not resume
-            await stop_orphan(recorder, recorder.state.stop_reason or "stop requested")
-            await self.append(
-                project_stream(project_id),
-                [RunEnded(project_id=project_id, run_id=run_id, outcome=RunStatus.STOPPED)],
-                expected=None,
-            )
-            await asyncio.to_thread(self.leases.release, run_id)
-            return False
-        if status == RunStatus.RUNNING:
-            await interrupt_tasks(recorder, "the process driving the run ended")
-            await recorder.record(RunResumed(run_id=run_id, reason="recovered after a crash"))
-        await self.launch(project_id, run_id, recorder)
+        try:
+            recorder = await self.recorder(run_id)
+            recorder.fence = fence
+            status = recorder.state.status
+            if status not in ACTIVE_RUN:
+                await asyncio.to_thread(self.leases.release, run_id)
+                return False
+            await self.reap_orphans(recorder)
+            if status == RunStatus.STOPPING:  # the stop was asked for: finish it, not resume
+                await self.finish_stop(project_id, recorder, recorder.state.stop_reason or "")
+                return False
+            if status == RunStatus.RUNNING:
+                await adopt_finished_attempts(recorder, Git(Path(recorder.state.repo_path or ".")))
+                await interrupt_tasks(recorder, "the process driving the run ended")
+                await recorder.record(RunResumed(run_id=run_id, reason="recovered after a crash"))
+            await self.launch(project_id, run_id, recorder)
+        except BaseException:
+            if self.driving(run_id) is None:
+                await asyncio.to_thread(self.leases.release, run_id)
+            raise
         return True
+
+    async def finish_stop(self, project_id: str, recorder: RunRecorder, reason: str) -> None:
+        """Stop a run nobody drives, holding its lease (recorder.fence), then release it."""
+        try:
+            await stop_orphan(recorder, reason or "stop requested")
+            await self.end(project_id, recorder.run_id, RunStatus.STOPPED, recorder)
+        finally:
+            await asyncio.to_thread(self.leases.release, recorder.run_id)
+
+    async def stop(self, project_id: str, run_id: str, reason: str) -> None:
+        """Stop a run driven elsewhere (a request its driver acts on) or by nobody (here)."""
+        fence = await asyncio.to_thread(self.leases.acquire, run_id)
+        if fence is None:
+            await self.request_stop_elsewhere(run_id, reason)
+            return
+        try:
+            recorder = await self.recorder(run_id)
+            recorder.fence = fence
+            await self.reap_orphans(recorder)
+        except BaseException:
+            await asyncio.to_thread(self.leases.release, run_id)
+            raise
+        await self.finish_stop(project_id, recorder, reason)
+
+    async def request_stop_elsewhere(self, run_id: str, reason: str) -> None:
+        """Record StopRequested on the run's stream for the process that drives it."""
+        await request_stop(await self.recorder(run_id), reason)
+
+    async def end(
+        self, project_id: str, run_id: str, outcome: RunStatus, recorder: RunRecorder | None = None
+    ) -> None:
+        """RunEnded: the recorder's (fenced by its lease), else this process's."""
+        if recorder is not None:
+            return await recorder.end_run(project_id, outcome)
+        metadata = metadata_of(self.settings.actor, run_id)
+        await end_run(self.store, project_id, run_id, outcome, metadata=metadata)
 
     async def reap_orphans(self, recorder: RunRecorder) -> None:
         """Kill what the dead driver's tasks left running; clear half-made worktrees."""
         git = Git(Path(recorder.state.repo_path or "."))
-        worktrees = await self.worktrees(git, recorder.state)
-        run_root = (await worktrees.root()) / recorder.run_id
-        # The run's own directory, and the worktrees its unfinished tasks were given (a
-        # pooled worktree lives outside the run's directory).
-        places = {run_root} | {
-            Path(task.worktree_path)
-            for task in recorder.state.tasks.values()
-            if task.status in (TaskStatus.RUNNING, TaskStatus.RESOLVING) and task.worktree_path
-        }
-        pids: set[int] = set()
-        for place in places:
-            pids.update(await asyncio.to_thread(processes_inside, place))
-        killed = kill_process_groups(sorted(pids))
-        if killed:
-            log.warning("run %s: killed %d orphaned task process group(s)", recorder.run_id, killed)
-        for entry in await worktrees.list_porcelain():
-            path = Path(entry.path)
-            if path.parent == run_root and entry.locked is not None:
-                # A `worktree add` killed midway: locked "initializing", never used.
-                await worktrees.remove(Worktree(path, None, path.name, entry.head or ""))
-        await git.run_admin("worktree", "prune")
+        await reap_orphans(recorder, git, await self.worktrees(git, recorder.state))
 
     async def close(self) -> None:
         """Stop every run this process drives (they stay resumable) and the projector."""
+        if self._watcher is not None:
+            self._watcher.cancel()
+            await asyncio.gather(self._watcher, return_exceptions=True)
+            self._watcher = None
         for run_id in list(self._runs):
             active = self._runs.get(run_id)
             if active is not None and not active.task.done():
@@ -207,6 +264,7 @@ class Supervisor:
     ) -> None:
         """Drive a run whose lease this process holds, renewing it until the run ends."""
         recorder = recorder or await self.recorder(run_id)
+        recorder.fence = self.leases.fence(run_id)
         state = recorder.state
         plan = plan_from_mapping(recorder.plan)
         repo = Path(state.repo_path or ".")
@@ -230,6 +288,7 @@ class Supervisor:
             # they are not adopted below as this run's worktrees.
             ctx.pool = await self._pool_for(repo, ctx.worktrees)
         await adopt_worktrees(ctx)
+        recorder.on_command = lambda event: on_command(ctx, event)
         driver = RunDriver(ctx, project_id)
         task = asyncio.create_task(self._drive_leased(driver), name=f"plait-run-{run_id}")
         self._runs[run_id] = ActiveRun(ctx, task)
@@ -250,47 +309,31 @@ class Supervisor:
 
     async def _drive_leased(self, driver: RunDriver) -> RunResult:
         """Drive the run while renewing its lease; release the lease when it ends."""
-        run_id = driver.ctx.run_id
-
-        async def renew() -> None:
-            while True:
-                await asyncio.sleep(DEFAULT_TTL / 3)
-                try:
-                    renewed = await asyncio.to_thread(self.leases.acquire, run_id)
-                except StoreError as exc:  # an outage: keep the run (it pauses) and try again
-                    log.warning("run %s: could not renew its lease: %s", run_id, exc)
-                    continue
-                if not renewed:
-                    log.error("run %s: lost its lease to another process; stopping", run_id)
-                    driver.ctx.stop.set()
-                    return
-
-        renewer = asyncio.create_task(renew())
+        ctx = driver.ctx
+        helpers = [
+            asyncio.create_task(keep_lease(self.leases, ctx, self.settings.stop_grace)),
+            asyncio.create_task(follow_commands(self.store, ctx, ctx.recorder.last_position)),
+        ]
         try:
             return await driver.drive()
         finally:
-            renewer.cancel()
-            try:
-                await asyncio.to_thread(self.leases.release, run_id)
-            except StoreError:
-                log.warning("run %s: could not release its lease (it will expire)", run_id)
+            for helper in helpers:
+                helper.cancel()
+            await asyncio.gather(*helpers, return_exceptions=True)
+            if not ctx.recorder.deposed:
+                try:
+                    await asyncio.to_thread(self.leases.release, ctx.run_id)
+                except StoreError:
+                    log.warning("run %s: could not release its lease (it expires)", ctx.run_id)
 
     async def recorder(self, run_id: str) -> RunRecorder:
         checked_id("run id", run_id)
         events = await asyncio.to_thread(self.store.read_stream, run_stream(run_id))
         if not events:
             raise UnknownRun(f"no run {run_id!r}")
-        state = RunState()
-        plan: dict[str, Any] | None = None
-        for stored in events:
-            event = decode(stored)
-            if isinstance(event, RunCreated):
-                plan = event.plan
-            state.apply(event, stored.recorded_text)
-        if plan is None:
+        recorder = RunRecorder.from_history(self.store, events, self.settings.actor)
+        if not recorder.plan:
             raise NotResumable(f"run {run_id} has no RunCreated event")
-        recorder = RunRecorder(self.store, state, events[-1].stream_version, self.settings.actor)
-        recorder.plan = plan
         recorder.outage_tolerance = self.settings.outage_tolerance
         return recorder
 
@@ -299,9 +342,14 @@ class Supervisor:
             await active.ctx.recorder.record(StopRequested(run_id=active.ctx.run_id, reason=reason))
         active.ctx.stop.set()
 
-    async def append(self, stream: str, events: list[Any], *, expected: int | None) -> None:
-        encoded = [encode(e, {"actor": self.settings.actor}) for e in events]
-        await asyncio.to_thread(self.store.append, stream, encoded, expected)
+    async def append(
+        self, stream: str, events: list[Any], *, expected: int | None, fenced: str | None = None
+    ) -> None:
+        """Append for a use case; `fenced`: a run whose lease this process holds, whose fence
+        the append carries (refused with FencedOff once another process took the run)."""
+        fence = self.leases.fence(fenced) if fenced else None
+        metadata = metadata_of(self.settings.actor, fenced)
+        await append(self.store, stream, events, expected=expected, metadata=metadata, fence=fence)
 
     async def worktrees(self, git: Git, state: RunState) -> WorktreeManager:
         """The run's own worktree root, as recorded when it was created."""

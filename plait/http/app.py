@@ -104,7 +104,7 @@ async def _runtime(
     store = await asyncio.to_thread(SqlEventStore, url)
     try:
         plait = Plait(store, settings)
-        await plait.start()
+        await plait.start(watch=True)  # every server takes over runs whose lease lapsed
         try:
             yield _make_runtime(plait)
         finally:
@@ -115,7 +115,10 @@ async def _runtime(
 
 def _make_runtime(plait: Plait) -> Runtime:
     projector = plait.projector
-    metrics = Metrics(plait.store, plait.read, lambda: projector.position)
+    supervisor = plait.supervisor
+    metrics = Metrics(
+        plait.store, plait.read, lambda: projector.position, lambda: supervisor.takeover_checks
+    )
     return Runtime(plait=plait, store=plait.store, read=plait.read, metrics=metrics)
 
 

@@ -13,7 +13,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from plait.eventstore import SqlEventStore
+from plait.eventstore import EventStore
 from plait.projections import ReadModels
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -21,7 +21,11 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 class Metrics:
     def __init__(
-        self, store: SqlEventStore, read: ReadModels, projected: Callable[[], int]
+        self,
+        store: EventStore,
+        read: ReadModels,
+        projected: Callable[[], int],
+        takeover_checks: Callable[[], int] = lambda: 0,
     ) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self.runs_started = Counter(
@@ -32,7 +36,7 @@ class Metrics:
         self.sse_clients = Gauge(
             "plait_sse_clients", "Open server-sent event streams.", registry=self.registry
         )
-        self.registry.register(_StoreCollector(store, read, projected))
+        self.registry.register(_StoreCollector(store, read, projected, takeover_checks))
 
     def render(self) -> bytes:
         """The text exposition format. Reads the database: call it off the event loop."""
@@ -41,11 +45,16 @@ class Metrics:
 
 class _StoreCollector(Collector):
     def __init__(
-        self, store: SqlEventStore, read: ReadModels, projected: Callable[[], int]
+        self,
+        store: EventStore,
+        read: ReadModels,
+        projected: Callable[[], int],
+        takeover_checks: Callable[[], int],
     ) -> None:
         self.store = store
         self.read = read
         self.projected = projected
+        self.takeover_checks = takeover_checks
 
     def describe(self) -> list[Metric]:
         return []  # collected on each scrape only
@@ -69,6 +78,11 @@ class _StoreCollector(Collector):
         for status, count in sorted(self.task_statuses().items()):
             tasks.add_metric([status], count)
         yield tasks
+        yield GaugeMetricFamily(
+            "plait_takeover_checks",
+            "Passes this server's takeover watch made over runs whose lease may have lapsed.",
+            value=self.takeover_checks(),
+        )
         active = sum(1 for p in self.read.projects() if p.get("active_run_id"))
         yield GaugeMetricFamily("plait_active_runs", "Runs in progress.", value=active)
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from starlette.requests import HTTPConnection
 
-from plait.eventstore import SqlEventStore
+from plait.eventstore import EventStore
 from plait.execution.service import Plait
 from plait.http.errors import ApiError
 from plait.projections import ReadModels
@@ -34,7 +34,7 @@ class AppConfig:
 @dataclass
 class Runtime:
     plait: Plait
-    store: SqlEventStore
+    store: EventStore
     read: ReadModels
     metrics: Metrics
     # run_id -> project_id: fixed once a run exists, so one cache serves every stream.

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from plait.domain.errors import DomainError
 from plait.domain.run import RunState
-from plait.eventstore import SqlEventStore
+from plait.eventstore import EventStore
 from plait.projections.codec import decode, run_id_of
 
 
@@ -20,7 +20,7 @@ class ReplayReport:
     problem: str | None = None
 
 
-def verify_lifecycles(store: SqlEventStore, page_size: int = 5000) -> ReplayReport:
+def verify_lifecycles(store: EventStore, page_size: int = 5000) -> ReplayReport:
     states: dict[str, RunState] = {}
     after = 0
     while page := store.read_all(after, page_size):

@@ -1,53 +1,28 @@
-"""Between domain events and stored events: stream names, encoding, decoding."""
+"""Stream names and the event codec now live in the event store (plait.eventstore.streams,
+plait.eventstore.codec): the write path needs no projections. Re-exported for readers."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from plait.eventstore.codec import Metadata, decode, encode
+from plait.eventstore.streams import (
+    PROJECT_PREFIX,
+    RUN_PREFIX,
+    project_id_of,
+    project_stream,
+    run_id_of,
+    run_stream,
+    stream_of,
+)
 
-from plait.domain.events import DomainEvent, ProjectEvent, RunEvent, from_stored, to_data
-from plait.eventstore import NewEvent, StoredEvent
-
-PROJECT_PREFIX = "project-"
-RUN_PREFIX = "run-"
-
-
-def project_stream(project_id: str) -> str:
-    return f"{PROJECT_PREFIX}{project_id}"
-
-
-def run_stream(run_id: str) -> str:
-    return f"{RUN_PREFIX}{run_id}"
-
-
-def stream_of(event: DomainEvent) -> str:
-    if isinstance(event, RunEvent):
-        return run_stream(event.run_id)
-    if isinstance(event, ProjectEvent):
-        return project_stream(event.project_id)
-    raise TypeError(f"{event.TYPE} belongs to no stream")
-
-
-def encode(event: DomainEvent, metadata: Mapping[str, Any] | None = None) -> NewEvent:
-    return NewEvent(
-        type=event.TYPE,
-        schema_version=event.SCHEMA_VERSION,
-        data=to_data(event),
-        metadata=dict(metadata or {}),
-    )
-
-
-def decode(stored: StoredEvent) -> DomainEvent:
-    return from_stored(stored.type, stored.schema_version, stored.data)
-
-
-def run_id_of(stored: StoredEvent) -> str | None:
-    if stored.stream_id.startswith(RUN_PREFIX):
-        return stored.stream_id[len(RUN_PREFIX) :]
-    return None
-
-
-def project_id_of(stored: StoredEvent) -> str | None:
-    if stored.stream_id.startswith(PROJECT_PREFIX):
-        return stored.stream_id[len(PROJECT_PREFIX) :]
-    return None
+__all__ = [
+    "PROJECT_PREFIX",
+    "RUN_PREFIX",
+    "Metadata",
+    "decode",
+    "encode",
+    "project_id_of",
+    "project_stream",
+    "run_id_of",
+    "run_stream",
+    "stream_of",
+]

@@ -11,11 +11,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
-from sqlalchemy import Connection, Table, delete, insert, select, update
+from sqlalchemy import Connection, Table, delete, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 
-from plait.eventstore import SqlEventStore, StoredEvent
+from plait.eventstore import EventStore, StoredEvent
 from plait.projections.tables import checkpoints
 
 log = logging.getLogger(__name__)
@@ -33,7 +34,7 @@ class Projection(Protocol):
 
 
 class Projector:
-    def __init__(self, store: SqlEventStore, projections: Sequence[Projection]) -> None:
+    def __init__(self, store: EventStore, projections: Sequence[Projection]) -> None:
         self.store = store
         self.projections = list(projections)
         self._position = 0
@@ -138,9 +139,19 @@ class Projector:
 
 
 def _locked_checkpoint(conn: Connection, name: str) -> int:
+    """The projection's checkpoint, locked for this transaction. Several processes project
+    into one database (several servers, a CLI beside a server): the row is created with
+    "do nothing on conflict", so two first writers do not fail each other."""
     query = select(checkpoints.c.position).where(checkpoints.c.name == name)
     value = conn.execute(query.with_for_update()).scalar_one_or_none()
     if value is None:
-        conn.execute(insert(checkpoints).values(name=name, position=0))
-        return 0
+        conn.execute(_insert_if_absent(conn, name))
+        value = conn.execute(query.with_for_update()).scalar_one()
     return int(value)
+
+
+def _insert_if_absent(conn: Connection, name: str) -> Any:
+    row = {"name": name, "position": 0}
+    if conn.dialect.name == "postgresql":
+        return postgresql.insert(checkpoints).values(**row).on_conflict_do_nothing()
+    return sqlite.insert(checkpoints).values(**row).on_conflict_do_nothing()

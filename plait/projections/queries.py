@@ -17,7 +17,7 @@ from plait.domain.describe import describe
 from plait.domain.run import RunState
 from plait.domain.statuses import TaskStatus
 from plait.domain.times import seconds_between
-from plait.eventstore import SqlEventStore
+from plait.eventstore import EventStore
 from plait.eventstore.hashing import timestamp_text
 from plait.eventstore.schema import events
 from plait.projections.codec import decode, run_stream
@@ -25,7 +25,7 @@ from plait.projections.tables import projects, run_status, timeline
 
 
 class ReadModels:
-    def __init__(self, store: SqlEventStore) -> None:
+    def __init__(self, store: EventStore) -> None:
         self.store = store
 
     def run_status(self, run_id: str) -> dict[str, Any] | None:

@@ -10,8 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from plait.execution.runners import sessions
 from plait.execution.runners.process_output import split_chunks
 from plait.execution.runners.processes import ProcessResult, run_process, start_process, task_env
+from plait.execution.runners.sessions import SESSION_VARIABLE
 
 PY = sys.executable
 ENV = dict(os.environ)
@@ -166,11 +168,16 @@ async def test_exactly_one_of_argv_and_shell_command_is_required(tmp_path: Path)
         await run_process(cwd=tmp_path, env=ENV, timeout=1)
 
 
-async def test_the_environment_given_is_the_whole_environment(tmp_path: Path) -> None:
+async def test_the_environment_given_is_the_whole_environment_plus_the_session_mark(
+    tmp_path: Path,
+) -> None:
     out = Collector()
     env = {"PATH": os.environ["PATH"], "ONLY_THIS": "1"}
     await run_process(["env"], cwd=tmp_path, env=env, timeout=60, on_output=out)
-    assert sorted(out.text("stdout").split()) == sorted(f"{k}={v}" for k, v in env.items())
+    seen = dict(line.split("=", 1) for line in out.text("stdout").split())
+    mark = seen.pop(SESSION_VARIABLE)
+    assert seen == env
+    assert mark.startswith(sessions.instance() + ".")
 
 
 async def test_a_timeout_kills_the_whole_process_group(tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -132,7 +133,10 @@ async def test_a_run_killed_mid_batch_is_resumed_and_every_task_lands_exactly_on
     reuse: bool,
 ) -> None:
     run_id, repo, gate, orphans = killed_mid_batch
-    assert all(alive(pid) for pid in orphans.values()), "tasks outlive a SIGKILLed plait"
+    deadline = time.monotonic() + 30
+    while any(alive(pid) for pid in orphans.values()) and time.monotonic() < deadline:
+        time.sleep(0.05)  # the reaper kills them as the kernel reports plait's death
+    assert not any(alive(pid) for pid in orphans.values()), "tasks died with their plait"
     store = SqlEventStore(store_url)
     service = Plait(store, Settings(log_root=tmp_path / "logs", reuse_worktrees=reuse))
     try:
@@ -179,3 +183,45 @@ async def test_a_second_service_does_not_drive_a_run_another_live_process_holds(
         await first.close()
         await second.close()
         store.close()
+
+
+async def test_an_attempt_that_finished_before_its_driver_died_is_adopted_not_run_again(
+    killed_mid_batch: tuple[str, Path, Path, dict[str, int]],
+    store_url: str,
+    tmp_path: Path,
+    reuse: bool,
+) -> None:
+    run_id, repo, gate, _orphans = killed_mid_batch
+    store = SqlEventStore(store_url)
+    # Task a's attempt got as far as plait's commit of its work on its branch; the driver
+    # died before it could record TaskSucceeded (the window is milliseconds wide: the test
+    # makes that commit itself, as plait's commit_work would, with plait's subject).
+    [created] = [
+        e
+        for e in store.read_stream(run_stream(run_id))
+        if e.type == "WorktreeCreated" and e.data["task_id"] == "a"
+    ]
+    worktree = Path(created.data["path"])
+    (worktree / "a.txt").write_text("a\n")
+    git(worktree, "add", "-A")
+    git(worktree, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "plait: a")
+    finished = git(worktree, "rev-parse", "HEAD").strip()
+    service = Plait(store, Settings(log_root=tmp_path / "logs", reuse_worktrees=reuse))
+    try:
+        (gate / "release").write_text("")
+        assert await service.start() == [run_id]
+        result = await service.wait_run(run_id)
+        events = store.read_stream(run_stream(run_id))
+    finally:
+        await service.close()
+        store.close()
+    assert result.status == "landed"
+    of_a = [e for e in events if e.data.get("task_id") == "a"]
+    assert [e.type for e in of_a].count("TaskStarted") == 1  # never run again
+    [succeeded] = [e for e in of_a if e.type == "TaskSucceeded"]
+    assert succeeded.data["commit"] == finished
+    assert succeeded.data["changed_files"] == ["a.txt"]
+    assert [e.type for e in events].count("TaskInterrupted") == 2  # b and c run again
+    merges = git(repo, "log", "--format=%s", "main").splitlines()
+    for task in "abcd":
+        assert merges.count(f"plait: merge task {task}") == 1

@@ -22,6 +22,7 @@ from plait.domain.ids import result_branch
 from plait.projections.audit import verify_lifecycles
 from plait.projections.codec import run_stream
 from tests.gitrepo import git
+from tests.integration.orchestration_helpers import process_gone
 from tests.reliability.fault_helpers import (
     PLAIT,
     TcpProxy,
@@ -232,7 +233,8 @@ async def test_a_database_gone_for_longer_than_the_tolerance_ends_the_run_resuma
         status = h.service.read.run_status(run_id)
         replay = verify_lifecycles(h.store)
         assert h.store.verify().ok
-    assert failed.status == "failed"
+    # The result is what was stored: the run's failure could not be, so it says running.
+    assert failed.status == "running"
     assert failed.error is not None
     assert "StoreUnavailable" in failed.error
     assert done.result.status == "landed", done.result.error
@@ -243,3 +245,37 @@ async def test_a_database_gone_for_longer_than_the_tolerance_ends_the_run_resuma
     assert git(h.repo, "branch", "--list", "plait/*") == ""
     assert result_branch(run_id) not in git(h.repo, "branch", "--list")
     assert run_stream(run_id)
+
+
+@pytest.mark.postgres
+async def test_a_driver_cut_off_from_the_database_stops_its_tasks_before_its_lease_expires(
+    tmp_path: Path, pg_schema_url: str, proxy: TcpProxy
+) -> None:
+    from plait.eventstore import SqlEventStore
+    from plait.eventstore.leases import LeaseStore, LeaseTimings
+
+    url = through_proxy(pg_schema_url, proxy)
+    timings = LeaseTimings(ttl=6, renew_every=1, takeover_every=0.5)
+    direct = SqlEventStore(pg_schema_url)  # the test's own view, not through the proxy
+    try:
+        async with open_harness(
+            tmp_path, store_url=url, stop_grace=2, leases=timings, outage_tolerance=1
+        ) as h:
+            pid_file = h.marker("pid")
+            run_id = await h.start(plan(task("a", f"echo $$ > {pid_file}; exec sleep 300")))
+            await wait_for_path(pid_file)
+            pid = int(pid_file.read_text())
+            proxy.cut()  # renewals fail from now on; the lease runs out by the DB's clock
+            async with asyncio.timeout(60):
+                while not process_gone(pid):
+                    await asyncio.sleep(0.05)
+            # The task is gone, and the lease it was driven under has not yet expired: no
+            # other server could have started the task again while this one still ran.
+            assert LeaseStore(direct).holder(run_id) is not None
+            stored = [e.type for e in direct.read_stream(run_stream(run_id))]
+            result = await h.service.wait_run(run_id)
+            proxy.restore()
+    finally:
+        direct.close()
+    assert "TaskInterrupted" not in stored  # it could not write, and did not pretend to
+    assert result.status == "running"  # what was stored: another server takes it over

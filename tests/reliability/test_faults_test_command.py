@@ -172,3 +172,32 @@ async def test_a_setup_that_fails_on_the_base_refuses_the_run(
     assert f"{field} failed in the integration worktree (exit status 3)" in error
     assert "no lockfile here" in error
     assert done.of_type("TaskStarted") == []
+
+
+async def test_a_test_command_that_leaves_a_setsid_daemon_holding_its_output_returns_its_verdict(
+    tmp_path: Path,
+) -> None:
+    # The test command passes at once, but leaves a daemon (a new session and group) that
+    # keeps the command's stdout open for five minutes: the verdict must not wait for it.
+    async with open_harness(tmp_path) as h:
+        pids = h.marker("daemon")
+        script = h.marker("daemon.py")
+        script.write_text(
+            "import os, sys, time\n"
+            "os.setsid()\n"
+            "print(os.getpid(), flush=True)\n"
+            "with open(sys.argv[1], 'a') as out: out.write(f'{os.getpid()}\\n')\n"
+            "time.sleep(300)\n"
+        )
+        # The command returns once the daemon is up (bounded: 400 x 0.05 s).
+        daemon = (
+            f"python3 {script} {pids} & i=0; while [ ! -s {pids} ] && [ $i -lt 400 ];"
+            " do sleep 0.05; i=$((i+1)); done;"
+        )
+        done = await h.run(plan(task("a", write("a.txt", "x")), test_command=f"{daemon} true"))
+    assert done.result.status == "landed", done.result.error
+    assert "a.txt" in files_on(h.repo, "main")
+    daemons = list(map(int, pids.read_text().split()))
+    assert daemons, "the test command's daemon never started"
+    for pid in daemons:
+        assert process_gone(pid), f"the test command's daemon {pid} outlived it"

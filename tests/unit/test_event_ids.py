@@ -29,3 +29,17 @@ def test_each_new_event_gets_its_own_id_unless_one_is_given() -> None:
     given = uuid.uuid4()
     assert NewEvent(type="A", data={}).event_id != NewEvent(type="A", data={}).event_id
     assert NewEvent(type="A", data={}, event_id=given).event_id == given
+
+
+def test_forked_processes_never_make_the_same_ids() -> None:
+    import multiprocessing
+
+    time_ordered_uuid()  # the parent's generator is in use before the fork
+    with multiprocessing.get_context("fork").Pool(2) as pool:
+        batches = pool.map(_ids, [200, 200])
+    made = [*batches[0], *batches[1], *_ids(200)]
+    assert len(set(made)) == len(made)
+
+
+def _ids(count: int) -> list[uuid.UUID]:
+    return [time_ordered_uuid() for _ in range(count)]

@@ -12,6 +12,7 @@ exited alike. A run that timed out or could not run is never acceptable.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TypedDict
@@ -28,9 +29,14 @@ from plait.domain.events import (
     TestsFlaky,
     TestsPassed,
 )
+from plait.eventstore.anchor import head_ref_for
+from plait.execution.git.anchor import anchor_chain
+from plait.execution.git.cli import GitError
 from plait.execution.git.merging import ChainResult, merge_chain, update_ref_cas
 from plait.execution.run.context import RunContext
 from plait.execution.run.integration_tests import IntegrationTester, TestRun
+
+log = logging.getLogger(__name__)
 
 
 class LandingRaced(Exception):
@@ -298,3 +304,15 @@ class MergeValidator:
         await self.ctx.recorder.record(
             BatchLanded(run_id=self.ctx.run_id, batch_id=batch_id, before=before, after=after)
         )
+        await _anchor_in_repository(self.ctx)
+
+
+async def _anchor_in_repository(ctx: RunContext) -> None:
+    """Keep the chain head the landing anchored in the repository too (git/anchor.py)."""
+    head = ctx.recorder.last_head
+    if head is None:
+        return
+    try:
+        await anchor_chain(ctx.git, head_ref_for(ctx.recorder.store.url), head)
+    except GitError as exc:  # the landing stands; the head file still anchors it
+        log.warning("run %s: could not keep the chain head in the repository: %s", ctx.run_id, exc)

@@ -14,7 +14,6 @@ task: it lands its tested result.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from dataclasses import dataclass
 
@@ -24,7 +23,6 @@ from plait.domain.events import (
     BaselineTested,
     ExecutionModeSelected,
     RunCompleted,
-    RunEnded,
     RunFailed,
     RunStopped,
 )
@@ -42,7 +40,6 @@ from plait.execution.run.integration_tests import IntegrationTester
 from plait.execution.run.merge_validator import LandingRaced, MergeValidator
 from plait.execution.run.recovery import interrupt_tasks
 from plait.execution.worktrees.manager import WorktreeError
-from plait.projections.codec import encode, project_stream
 
 log = logging.getLogger(__name__)
 
@@ -235,8 +232,7 @@ class RunDriver:
                 not_landed_reason=reason,
             )
         )
-        status = state.status or RunStatus.FAILED
-        return RunResult(ctx.run_id, status, tip, landed_on, None)
+        return self._result(landed_on=landed_on)
 
     async def _land_on_base(self, base_branch: str, tip: str, base: str) -> tuple[str, LandResult]:
         """Move the base branch to the run's result. If the user moved the base meanwhile,
@@ -270,32 +266,39 @@ class RunDriver:
         await interrupt_tasks(ctx.recorder, "run stopped")
         reason = ctx.recorder.state.stop_reason or ""
         await ctx.recorder.record(RunStopped(run_id=ctx.run_id, reason=reason))
-        result = ctx.recorder.state.result_commit
-        return RunResult(ctx.run_id, RunStatus.STOPPED, result, None, None)
+        return self._result()
 
     async def _fail(self, error: str) -> RunResult:
+        """Record the failure; the result is what was stored (a deposed driver stores
+        nothing: the run is another process's now, and this one just stops)."""
         ctx = self.ctx
-        if ctx.recorder.state.status in ACTIVE_RUN:
+        recorder = ctx.recorder
+        if recorder.state.status in ACTIVE_RUN and not recorder.deposed:
             try:
-                await ctx.recorder.record(RunFailed(run_id=ctx.run_id, error=error[:4000]))
+                await recorder.record(RunFailed(run_id=ctx.run_id, error=error[:4000]))
             except (DomainError, StoreError):
                 log.exception("could not record the failure of run %s", ctx.run_id)
-        result = ctx.recorder.state.result_commit
-        return RunResult(ctx.run_id, RunStatus.FAILED, result, None, error)
+        return self._result(error)
+
+    def _result(self, error: str | None = None, landed_on: str | None = None) -> RunResult:
+        """The run's result as its stored state says: a status it did not store, it lacks.
+        `landed_on`: where the stored RunCompleted says the result is."""
+        state = self.ctx.recorder.state
+        status = state.status or RunStatus.FAILED
+        if self.ctx.recorder.deposed:
+            error = f"{error}; another process drives run {self.ctx.run_id} now"
+        commit = state.landed_commit or state.result_commit
+        return RunResult(self.ctx.run_id, status, commit, landed_on or state.landed_on, error)
 
     async def _end_on_project_stream(self) -> None:
-        status = self.ctx.recorder.state.status or RunStatus.FAILED
-        if status not in ENDED_RUN:
+        recorder = self.ctx.recorder
+        status = recorder.state.status
+        if status not in ENDED_RUN or recorder.deposed:
             return
-        event = RunEnded(project_id=self.project_id, run_id=self.ctx.run_id, outcome=status)
         try:
-            await _append(self.ctx, project_stream(self.project_id), event)
+            await recorder.end_run(self.project_id, status)
         except StoreError:
             log.exception("could not record the end of run %s", self.ctx.run_id)
-
-
-async def _append(ctx: RunContext, stream: str, event: RunEnded) -> None:
-    await asyncio.to_thread(ctx.recorder.store.append, stream, [encode(event)], None)
 
 
 def _why(landing: LandResult) -> str:

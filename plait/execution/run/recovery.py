@@ -3,14 +3,20 @@ interrupted tasks recorded, a requested stop finished."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from pathlib import Path
 
-from plait.domain.events import RunStopped, StopRequested, TaskInterrupted
+from plait.domain.events import RunStopped, StopRequested, TaskInterrupted, TaskSucceeded
 from plait.domain.ids import run_branches
 from plait.domain.statuses import RunStatus, TaskStatus
+from plait.execution.git.cli import Git
 from plait.execution.run.context import RunContext
 from plait.execution.run.recorder import RunRecorder
-from plait.execution.worktrees.manager import Worktree
+from plait.execution.runners.orphans import kill_process_groups, processes_inside
+from plait.execution.worktrees.manager import Worktree, WorktreeManager
+
+log = logging.getLogger(__name__)
 
 
 async def adopt_worktrees(ctx: RunContext) -> None:
@@ -32,6 +38,43 @@ async def adopt_worktrees(ctx: RunContext) -> None:
             continue
         worktree_id = by_path.get(path) or f"{ctx.run_id}/{path.name}"
         ctx.live_worktrees[worktree_id] = Worktree(path, branch, worktree_id, entry.head or "")
+
+
+async def adopt_finished_attempts(recorder: RunRecorder, git: Git) -> list[str]:
+    """Attempts that finished under a driver that died before recording it: the task's
+    branch ends in plait's own commit of its work ("plait: <title>", made only once the
+    command succeeded), so the attempt is recorded as succeeded with that commit and carried
+    to the merge instead of run again. A branch that ends anywhere else (nothing, or the
+    task's own commits) is left to interrupt_tasks: the attempt runs again."""
+    adopted = []
+    for task in list(recorder.state.tasks.values()):
+        if task.status != TaskStatus.RUNNING or not (task.branch and task.base_commit):
+            continue
+        tip = await git.ref_target(f"refs/heads/{task.branch}")
+        if tip is None or tip == task.base_commit or not task.worktree_id:
+            continue
+        subject = await git.run("log", "-1", "--format=%s", tip, check=False)
+        descends = await git.run("merge-base", "--is-ancestor", task.base_commit, tip, check=False)
+        if subject.stdout.strip() != f"plait: {task.title or task.task_id}":
+            continue
+        if descends.returncode != 0:
+            continue
+        names = await git.run("diff", "--name-only", "--no-renames", "-z", task.base_commit, tip)
+        await recorder.record(
+            TaskSucceeded(
+                run_id=recorder.run_id,
+                batch_id=task.batch_id or 0,
+                task_id=task.task_id,
+                worktree_id=task.worktree_id,
+                attempt=task.attempt or 1,
+                commit=tip,
+                changed_files=[name for name in names.stdout.split("\0") if name],
+            )
+        )
+        adopted.append(task.task_id)
+    if adopted:
+        log.warning("run %s: adopted the finished attempts of %s", recorder.run_id, adopted)
+    return adopted
 
 
 async def interrupt_tasks(recorder: RunRecorder, reason: str) -> None:
@@ -56,3 +99,29 @@ async def stop_orphan(recorder: RunRecorder, reason: str) -> None:
         await recorder.record(StopRequested(run_id=state.run_id, reason=reason))
     await interrupt_tasks(recorder, "the process driving the run ended")
     await recorder.record(RunStopped(run_id=state.run_id, reason=reason))
+
+
+async def reap_orphans(recorder: RunRecorder, git: Git, worktrees: WorktreeManager) -> None:
+    """Kill what a dead driver's tasks left running here (tasks die with their driver, see
+    runners/sessions.py; this catches a process that shed its session mark, in this PID
+    namespace); clear half-made worktrees."""
+    run_root = (await worktrees.root()) / recorder.run_id
+    # The run's own directory, and the worktrees its unfinished tasks were given (a
+    # pooled worktree lives outside the run's directory).
+    places = {run_root} | {
+        Path(task.worktree_path)
+        for task in recorder.state.tasks.values()
+        if task.status in (TaskStatus.RUNNING, TaskStatus.RESOLVING) and task.worktree_path
+    }
+    pids: set[int] = set()
+    for place in places:
+        pids.update(await asyncio.to_thread(processes_inside, place))
+    killed = kill_process_groups(sorted(pids))
+    if killed:
+        log.warning("run %s: killed %d orphaned task process group(s)", recorder.run_id, killed)
+    for entry in await worktrees.list_porcelain():
+        path = Path(entry.path)
+        if path.parent == run_root and entry.locked is not None:
+            # A `worktree add` killed midway: locked "initializing", never used.
+            await worktrees.remove(Worktree(path, None, path.name, entry.head or ""))
+    await git.run_admin("worktree", "prune")

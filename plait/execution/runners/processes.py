@@ -6,6 +6,13 @@ Guarantees of `start_process`/`run_process`:
   SIGTERM, then SIGKILL after `grace` seconds, grandchildren included;
 - when the child exits by itself, whatever it left running in its group is
   stopped the same way (a task must not leave servers behind in a worktree);
+- "the group" is the task's whole session (sessions.py): its process group and every
+  descendant that left it (a `setsid` daemon), found by the mark in their environment;
+- waiting never depends on the pipes closing: the child's exit is awaited on its own, and
+  a descendant that escaped everything and still holds a pipe is read from only while it
+  writes (one grace period of silence ends the reading);
+- the child dies with the thread that spawned it (PR_SET_PDEATHSIG), and the rest of its
+  session with the plait process (the reaper, sessions.py), however plait dies;
 - output is delivered as text chunks of at most `max_chunk` characters, read
   from both streams concurrently; memory stays bounded whatever the volume,
   and the full byte stream goes to `log_path` when one is given.
@@ -21,6 +28,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from plait.execution.runners import sessions
 from plait.execution.runners.process_groups import group_alive, signal_group
 from plait.execution.runners.process_output import OutputCallback, OutputSink, pump
 
@@ -37,6 +45,7 @@ __all__ = [
 DEFAULT_GRACE = 5.0
 _POLL = 0.05  # how often a stopping group is checked for survivors
 _KILL_WAIT = 5.0
+_STREAM_LIMIT = 2**16  # asyncio's default StreamReader limit
 
 TASK_VARIABLES = frozenset(
     {
@@ -94,6 +103,20 @@ def preparation_env(env: Mapping[str, str]) -> dict[str, str]:
     return env
 
 
+class _ExitProtocol(asyncio.subprocess.SubprocessStreamProtocol):
+    """asyncio's protocol, plus a future set when the child exits: Process.wait() also
+    waits for both pipes to close, which a daemon holding them may never let happen."""
+
+    def __init__(self, limit: int, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__(limit=limit, loop=loop)
+        self.exited: asyncio.Future[object] = loop.create_future()
+
+    def process_exited(self) -> None:
+        super().process_exited()
+        if not self.exited.done():
+            self.exited.set_result(None)
+
+
 @dataclass(frozen=True)
 class ProcessResult:
     exit_code: int | None  # negative: ended by that signal (asyncio's convention)
@@ -119,6 +142,9 @@ class ProcessHandle:
     def __init__(
         self,
         proc: asyncio.subprocess.Process,
+        transport: asyncio.SubprocessTransport,
+        exited: asyncio.Future[object],
+        session: str,
         sink: OutputSink,
         max_chunk: int,
         timeout: float | None,
@@ -127,6 +153,9 @@ class ProcessHandle:
         assert proc.stdout is not None
         assert proc.stderr is not None
         self._proc = proc
+        self._transport = transport
+        self._exited = exited
+        self.session = session
         self._sink = sink
         self._grace = grace
         self._started = time.monotonic()
@@ -162,9 +191,10 @@ class ProcessHandle:
         return await self.wait()
 
     def kill(self) -> None:
-        """SIGKILL the whole group now, without grace."""
+        """SIGKILL the whole group and session now, without grace."""
         self._killed = True
         signal_group(self.pid, signal.SIGKILL)
+        sessions.kill_session(self.session)
 
     async def _stop_after_cancel(self) -> None:
         self._stop.set()
@@ -175,8 +205,8 @@ class ProcessHandle:
             raise
 
     async def _supervise(self, timeout: float | None) -> ProcessResult:
-        exited = asyncio.ensure_future(self._proc.wait())
-        stop = asyncio.ensure_future(self._stop.wait())
+        exited = self._exited
+        stop: asyncio.Future[object] = asyncio.ensure_future(self._stop.wait())
         done, _ = await asyncio.wait(
             {exited, stop}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
         )
@@ -188,6 +218,7 @@ class ProcessHandle:
         await exited
         await self._drain()
         self._sink.close()
+        self._transport.close()  # our ends of the pipes, even if an escaped process holds theirs
         return ProcessResult(
             exit_code=self._proc.returncode,
             timed_out=self._timed_out,
@@ -197,21 +228,26 @@ class ProcessHandle:
             pid=self.pid,
         )
 
+    def _session_alive(self) -> bool:
+        return group_alive(self.pid) or bool(sessions.members(self.session))
+
     async def _stop_group(self) -> None:
-        """TERM the group if anything in it still runs; KILL survivors after the grace."""
-        if not group_alive(self.pid):
+        """TERM the session if anything in it still runs; KILL survivors after the grace."""
+        if not self._session_alive():
             return
         signal_group(self.pid, signal.SIGTERM)
+        sessions.signal_session(self.session, signal.SIGTERM)
         deadline = time.monotonic() + self._grace
         await self._until_group_gone(deadline)
         signal_group(self.pid, signal.SIGKILL)
+        sessions.kill_session(self.session)
         # SIGKILL is delivered asynchronously: callers are promised that nothing
-        # of the group still runs when we return (a process stuck in the kernel
+        # of the session still runs when we return (a process stuck in the kernel
         # can outlast even this bound).
         await self._until_group_gone(time.monotonic() + _KILL_WAIT)
 
     async def _until_group_gone(self, deadline: float) -> None:
-        while group_alive(self.pid) and time.monotonic() < deadline:
+        while self._session_alive() and time.monotonic() < deadline:
             await asyncio.sleep(_POLL)
 
     async def _drain(self) -> None:
@@ -246,20 +282,26 @@ async def start_process(
     if not command or max_chunk < 1:
         raise ValueError("empty command or max_chunk < 1")
     sink = OutputSink(on_output, log_path)
+    session = sessions.new_session()
+    loop = asyncio.get_running_loop()
     try:
-        proc = await asyncio.create_subprocess_exec(
+        sessions.prepare_spawn()
+        transport, protocol = await loop.subprocess_exec(
+            lambda: _ExitProtocol(_STREAM_LIMIT, loop),
             *command,
             cwd=cwd,
-            env=dict(env),
+            env={**env, sessions.SESSION_VARIABLE: session},
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
             start_new_session=True,
+            preexec_fn=sessions.die_with_parent,
         )
     except BaseException:
         sink.close()
         raise
-    return ProcessHandle(proc, sink, max_chunk, timeout, grace)
+    proc = asyncio.subprocess.Process(transport, protocol, loop)
+    return ProcessHandle(proc, transport, protocol.exited, session, sink, max_chunk, timeout, grace)
 
 
 async def run_process(
