@@ -35,7 +35,6 @@ from plait.eventstore.streams import run_stream
 from plait.execution.driving import follow_commands, keep_lease, on_command, request_stop
 from plait.execution.errors import NotResumable, ServiceError, UnknownRun
 from plait.execution.git.cli import Git, GitError
-from plait.execution.git.merging import is_clean
 from plait.execution.projects import checked_id
 from plait.execution.run.appends import append, end_run, metadata_of
 from plait.execution.run.context import RunContext
@@ -46,6 +45,7 @@ from plait.execution.run.recovery import (
     adopt_worktrees,
     interrupt_tasks,
     reap_orphans,
+    release_clean,
     stop_orphan,
 )
 from plait.execution.runners.agent_check import AgentCheckFailed, check_agents
@@ -300,11 +300,7 @@ class Supervisor:
         pool = self._pools.get(repo)
         if pool is None:
             pool = self._pools[repo] = WorktreePool(worktrees, max_idle=self.settings.pool_max_idle)
-            for busy in await pool.recover():
-                # One with work nobody committed (a task killed with plait) stays leased:
-                # its run's recovery adopts it and keeps that work before it is reused.
-                if await is_clean(worktrees.git, busy.path):
-                    await pool.release(busy)
+            await release_clean(pool, await pool.recover())
         return pool
 
     async def _drive_leased(self, driver: RunDriver) -> RunResult:

@@ -29,6 +29,12 @@ from tests.integration.orchestration_helpers import (
 )
 
 
+def commit_refs(repo: Path) -> list[str]:
+    """Every ref that names a commit (plait keeps other objects under refs/plait/ too)."""
+    listed = git(repo, "for-each-ref", "--format=%(objecttype) %(refname)")
+    return [line.split(" ", 1)[1] for line in listed.splitlines() if line.startswith("commit ")]
+
+
 @pytest.fixture
 async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
     async with open_harness(tmp_path) as opened:
@@ -119,7 +125,11 @@ async def test_a_repository_replaced_by_another_repository_is_refused(tmp_path: 
         done = await harness.run(plan(task("one", write("one.txt", "1"))))
         assert done.result.status == "landed"
         shutil.rmtree(repo)
-        make_repo(repo)  # the same path, another repository (another root commit)
+        repo.mkdir()  # the same path, another repository (another root commit)
+        git(repo, "init", "--quiet", "--initial-branch=main")
+        git(repo, "config", "user.name", "Someone Else")
+        git(repo, "config", "user.email", "else@example.invalid")
+        commit_file(repo, "other.txt", "another project\n")
 
         with pytest.raises(RepositoryChanged, match="another repository"):
             await harness.service.resume_run(await harness.project(), done.run_id)
@@ -167,6 +177,18 @@ async def test_a_task_that_reaches_into_the_users_repository_by_path_fails(
     assert "f.txt" not in files_on(repo, "main")
 
 
+async def test_in_a_pooled_worktree_a_task_that_sets_the_shared_config_fails(
+    tmp_path: Path,
+) -> None:
+    async with open_harness(tmp_path, reuse_worktrees=True) as pooled:
+        # A linked worktree shares the user's config: plain `git config` writes it.
+        done = await pooled.run(plan(task("meddler", "git config alias.st status && true")))
+
+    failed = of_type(done.events, "TaskFailed")
+    assert failed, [e.type for e in done.events]
+    assert "changed your repository" in failed[0]["error"]
+
+
 async def test_a_task_that_moves_a_users_branch_by_path_fails(harness: Harness) -> None:
     repo = harness.repo
     git(repo, "branch", "release")
@@ -192,5 +214,5 @@ async def test_copy_ignored_secrets_are_never_committed_even_when_the_task_unign
     assert done.result.status == "landed", done.result
     assert ".env" not in files_on(repo, "main")
     assert "feature.txt" in files_on(repo, "main")
-    for ref in git(repo, "for-each-ref", "--format=%(refname)").splitlines():
+    for ref in commit_refs(repo):
         assert ".env" not in files_on(repo, ref), ref

@@ -206,6 +206,9 @@ async def test_an_attempt_that_finished_before_its_driver_died_is_adopted_not_ru
     git(worktree, "add", "-A")
     git(worktree, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "plait: a")
     finished = git(worktree, "rev-parse", "HEAD").strip()
+    if (worktree / ".git").is_dir():  # a task repository of its own: plait fetches the commit
+        git(repo, "fetch", "--quiet", "--no-write-fetch-head", str(worktree), "HEAD")
+        git(repo, "update-ref", f"refs/heads/plait/{run_id}/a", finished)
     service = Plait(store, Settings(log_root=tmp_path / "logs", reuse_worktrees=reuse))
     try:
         (gate / "release").write_text("")
@@ -220,7 +223,7 @@ async def test_an_attempt_that_finished_before_its_driver_died_is_adopted_not_ru
     assert [e.type for e in of_a].count("TaskStarted") == 1  # never run again
     [succeeded] = [e for e in of_a if e.type == "TaskSucceeded"]
     assert succeeded.data["commit"] == finished
-    assert succeeded.data["changed_files"] == ["a.txt"]
+    assert succeeded.data["changed_files"] == ["a.draft", "a.txt"]
     assert [e.type for e in events].count("TaskInterrupted") == 2  # b and c run again
     merges = git(repo, "log", "--format=%s", "main").splitlines()
     for task in "abcd":

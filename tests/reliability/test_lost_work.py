@@ -26,6 +26,12 @@ from tests.integration.orchestration_helpers import (
 )
 
 
+def commit_refs(repo: Path) -> list[str]:
+    """Every ref that names a commit (plait keeps other objects under refs/plait/ too)."""
+    listed = git(repo, "for-each-ref", "--format=%(objecttype) %(refname)")
+    return [line.split(" ", 1)[1] for line in listed.splitlines() if line.startswith("commit ")]
+
+
 @pytest.fixture
 async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
     async with open_harness(tmp_path) as opened:
@@ -76,7 +82,7 @@ async def test_a_nested_repository_is_refused_with_its_content_kept(harness: Har
     assert failed
     assert "nested git repository" in failed[0]["error"]
     assert "sub" in failed[0]["error"]
-    for ref in git(harness.repo, "for-each-ref", "--format=%(refname)").splitlines():
+    for ref in commit_refs(harness.repo):
         tree = git(harness.repo, "ls-tree", "-r", ref)
         assert " commit " not in tree, f"{ref} holds a gitlink: {tree}"
     path = Path(of_type(done.events, "WorktreeCreated")[0]["path"])
