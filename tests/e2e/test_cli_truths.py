@@ -316,7 +316,7 @@ def test_clean_removes_what_landed_and_keeps_unlanded_work_unless_asked(
 
     assert discarded.code == 0, discarded.err
     assert git(repo, "branch", "--list", "plait/*") == ""
-    assert git(repo, "for-each-ref", "refs/plait/") == ""
+    assert git(repo, "for-each-ref", "refs/plait/kept/") == ""
     assert git(repo, "worktree", "list", "--porcelain").count("worktree ") == 1
 
 
