@@ -31,7 +31,10 @@ LEASE_VARIABLES = {
 }
 
 
-def settings(args: argparse.Namespace) -> Settings:
+def settings(args: argparse.Namespace, *, serving: bool = False) -> Settings:
+    """A command's settings. Pooled worktrees outlive the command (`keep_pool`): the next
+    run on the repository, and each of its batches, reuses them. Only a server keeps its
+    read models following the store; a command that drives a run shows it from memory."""
     from plait.cli.errors import UsageError
     from plait.eventstore.leases import LeaseTimings
 
@@ -50,6 +53,8 @@ def settings(args: argparse.Namespace) -> Settings:
             worktree_root=getattr(args, "worktree_root", None),
             leases=leases,
             outage_tolerance=tolerance,
+            keep_pool=True,
+            follow_projections=serving,
         )
     except ValueError as exc:
         raise UsageError(str(exc)) from None

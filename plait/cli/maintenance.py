@@ -125,7 +125,7 @@ def cmd_projections_rebuild(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     from plait.http.serve import serve
 
-    return serve(args.host, args.port, args.db, args.token, settings=settings(args))
+    return serve(args.host, args.port, args.db, args.token, settings=settings(args, serving=True))
 
 
 def older_than(text: str) -> timedelta:

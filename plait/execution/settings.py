@@ -37,9 +37,16 @@ class Settings:
     # Reuse task worktrees from a per-repository pool instead of a `git worktree add` per
     # task: on a large repository preparing a worktree then costs a checkout of the files
     # that differ, not of every file. Pooled worktrees stay (idle, detached) until the
-    # service closes.
+    # service closes, or, with keep_pool, after it too: the next process on the repository
+    # takes them back (`plait run` keeps them, so each run reuses the previous one's).
     reuse_worktrees: bool = False
-    pool_max_idle: int = 4
+    keep_pool: bool = False
+    # Keep the read models following the store while runs go (a server, whose readers want
+    # them current). Without it they catch up when read and once more at close: a `plait
+    # run` process reads its run from memory, and projecting each event as it is stored
+    # would cost it a second transaction per event.
+    follow_projections: bool = True
+    pool_max_idle: int = 4  # at least; a run raises it to its largest batch's size
     actor: str = "plait"
 
     def __post_init__(self) -> None:

@@ -45,7 +45,6 @@ from plait.execution.run.recovery import (
     adopt_worktrees,
     interrupt_tasks,
     reap_orphans,
-    release_clean,
     stop_orphan,
 )
 from plait.execution.runners.agent_check import AgentCheckFailed, check_agents
@@ -94,7 +93,8 @@ class Supervisor:
         `watch`: go on taking over runs whose lease lapses, every `takeover_every` s."""
         if self._projector_task is None:
             await asyncio.to_thread(self.projector.catch_up)
-            self._projector_task = asyncio.create_task(self._follow_projections())
+            if self.settings.follow_projections:
+                self._projector_task = asyncio.create_task(self._follow_projections())
         resumed = await self.recover() if recover else []
         if watch and self._watcher is None:
             self._watcher = asyncio.create_task(self._watch(), name="plait-takeover")
@@ -226,7 +226,7 @@ class Supervisor:
                 await self.request_stop(active, "the service is shutting down")
         if self._runs:
             await asyncio.gather(*(a.task for a in self._runs.values()), return_exceptions=True)
-        for pool in self._pools.values():
+        for pool in self._pools.values() if not self.settings.keep_pool else ():
             try:
                 await pool.drain()
             except (GitError, OSError) as exc:
@@ -236,6 +236,8 @@ class Supervisor:
             self._projector_task.cancel()
             await asyncio.gather(self._projector_task, return_exceptions=True)
             self._projector_task = None
+        elif not self.settings.follow_projections:  # one catch-up for the whole run
+            await asyncio.to_thread(self.projector.settle)
 
     async def wait_until_projected(self, position: int | None = None) -> None:
         target = (
@@ -284,9 +286,9 @@ class Supervisor:
         except AgentCheckFailed as exc:  # recovery at start-up: the tasks will say so
             log.warning("run %s: %s", run_id, "; ".join(exc.problems))
         if self.settings.reuse_worktrees:
-            # First: the pool takes back (and detaches) the slots a dead process held, so
-            # they are not adopted below as this run's worktrees.
+            # First: the pool takes back the slots a dead process held (not adopted below).
             ctx.pool = await self._pool_for(repo, ctx.worktrees)
+            ctx.pool.hold_at_least(max([0, *(len(b.task_ids) for b in state.batches.values())]))
         await adopt_worktrees(ctx)
         recorder.on_command = lambda event: on_command(ctx, event)
         driver = RunDriver(ctx, project_id)
@@ -294,13 +296,11 @@ class Supervisor:
         self._runs[run_id] = ActiveRun(ctx, task)
 
     async def _pool_for(self, repo: Path, worktrees: WorktreeManager) -> WorktreePool:
-        """One pool per repository for the life of the service. Slots a dead process left
-        behind are taken back: idle ones into the pool, busy ones released unless they
-        hold an unreachable commit (then they stay, as kept work)."""
+        """One pool per repository for the life of the service (see WorktreePool.take_back)."""
         pool = self._pools.get(repo)
         if pool is None:
             pool = self._pools[repo] = WorktreePool(worktrees, max_idle=self.settings.pool_max_idle)
-            await release_clean(pool, await pool.recover())
+            await pool.take_back()
         return pool
 
     async def _drive_leased(self, driver: RunDriver) -> RunResult:

@@ -16,7 +16,7 @@ from typing import Any, Protocol
 from sqlalchemy import Connection, Table, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from plait.eventstore import EventStore, StoredEvent
+from plait.eventstore import EventStore, StoredEvent, StoreError
 from plait.projections.tables import checkpoints
 
 log = logging.getLogger(__name__)
@@ -60,6 +60,14 @@ class Projector:
             after = page[-1].position
         self._position = max(self._position, after)
         return after
+
+    def settle(self) -> None:
+        """Catch up once more before the process ends, so the next reader finds the read
+        models current; an unreachable store is logged, not raised (readers catch up)."""
+        try:
+            self.catch_up()
+        except StoreError as exc:
+            log.warning("could not bring the read models up to date: %s", exc)
 
     def apply(self, events: Sequence[StoredEvent]) -> None:
         """Apply a page to every projection in one transaction: each projection's rows and

@@ -21,6 +21,7 @@ from plait.eventstore import EventStore
 from plait.eventstore.hashing import timestamp_text
 from plait.eventstore.schema import events
 from plait.projections.codec import decode, run_stream
+from plait.projections.run_status import snapshot_state
 from plait.projections.tables import projects, run_status, timeline
 
 
@@ -36,9 +37,11 @@ class ReadModels:
         """The run's folded state, as its projection row holds it."""
         with self.store.connect() as conn:
             row = conn.execute(
-                select(run_status.c.state).where(run_status.c.run_id == run_id)
-            ).scalar_one_or_none()
-        return None if row is None else RunState.from_json_dict(json.loads(row))
+                select(run_status.c.state, run_status.c.position).where(
+                    run_status.c.run_id == run_id
+                )
+            ).first()
+            return None if row is None else snapshot_state(conn, run_id, row.state, row.position)
 
     def runs(
         self,
@@ -52,7 +55,8 @@ class ReadModels:
         query = (
             select(
                 run_status.c.run_id, run_status.c.project_id, run_status.c.status,
-                run_status.c.created_position, run_status.c.state, projects.c.repo_path,
+                run_status.c.created_position, run_status.c.state, run_status.c.position,
+                projects.c.repo_path,
             )
             .select_from(
                 run_status.outerjoin(projects, projects.c.project_id == run_status.c.project_id)
@@ -66,6 +70,9 @@ class ReadModels:
             query = query.where(run_status.c.status.in_(list(statuses)))
         with self.store.connect() as conn:
             rows = [dict(row._mapping) for row in conn.execute(query)]
+            for row in rows:
+                text, position = row.pop("state"), row.pop("position")
+                row["state"] = snapshot_state(conn, row["run_id"], text, position)
         return [_run_summary(row) for row in rows]
 
     def project(self, project_id: str) -> dict[str, Any] | None:
@@ -127,7 +134,7 @@ class ReadModels:
 
 
 def _run_summary(row: dict[str, Any]) -> dict[str, Any]:
-    state = RunState.from_json_dict(json.loads(row.pop("state")))
+    state: RunState = row.pop("state")
     tasks = state.tasks.values()
     row.update(
         base_branch=state.base_branch,

@@ -10,13 +10,22 @@ from plait.eventstore import StoredEvent
 from plait.projections.codec import project_id_of, run_id_of
 from plait.projections.tables import timeline
 
+CACHED_RUNS = 1000
+
 
 class TimelineProjection:
     name = "timeline"
     tables: tuple[Table, ...] = (timeline,)
 
+    def __init__(self) -> None:
+        # run -> project, kept between pages (a run never changes project): looking it up
+        # scans the run's rows, which would make each page cost more as the run grows.
+        self._owners: dict[str, str | None] = {}
+
     def apply(self, connection: Connection, events: Sequence[StoredEvent]) -> None:
-        owners: dict[str, str | None] = {}
+        if len(self._owners) > CACHED_RUNS:
+            self._owners.clear()
+        owners = self._owners
         rows = []
         for stored in events:
             run_id = run_id_of(stored)
@@ -24,7 +33,7 @@ class TimelineProjection:
             if run_id is not None:
                 if stored.type == "RunCreated":
                     owners[run_id] = str(stored.data.get("project_id"))
-                elif run_id not in owners:
+                elif owners.get(run_id) is None:  # unknown, or not projected yet: look
                     owners[run_id] = _owner(connection, run_id)
                 project_id = owners[run_id]
             rows.append(

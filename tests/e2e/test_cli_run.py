@@ -192,3 +192,34 @@ def test_demo_shows_a_parallel_batch_a_conflict_a_culprit_and_stops_with_tested_
     result = f"plait/{events[0]['run_id']}/_result"
     assert "calc/divide.py" in git(repo, "ls-tree", "-r", "--name-only", result)
     assert not (repo / "calc" / "divide.py").exists()  # main did not move
+
+
+def test_the_next_run_reuses_the_worktrees_a_pooled_run_left(
+    tmp_path: Path, home: Path, db: str, repo: Path
+) -> None:
+    """`plait run --reuse-worktrees` leaves its idle pooled worktrees for the next process on
+    the repository; `plait clean` removes them."""
+    root = tmp_path / "worktrees"
+    pooled = ["--repo", str(repo), "--reuse-worktrees", "--worktree-root", str(root), "--json"]
+    first = plait(
+        home, db, "run", write_plan(tmp_path / "1.json", tasks=[writes("a", "a.txt")]), *pooled
+    )
+    assert first.code == 0, first.err + first.out
+    slots = list((root).glob("*/_pool/*/.git"))
+    assert len(slots) == 1, "the idle slot outlived the first process"
+    inode = slots[0].stat().st_ino  # a new `worktree add` would write a new .git file
+    second = plait(
+        home, db, "run", write_plan(tmp_path / "2.json", tasks=[writes("b", "b.txt")]), *pooled
+    )
+    assert second.code == 0, second.err + second.out
+
+    def created(ran_out: str) -> list[str]:
+        events = [json.loads(line) for line in ran_out.splitlines() if line.startswith("{")]
+        return [e["path"] for e in events if e["type"] == "WorktreeCreated"]
+
+    assert created(first.out) == created(second.out), "the second run got the first one's slot"
+    assert slots[0].stat().st_ino == inode, "reused, not made again"
+    cleaned = plait(home, db, "clean")
+    assert cleaned.code == 0, cleaned.err
+    assert "idle pooled worktree" in cleaned.out
+    assert git(repo, "worktree", "list", "--porcelain").count("worktree ") == 1

@@ -98,12 +98,16 @@ async def open_harness(
     repo: Path | None = None,
     stop_grace: float = 0.5,
     reuse_worktrees: bool = False,
+    keep_pool: bool = False,
 ) -> AsyncIterator[Harness]:
     """A started service on `sqlite:///<tmp>/plait.db` with a fresh repository (or `repo`)."""
     repo = repo or make_repo(tmp_path / "repo")
     store = SqlEventStore(f"sqlite:///{tmp_path}/plait.db")
     settings = Settings(
-        log_root=tmp_path / "logs", stop_grace=stop_grace, reuse_worktrees=reuse_worktrees
+        log_root=tmp_path / "logs",
+        stop_grace=stop_grace,
+        reuse_worktrees=reuse_worktrees,
+        keep_pool=keep_pool,
     )
     service = Plait(store, settings)
     await service.start()

@@ -194,3 +194,24 @@ async def test_landing_wants_a_short_branch_name(repo: Path) -> None:
     head = git(repo, "rev-parse", "HEAD")
     with pytest.raises(ValueError, match="short branch name"):
         await land(Git(repo), "refs/heads/main", head, head)
+
+
+async def test_a_task_whose_change_was_merged_already_by_another_is_still_merged(
+    repo: Path,
+) -> None:
+    """Same content, different commits: the tree matches the tip's, but the task's commit is
+    not in it, so it must get its merge (the tree alone does not tell)."""
+    a = task_commit(repo, "a", "same.txt", "same\n")
+    b = task_commit(repo, "b", "same.txt", "same\n")
+    chain = await merge_chain(Git(repo), "main", [("a", a), ("b", b)])
+    assert [s.task_id for s in chain.steps] == ["a", "b"]
+    second = chain.steps[1].merge_commit
+    assert git(repo, "merge-base", "--is-ancestor", b, second) == ""  # b is in the result
+    assert git(repo, "rev-parse", f"{second}^2") == b
+
+
+async def test_a_commit_merged_in_an_earlier_step_adds_no_second_merge(repo: Path) -> None:
+    a = task_commit(repo, "a", "a.txt", "a\n")
+    chain = await merge_chain(Git(repo), "main", [("a", a), ("again", a)])
+    first = chain.steps[0].merge_commit
+    assert [(s.task_id, s.merge_commit) for s in chain.steps] == [("a", first), ("again", first)]

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from plait.execution.runners.sessions import SESSION_VARIABLE
 from tests.integration.orchestration_helpers import (
     Harness,
     file_on,
@@ -116,6 +117,9 @@ async def test_an_agent_task_gets_the_task_variables_but_not_plaits_secrets(
     done, report = await run_agent_task(harness)
 
     worktree = of_type(done.events, "WorktreeCreated")[0]["path"]
+    # The session mark (how plait finds the task's processes to kill them) is not a secret.
+    session = report["env"].pop(SESSION_VARIABLE)
+    assert session.count(".") == 1
     assert report["env"] == {
         "PLAIT_RUN_ID": done.run_id,
         "PLAIT_TASK_ID": "fix-bug",

@@ -433,3 +433,31 @@ async def test_changed_files_lists_paths_between_two_commits(
 ) -> None:
     later = commit_file(repo, "dir/with space.txt", "x\n")
     assert await manager.changed_files(head, later) == ["dir/with space.txt"]
+
+
+async def test_changed_files_after_a_commit_are_the_diff_from_the_base_even_over_own_commits(
+    manager: WorktreeManager, head: str
+) -> None:
+    """commit_all learns the paths of a single commit on the base; over a task's own commits
+    (two commits on the base) the answer must still be the whole diff from the base."""
+    wt = await manager.create("r", "t", 1, head)
+    commit_file(wt.path, "agent.txt", "committed by the agent\n")
+    (wt.path / "later file.txt").write_text("left for plait\n")
+    commit = await manager.commit_all(wt, "plait")
+    assert commit is not None
+    assert await manager.changed_files(head, commit) == ["agent.txt", "later file.txt"]
+    expected = git(wt.path, "diff", "--name-only", head, commit).splitlines()
+    assert await manager.changed_files(head, commit) == expected
+
+
+async def test_the_commit_excludes_are_written_again_if_someone_changed_the_file(
+    manager: WorktreeManager, tmp_path: Path
+) -> None:
+    path = tmp_path / "logs" / "commit.exclude"
+    await manager.write_excludes(path, ["*.tmp"])
+    path.write_text("tampered\n")
+    await manager.write_excludes(path, ["*.tmp"])
+    assert path.read_text().endswith("*.tmp\n")
+    path.unlink()
+    await manager.write_excludes(path, ["*.tmp"])
+    assert path.read_text().endswith("*.tmp\n")

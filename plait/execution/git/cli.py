@@ -252,6 +252,20 @@ class Git:
             self._known_commits.add(sha)
         return sha
 
+    async def head_change(self, base: str, *, cwd: Path) -> tuple[str, list[str] | None]:
+        """HEAD's commit at `cwd`, and the paths it changed from `base` if HEAD is one commit
+        on top of `base` (None otherwise: ask `diff`). One git process for what `rev-parse
+        HEAD` and `diff --name-only` take two for."""
+        argv = ("diff-tree", "--always", "-r", "-z", "--no-renames", "--name-only")
+        result = await self.run(*argv, "--format=%H %P", "HEAD", cwd=cwd)
+        # `SHA PARENTS\0`, then (if any path changed) a newline and one `PATH\0` per path.
+        header, _, rest = result.stdout.partition("\0")
+        sha, *parents = header.split()
+        self.made_commit(sha)
+        if parents != [base]:
+            return sha, None
+        return sha, [name for name in rest.removeprefix("\n").split("\0") if name]
+
     async def ref_target(self, ref: str) -> str | None:
         """What the full ref name `ref` (refs/heads/...) points at, or None if it does not exist."""
         result = await self.run("rev-parse", "--verify", "--quiet", ref, check=False)

@@ -84,6 +84,10 @@ async def _merge_tree(git: Git, tip: str, commit: str) -> tuple[str, tuple[str, 
     return tree, tuple(dict.fromkeys(files)) if result.returncode == 1 else ()
 
 
+async def _tree_of(git: Git, commit: str) -> str:
+    return (await git.run("rev-parse", "--verify", f"{commit}^{{tree}}")).stdout.strip()
+
+
 async def _commit_merge(git: Git, tree: str, tip: str, commit: str, task_id: str) -> str:
     identity = await git.identity_options()
     message = f"plait: merge task {task_id}"
@@ -103,15 +107,22 @@ async def merge_chain(git: Git, onto: str, branches: Sequence[tuple[str, str]]) 
     verified = [(task_id, await _verified(git, task_id, c)) for task_id, c in branches]
     steps: list[MergeStep] = []
     conflicts: list[ConflictInfo] = []
+    tip_tree: str | None = None  # known once a step made the tip
     for task_id, commit in verified:
-        if await git.is_ancestor(commit, tip):
-            steps.append(MergeStep(task_id, commit, tip))
-            continue
         tree, files = await _merge_tree(git, tip, commit)
         if files:
             conflicts.append(ConflictInfo(task_id, commit, files))
             continue
+        # A commit already in the tip merges to the tip's own tree; only then is the
+        # ancestry asked (a change equal to one merged before gives that tree too, and is
+        # merged), so the usual step costs no `merge-base`.
+        if tip_tree is None:
+            tip_tree = await _tree_of(git, tip)
+        if tree == tip_tree and await git.is_ancestor(commit, tip):
+            steps.append(MergeStep(task_id, commit, tip))
+            continue
         tip = await _commit_merge(git, tree, tip, commit, task_id)
+        tip_tree = tree
         steps.append(MergeStep(task_id, commit, tip))
     return ChainResult(base, tuple(steps), tuple(conflicts))
 

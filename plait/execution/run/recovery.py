@@ -11,12 +11,10 @@ from plait.domain.events import RunStopped, StopRequested, TaskInterrupted, Task
 from plait.domain.ids import run_branches
 from plait.domain.statuses import RunStatus, TaskStatus
 from plait.execution.git.cli import Git
-from plait.execution.git.merging import is_clean
 from plait.execution.run.context import RunContext
 from plait.execution.run.recorder import RunRecorder
 from plait.execution.runners.orphans import kill_process_groups, processes_inside
 from plait.execution.worktrees.manager import Worktree, WorktreeManager
-from plait.execution.worktrees.pool import WorktreePool
 
 log = logging.getLogger(__name__)
 
@@ -127,12 +125,3 @@ async def reap_orphans(recorder: RunRecorder, git: Git, worktrees: WorktreeManag
             # A `worktree add` killed midway: locked "initializing", never used.
             await worktrees.remove(Worktree(path, None, path.name, entry.head or ""))
     await git.run_admin("worktree", "prune")
-
-
-async def release_clean(pool: WorktreePool, busy: list[Worktree]) -> None:
-    """The pool's slots an earlier process left leased go back to it, but for one holding
-    work nobody committed (a task killed with plait): that one stays leased, so its run's
-    recovery adopts it and keeps that work (WorkKept) before the slot is reused."""
-    for worktree in busy:
-        if await is_clean(pool.git, worktree.path):
-            await pool.release(worktree)

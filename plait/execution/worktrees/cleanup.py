@@ -29,6 +29,7 @@ from plait.execution.worktrees.manager import (
     Worktree,
     WorktreeManager,
 )
+from plait.execution.worktrees.pool import WorktreePool
 
 
 @dataclass
@@ -113,11 +114,24 @@ async def _clean_run(
                 await git.run("update-ref", "-d", ref, commit)
         else:
             report.kept.append(f"ref {ref}: an attempt's work plait kept")
+    await _drain_pool(manager, report, dry_run)
     if not dry_run:
         await git.run_admin("worktree", "prune")
         _remove_if_empty(run_dir)
         if len(report.kept) == kept_before:
             _remove_logs(state, report)
+
+
+async def _drain_pool(manager: WorktreeManager, report: CleanReport, dry_run: bool) -> None:
+    """The repository's idle pooled worktrees (`--reuse-worktrees` keeps them for the next
+    run): detached, every commit on a ref, nothing of anyone's in them. A busy slot (a
+    task's, or kept work) is left alone."""
+    pool = WorktreePool(manager, max_idle=0)
+    await pool.recover()
+    if pool.idle:
+        report.removed.append(f"{pool.idle} idle pooled worktree(s) in {await pool.directory()}")
+        if not dry_run:
+            await pool.drain()
 
 
 async def _unlanded_worktree(

@@ -107,6 +107,8 @@ class WorktreeManager:
         self.git = git
         self._root = root
         self.alias = alias
+        self._excludes: dict[tuple[Path, tuple[str, ...]], str] = {}  # -> the text written
+        self._changes: dict[tuple[str, str], list[str]] = {}  # (base, head) -> paths
 
     async def root(self) -> Path:
         if self._root is None:
@@ -261,7 +263,12 @@ class WorktreeManager:
 
     async def write_excludes(self, path: Path, patterns: Sequence[str]) -> Path:
         """An ignore file for `commit_all`: the user's own global excludes (which
-        `core.excludesFile` would otherwise replace) plus `patterns`."""
+        `core.excludesFile` would otherwise replace) plus `patterns`. Written once per
+        manager (a run's tasks share it) unless the file changed since."""
+        key = (path, tuple(patterns))
+        written = self._excludes.get(key)
+        if written is not None and _read(path) == written:
+            return path
         configured = await self.git.run(
             "config", "--path", "--get", "core.excludesFile", check=False
         )
@@ -276,6 +283,7 @@ class WorktreeManager:
         path.parent.mkdir(parents=True, exist_ok=True)
         text = f"{user.rstrip()}\n# plait: tool files and byproducts\n" + "\n".join(patterns)
         path.write_text(text.lstrip() + "\n", encoding="utf-8")
+        self._excludes[key] = text.lstrip() + "\n"
         return path
 
     async def commit_all(
@@ -321,5 +329,15 @@ class WorktreeManager:
     async def changed_files(self, base: str, head: str) -> list[str]:
         """Paths that differ between two commits (renames as delete + add)."""
         a, b = await self.git.rev_parse(base), await self.git.rev_parse(head)
+        known = self._changes.pop((a, b), None)
+        if known is not None:
+            return known  # commit_all saw them
         out = await self.git.run("diff", "--name-only", "--no-renames", "-z", a, b, "--")
         return [name for name in out.stdout.split("\0") if name]
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError:
+        return None

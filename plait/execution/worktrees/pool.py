@@ -188,6 +188,22 @@ class WorktreePool:
             (await self.directory()).rmdir()  # only when empty
         return drained
 
+    def hold_at_least(self, idle: int) -> None:
+        """Keep up to `idle` worktrees idle: a batch holds its worktrees until it lands, so a
+        pool as large as the widest batch gives the next batch (and run) every one back."""
+        self.max_idle = max(self.max_idle, idle)
+
+    async def take_back(self) -> list[Worktree]:
+        """`recover`, then release each busy slot but those holding uncommitted changes or a
+        commit no ref reaches: kept work (a failed task's worktree, or one a crash
+        interrupted, which its run adopts again) is never recycled. Returns those kept."""
+        kept = []
+        for busy in await self.recover():
+            dirty = await ops.uncommitted_changes(self.git, busy.path)
+            if dirty or await self.release(busy) is Released.KEPT:
+                kept.append(busy)
+        return kept
+
     async def recover(self) -> list[Worktree]:
         """Take back the slots an earlier process left (after a restart or crash).
 

@@ -95,6 +95,14 @@ async def unsaved_commits(git: Git, path: Path) -> str | None:
     return f"commit {commit} is on no branch, tag or remote ref" if commit else None
 
 
+async def uncommitted_changes(git: Git, path: Path) -> bool:
+    """Whether the worktree holds changes no commit has: modified, staged or untracked files
+    (ignored ones do not count). True as well when git cannot tell."""
+    argv = ("--no-optional-locks", "status", "--porcelain", "-z", "--untracked-files=normal")
+    result = await git.run(*argv, cwd=path, check=False)
+    return result.returncode != 0 or bool(result.stdout.strip("\0"))
+
+
 async def isolation_problems(
     git: Git,
     path: Path,
