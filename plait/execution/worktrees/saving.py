@@ -80,8 +80,9 @@ async def keep(
     drop: Sequence[str] = (),
 ) -> str | None:
     """A failed or interrupted attempt's work, committed and uncommitted, as one commit
-    at `kept_ref`, the task branch moved there too; None when it holds nothing at all
-    beyond its base. Nested repositories are left out (their files stay on disk)."""
+    at `kept_ref`, the task branch (of a task repository) moved there too; None when it
+    holds nothing at all beyond its base. Nested repositories are left out (their files
+    stay on disk)."""
     identity = await git.identity_options()
     saved = await isolated.save(
         git,
@@ -104,7 +105,9 @@ async def keep(
     if commit is None:
         return None
     lines = f"update {validate_ref_name(kept_ref)} {commit}\n"
-    if worktree.branch:
+    # The task branch moves too, but not where a pooled (linked) worktree has it checked
+    # out: that worktree is left exactly as the task left it.
+    if worktree.branch and isolated.is_isolated(worktree.path):
         lines += await _branch_update(git, worktree, commit)
     await git.run("update-ref", "--stdin", input=lines)
     return commit
