@@ -25,6 +25,7 @@ import contextlib
 import os
 import shutil
 import tempfile
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,6 +56,7 @@ class NestedRepository(Exception):
 class Saved:
     commit: str | None  # the attempt's result on the task branch; None: nothing changed
     kept: str | None = None  # a commit keeping the task's other commits, if it left any
+    changed: list[str] | None = None  # paths the result changed from the base, when known
 
 
 def is_isolated(path: Path) -> bool:
@@ -74,9 +76,7 @@ async def create(git: Git, path: Path, branch: str, sha: str, *, alias: str | No
     (own / "info").mkdir(exist_ok=True)
     with contextlib.suppress(OSError):
         shutil.copyfile(common / "info" / "exclude", own / "info" / "exclude")
-    identity = await git.run("config", "--get-regexp", r"^user\.(name|email)$", check=False)
-    # The effective value of each (the last one git lists wins, as it does for git).
-    lines = dict(line.split(" ", 1) for line in identity.stdout.splitlines() if " " in line)
+    lines = await _user_identity(git)
     if lines:
         values = "".join(f"\t{k.split('.')[1]} = {_quoted(v)}\n" for k, v in lines.items())
         with (own / "config").open("a", encoding="utf-8") as config:
@@ -87,6 +87,20 @@ async def create(git: Git, path: Path, branch: str, sha: str, *, alias: str | No
         ref.parent.mkdir(parents=True, exist_ok=True)
         ref.write_text(f"{sha}\n")
     await git.run("reset", "--quiet", "--hard", cwd=path)
+
+
+_IDENTITIES: weakref.WeakKeyDictionary[Git, dict[str, str]] = weakref.WeakKeyDictionary()
+
+
+async def _user_identity(git: Git) -> dict[str, str]:
+    """user.name and user.email as the user's repository has them (once per Git object)."""
+    known = _IDENTITIES.get(git)
+    if known is None:
+        listed = await git.run("config", "--get-regexp", r"^user\.(name|email)$", check=False)
+        # The effective value of each (the last one git lists wins, as it does for git).
+        known = dict(line.split(" ", 1) for line in listed.stdout.splitlines() if " " in line)
+        _IDENTITIES[git] = known
+    return known
 
 
 def _quoted(value: str) -> str:
@@ -110,7 +124,7 @@ async def save(
     `drop`: paths never committed (copy_ignored secrets) unless the base tracks them.
     NestedRepository unless `allow_nested` (then gitlinks are left out instead).
     """
-    head = await _head(git, path) or base
+    head, head_tree = await _head(git, path, base)
     # Saving a result stages it in the task's own index (its checkout then shows it
     # committed); keeping a failed attempt's work leaves the index as the task left it.
     tree = await _tree_of_files(
@@ -119,7 +133,7 @@ async def save(
     merging = _merge_heads(path)
     parents = [head, *merging]
     commit = head
-    if merging or tree != await _tree(git, path, head):
+    if merging or tree != head_tree:
         argv = [*identity, "-c", "commit.gpgsign=false", "commit-tree", tree]
         for parent in parents:
             argv += ["-p", parent]
@@ -127,8 +141,9 @@ async def save(
         commit = git.made_commit(made.stdout)
     if merging:  # the merge is committed now: the checkout is no longer in the middle of it
         await git.run("merge", "--quit", cwd=path, check=False)
-    if not allow_nested:
-        nested = await nested_paths(git, path, base, commit)
+    changed = None
+    if not allow_nested and commit != base:
+        nested, changed = await nested_paths(git, path, base, commit)
         if nested:
             raise NestedRepository(nested)
     strays = await _stray_tips(git, path, commit, base)
@@ -144,30 +159,31 @@ async def save(
         await _fetch(
             git, path, wanted, head=commit if not allow_nested and commit != head else None
         )
-    return Saved(None if commit == base else commit, kept)
+    return Saved(None if commit == base else commit, kept, changed)
 
 
-async def nested_paths(git: Git, path: Path, base: str, commit: str) -> list[str]:
-    """Gitlinks `commit` has that `base` had not: nested repositories the task made."""
+async def nested_paths(git: Git, path: Path, base: str, commit: str) -> tuple[list[str], list[str]]:
+    """(gitlinks `commit` has that `base` had not: nested repositories the task made, every
+    path that differs between the two)."""
     listed = await git.run("diff-tree", "-r", "-z", "--no-renames", base, commit, cwd=path)
     fields = listed.stdout.split("\0")
-    found = []
+    found, changed = [], []
     for meta, name in zip(fields[::2], fields[1::2], strict=False):
         modes = meta.lstrip(":").split(" ")
+        changed.append(name)
         if len(modes) > 1 and modes[1] == GITLINK and modes[0] != GITLINK:
             found.append(name)
-    return found
+    return found, changed
 
 
-async def _head(git: Git, path: Path) -> str | None:
-    result = await git.run(
-        "rev-parse", "--verify", "--quiet", "HEAD^{commit}", cwd=path, check=False
-    )
-    return result.stdout.strip() if result.returncode == 0 else None
-
-
-async def _tree(git: Git, path: Path, commit: str) -> str:
-    return (await git.run("rev-parse", f"{commit}^{{tree}}", cwd=path)).stdout.strip()
+async def _head(git: Git, path: Path, base: str) -> tuple[str, str]:
+    """The commit HEAD names (`base` when it names none: an orphan branch) and its tree."""
+    result = await git.run("rev-parse", "HEAD^{commit}", "HEAD^{tree}", cwd=path, check=False)
+    lines = result.stdout.split()
+    if result.returncode == 0 and len(lines) == 2:
+        return lines[0], lines[1]
+    tree = await git.run("rev-parse", f"{base}^{{tree}}", cwd=path)
+    return base, tree.stdout.strip()
 
 
 def _merge_heads(path: Path) -> list[str]:
@@ -236,7 +252,7 @@ async def _stray_tips(git: Git, path: Path, result: str, base: str) -> list[str]
     """Tips of the commits the task's branches, tags and HEAD's reflog reach but `result`
     does not: commits it made and moved away from. Only for a repository of the task's own
     (a linked worktree's branches are the user's)."""
-    if not is_isolated(path):
+    if not is_isolated(path) or _nothing_moved(path / ".git", {base, result}):
         return []
     argv = ("rev-list", "--parents", "--reflog", "--branches", "--tags", "--not", result, base)
     listed = await git.run(*argv, cwd=path, check=False)
@@ -247,6 +263,24 @@ async def _stray_tips(git: Git, path: Path, result: str, base: str) -> list[str]
         commits.append(sha)
         parents.update(its_parents)
     return [sha for sha in commits if sha not in parents]
+
+
+def _nothing_moved(own: Path, known: set[str]) -> bool:
+    """No ref, tag or HEAD position of the task's repository was ever anything but `known`
+    (read from its files): then it made no commit the result could miss."""
+    if (own / "packed-refs").exists():
+        return False
+    try:
+        for line in (own / "logs" / "HEAD").read_text().splitlines():
+            if line.split(" ", 2)[1:2] != [] and line.split(" ", 2)[1] not in known:
+                return False
+        for directory, _, names in os.walk(own / "refs"):
+            for name in names:
+                if Path(directory, name).read_text().strip() not in known:
+                    return False
+    except (OSError, IndexError):
+        return False
+    return True
 
 
 async def _fetch(git: Git, path: Path, commits: Sequence[str], *, head: str | None) -> None:

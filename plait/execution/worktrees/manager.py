@@ -166,6 +166,7 @@ class WorktreeManager:
             raise WorktreeError(f"branch {branch!r} already exists; refusing to reset it")
         try:
             await isolated.create(self.git, path, branch, sha, alias=self.alias)
+            saving.BRANCH_TIPS[(path, ref)] = sha
         except BaseException:
             if attempt == 1:
                 await self.git.run("update-ref", "-d", ref, sha, check=False)
@@ -223,6 +224,7 @@ class WorktreeManager:
     async def remove(self, worktree: Worktree, delete_branch: bool = False) -> None:
         """Remove the worktree (even dirty or locked, e.g. by an interrupted add)."""
         if isolated.is_isolated(worktree.path):
+            saving.BRANCH_TIPS.pop((worktree.path, f"refs/heads/{worktree.branch}"), None)
             await asyncio.to_thread(isolated.remove, worktree.path)
         else:
             await self._remove_linked(worktree)
@@ -308,9 +310,12 @@ class WorktreeManager:
         kept_ref: str | None = None,
     ) -> Saved:
         """The task's work committed on its branch, explicitly (see saving.save)."""
-        return await saving.save(
+        saved = await saving.save(
             self.git, worktree, message, excludes=excludes, drop=drop, kept_ref=kept_ref
         )
+        if saved.commit is not None and saved.changed is not None:
+            self._changes[(worktree.base_commit, saved.commit)] = saved.changed
+        return saved
 
     async def keep(
         self,

@@ -113,10 +113,18 @@ async def keep(
     return commit
 
 
+# Where plait last put each task branch of a task repository (its base, an earlier save):
+# the compare-and-swap's old value without a git process to read it.
+BRANCH_TIPS: dict[tuple[Path, str], str] = {}
+
+
 async def _branch_update(git: Git, worktree: Worktree, commit: str) -> str:
     """The compare-and-swap of the task branch, as an `update-ref --stdin` line: from
     where it is now (its base, an earlier save, or a pooled worktree's own commits) to
     `commit`, whatever branch the task's HEAD is on."""
     ref = f"refs/heads/{validate_ref_name(worktree.branch or '')}"
-    old = await git.ref_target(ref) or "0" * 40
+    key = (worktree.path, ref)
+    old = BRANCH_TIPS.pop(key, None) if isolated.is_isolated(worktree.path) else None
+    old = old or await git.ref_target(ref) or "0" * 40
+    BRANCH_TIPS[key] = commit
     return f"update {ref} {commit} {old}\n"
