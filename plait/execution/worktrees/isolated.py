@@ -34,7 +34,6 @@ from plait.execution.git.cli import Git
 
 __all__ = ["NestedRepository", "Saved", "create", "is_isolated", "nested_paths", "save"]
 
-OUT_REF = "refs/plait/out"  # in the task's repository: what the user's fetches
 GITLINK = "160000"
 
 
@@ -288,15 +287,23 @@ async def _fetch(git: Git, path: Path, commits: Sequence[str], *, head: str | No
     `head`: the task's HEAD moves there too (the result it was staged for)."""
     if not is_isolated(path):
         return  # a linked worktree writes its objects into the user's repository already
-    refs = [f"{OUT_REF}/{n}" for n in range(len(commits))]
-    lines = "".join(f"update {ref} {sha}\n" for ref, sha in zip(refs, commits, strict=True))
-    if head is not None:
-        lines += f"update HEAD {head}\n"
-    await git.run("update-ref", "--stdin", cwd=path, input=lines)
+    # By id: protocol v2's upload-pack serves any object the repository has, so the task's
+    # repository needs no ref for it.
     await git.run(
         "fetch", "--quiet", "--no-tags", "--no-write-fetch-head", "--no-auto-gc",
-        "--no-recurse-submodules", str(path), *refs,
+        "--no-recurse-submodules", str(path), *commits,
     )  # fmt: skip
+    if head is not None:
+        _move_head(path / ".git", head)
+
+
+def _move_head(own: Path, commit: str) -> None:
+    """HEAD (or the branch it is on) of the task's repository to `commit`: plait's own
+    repository, so a file write, not a git process (no reflog entry)."""
+    text = (own / "HEAD").read_text().strip()
+    target = own / text.removeprefix("ref: ") if text.startswith("ref: refs/") else own / "HEAD"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(f"{commit}\n")
 
 
 def remove_quietly(path: Path) -> None:
