@@ -18,7 +18,9 @@ the subscribers are raw asyncio sockets in this process, all on 127.0.0.1.
 Measured per (server, subscriber count): delivery latency from the send time to receipt,
 p50/p99 over every delivered event; the server's CPU (utime+stime from /proc/<pid>/stat over
 the window, as a fraction of one core) and peak RSS (VmHWM from /proc/<pid>/status); for
-plait, the store reads the live feed made (`LiveFeed.reads`) per append. Each server runs
+plait, the store reads the live feed made (`LiveFeed.reads`) per append (the store hands the
+feed what it appended, so these are only its fallback polls) and each append's p99 as the
+sender saw it. Each server runs
 `--runs` times per count, alternating which goes first. A small ASGI wrapper adds
 `/bench/start` and `/bench/stats` to both servers.
 """
@@ -64,6 +66,7 @@ class Control:
     def __init__(self, append: Callable[[int], Awaitable[None]]) -> None:
         self.append = append
         self.appended = 0
+        self.append_ms: list[float] = []  # each append (or broadcast) call, as the sender saw it
         self.task: asyncio.Task[None] | None = None
         self.extra: Callable[[], dict[str, Any]] = dict
 
@@ -74,11 +77,15 @@ class Control:
             delay = start + i / rate - loop.time()
             if delay > 0:
                 await asyncio.sleep(delay)
+            began = time.perf_counter()
             await self.append(i)
+            self.append_ms.append((time.perf_counter() - began) * 1000)
             self.appended += 1
 
     def stats(self) -> dict[str, Any]:
-        return {"appended": self.appended, **self.extra()}
+        ordered = sorted(self.append_ms) or [0.0]
+        p99 = ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))]
+        return {"appended": self.appended, "append_p99_ms": p99, **self.extra()}
 
 
 def wrap(app: ASGI, control: Control) -> ASGI:
@@ -168,11 +175,10 @@ async def plait_server(work: Path) -> tuple[ASGI, Control, Callable[[], Awaitabl
     from plait.execution.settings import Settings
     from plait.http.app import create_app
     from plait.projections.codec import encode, run_stream
+    from tests.gitrepo import make_repo
     from tests.histories import run_events
 
-    repo = work / "repo"
-    repo.mkdir()
-    subprocess.run(["git", "init", "--quiet", "-b", "main", str(repo)], check=True)
+    repo = make_repo(work / "repo")  # registration needs a first commit
     store = await asyncio.to_thread(SqlEventStore, f"sqlite:///{work / 'sse.db'}")
     service = Plait(store, Settings(worktree_root=work / "wt", log_root=work / "logs"))
     await service.start()
@@ -252,7 +258,7 @@ async def subscribe(port: int, path: str, sub: Subscriber, want: int, stop: asyn
     try:
         writer.write(
             f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
-            "Accept: text/event-stream\r\n\r\n".encode()
+            f"Authorization: Bearer {TOKEN}\r\nAccept: text/event-stream\r\n\r\n".encode()
         )
         await writer.drain()
         while not stop.is_set() and len(sub.latencies) < want:
@@ -306,6 +312,7 @@ class Result:
     rss_mb: float
     reads: int | None
     appended: int
+    append_p99: float
 
 
 async def one(
@@ -357,7 +364,14 @@ async def one(
     latencies = [v for s in subs for v in s.latencies]
     reads = after["reads"] - before["reads"] if "reads" in after else None
     return Result(
-        latencies, len(latencies), subscribers * events, cpu, rss, reads, after["appended"]
+        latencies,
+        len(latencies),
+        subscribers * events,
+        cpu,
+        rss,
+        reads,
+        after["appended"],
+        after["append_p99_ms"],
     )
 
 
@@ -416,7 +430,8 @@ def main() -> None:
                     f"{count} subscribers, run {run + 1}, {kind}: p50 "
                     f"{pct(r.latencies, 0.5):.1f} ms p99 {pct(r.latencies, 0.99):.1f} ms, "
                     f"{r.delivered}/{r.expected} delivered, cpu {r.cpu:.2f}, "
-                    f"rss {r.rss_mb:.0f} MB, reads {r.reads} for {r.appended} appends",
+                    f"rss {r.rss_mb:.0f} MB, reads {r.reads} for {r.appended} appends, "
+                    f"append p99 {r.append_p99:.1f} ms",
                     flush=True,
                 )
         bare99 = [pct(r.latencies, 0.99) for r in results["bare"]]
@@ -442,7 +457,7 @@ def main() -> None:
                 per = [(r.reads or 0) / max(1, r.appended) for r in rs]
                 cells.append(spread(per, 2))
                 verdict = "met" if ratio <= TARGET else "MISSED"
-                cells.append(f"p99 <= {TARGET}x bare ({verdict}); 1 read per append")
+                cells.append(f"p99 <= {TARGET}x bare ({verdict}); no read per append")
             else:
                 cells += ["", ""]
             table.append("| " + " | ".join(cells) + " |")
@@ -454,7 +469,12 @@ def main() -> None:
         "append, or the broadcast) to receipt by the subscriber's socket reader; the "
         "subscribers run in one Python process on the same 2 cores as the server. CPU: "
         "server utime+stime over the window / wall time. plait: SQLite store, service and "
-        "projector running (the projector is one more subscriber of the same feed).",
+        "projector running (the projector is one more subscriber of the same feed). Not equal "
+        "guarantees: plait's latency includes the append (a SQLite commit, from a worker "
+        "thread, as a run's recorder makes it) and every event is durable before it is sent; "
+        "the bare broadcaster stores nothing. Store reads per append: reads the live feed made "
+        "while the appends ran (the store hands its events to the feed, so only the feed's "
+        "fallback poll reads).",
     ]
     command = (
         f"python -m bench.sse --subscribers {args.subscribers} --rate {args.rate:g} "

@@ -200,6 +200,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="bearer token (default: $PLAIT_TOKEN "
         "or one generated and kept in your data directory)",
     )
+    serve.add_argument(
+        "--open-paths",
+        default=None,
+        metavar="PATHS",
+        help="comma-separated paths anyone may GET without the token "
+        "(default: /healthz,/metrics; '' for none)",
+    )
     _add_worktree_options(serve)
     _add_db(serve)
 

@@ -124,8 +124,21 @@ def cmd_projections_rebuild(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from plait.http.serve import serve
+    from plait.http.state import OPEN_PATHS
 
-    return serve(args.host, args.port, args.db, args.token, settings=settings(args, serving=True))
+    opened = OPEN_PATHS
+    if args.open_paths is not None:
+        opened = tuple(p.strip() for p in args.open_paths.split(",") if p.strip())
+        if bad := [p for p in opened if not p.startswith("/")]:
+            raise UsageError(f"--open-paths: {bad[0]!r} is not a path (it starts with '/')")
+    return serve(
+        args.host,
+        args.port,
+        args.db,
+        args.token,
+        settings=settings(args, serving=True),
+        open_paths=opened,
+    )
 
 
 def older_than(text: str) -> timedelta:

@@ -18,7 +18,7 @@ import importlib
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Self, TypeVar
 
@@ -96,6 +96,7 @@ class SqlEventStore:
     MARK: ClassVar[str] = "?"
     UNAVAILABLE: ClassVar[tuple[type[Exception], ...]] = ()
     DRIVER_ERRORS: ClassVar[tuple[type[Exception], ...]] = ()
+    HANDS_OVER: ClassVar[bool] = False  # its _append gives the feeds what it stored itself
 
     def __new__(cls, url: str | URL, **_options: Any) -> Self:
         if cls is not SqlEventStore:
@@ -151,7 +152,8 @@ class SqlEventStore:
         positions = self._guard(
             lambda: self._append(stream_id, rows, expected_version, recorded_at, fence)
         )
-        self.notifier.notify(positions[-1])
+        if not self.HANDS_OVER:
+            self.notifier.notify(positions[-1])
         if self.head_file is not None and time.monotonic() >= self._anchor_due:
             self.record_head()
         return positions
@@ -274,10 +276,14 @@ class SqlEventStore:
 
     @contextmanager
     def write_connection(self) -> Iterator[Connection]:
-        """A connection whose transactions take SQLite's write lock up front."""
-        with self._in_flight(), self._reachable(), self.engine.connect() as connection:
+        """Transactions take SQLite's write lock up front (and SqliteEventStore.append_lock)."""
+        lock, engine = self.append_lock(), self.engine
+        with lock, self._in_flight(), self._reachable(), engine.connect() as connection:
             yield connection.execution_options(**{WRITE_OPTION: True})
         self._committed()
+
+    def append_lock(self) -> AbstractContextManager[object]:
+        return contextlib.nullcontext()
 
     def _committed(self) -> None:
         """A write of this process committed (SQLite counts them for its checkpoints)."""

@@ -6,8 +6,11 @@ first reads the history it missed on its own, then joins the feed; positions ded
 A subscriber that falls too far behind is dropped from the feed and catches up from the store
 again, so a slow consumer never holds memory for everyone else.
 
-Wake-ups: an in-process notifier for writers in this process, LISTEN/NOTIFY on PostgreSQL for
-writers in other processes, and a poll as the fallback (and SQLite's cross-process path).
+New events: a writer in this process hands the events it stored to the feed directly (the
+notifier, in commit order), so they reach subscribers without a read; the feed reads from the
+store only for what it was not handed: writers in other processes (LISTEN/NOTIFY on
+PostgreSQL wakes it, else a poll), PostgreSQL's own appends, or a hand-off that does not
+follow on from what the feed has passed on.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import asyncio
 import contextlib
 import logging
 import weakref
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING
 
 from plait.eventstore.records import StoredEvent
@@ -64,6 +67,8 @@ class LiveFeed:
         self._task: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
         self._wake = asyncio.Event()
+        self._poll = TICK_SECONDS
+        self._next_poll = 0.0
 
     @property
     def subscriber_count(self) -> int:
@@ -134,34 +139,48 @@ class LiveFeed:
                 after = event.position
 
     async def _run(self) -> None:
-        notifier_wake = self.store.notifier.register()
+        notifier = self.store.notifier
+        notifier.register(self._committed)
         listener = (
             asyncio.create_task(self._listen()) if self.store.dialect == "postgresql" else None
         )
-        poll = POLL_SECONDS.get(self.store.dialect, 1.0)
+        self._poll = POLL_SECONDS.get(self.store.dialect, 1.0)
         loop = asyncio.get_running_loop()
         try:
             self.head = await asyncio.to_thread(self.store.last_position)
             self._ready.set()
-            next_poll = next_tick = loop.time()
-            while not self.store.notifier.closed:
-                woken = notifier_wake.is_set() or self._wake.is_set()
-                notifier_wake.clear()
+            self._next_poll = next_tick = loop.time()
+            while not notifier.closed:
+                woken = self._wake.is_set()
                 self._wake.clear()
-                if woken or loop.time() >= next_poll:
+                if woken or loop.time() >= self._next_poll:
                     await self._deliver_new()
-                    next_poll = loop.time() + poll
+                    self._next_poll = loop.time() + self._poll
                 if loop.time() >= next_tick:
                     for queue in self._ticking:
                         queue.put_nowait(None)
                     next_tick = loop.time() + min(self._ticking.values(), default=TICK_SECONDS)
+                wait = min(self._next_poll, next_tick) - loop.time()
                 with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(max(0.0, min(next_poll, next_tick) - loop.time())):
-                        await _first_of(notifier_wake, self._wake)
+                    async with asyncio.timeout(max(0.0, wait)):
+                        await self._wake.wait()
         finally:
-            self.store.notifier.unregister(notifier_wake)
+            notifier.unregister(self._committed)
             if listener is not None:
                 listener.cancel()
+
+    def _committed(self, position: int, events: Sequence[StoredEvent]) -> None:
+        """On this loop, from a writer: the events it stored, passed on as they are if they
+        follow on from the head; anything else is read from the store."""
+        if not self._ready.is_set():
+            return  # the feed starts from the store's head, which includes these
+        if events and events[0].position == self.head + 1:
+            self._fan_out(events)
+            # In step with the store as of now: a gap (another process's append) shows up
+            # in the next hand-off, and the poll looks again once this writer goes quiet.
+            self._next_poll = asyncio.get_running_loop().time() + self._poll
+        elif position > self.head or self.store.notifier.closed:
+            self._wake.set()
 
     async def _deliver_new(self) -> None:
         while True:
@@ -171,17 +190,21 @@ class LiveFeed:
                 log.warning("live feed could not read new events: %s", exc)
                 return
             self.reads += 1
-            if not page:
-                return
-            for queue in list(self._queues):
-                if queue.qsize() + len(page) > MAX_QUEUED:
-                    self._drop(queue)
-                    continue
-                for event in page:
-                    queue.put_nowait(event)
-            self.head = page[-1].position
+            # Events handed over while the read was under way are passed on already.
+            self._fan_out([event for event in page if event.position > self.head])
             if len(page) < PAGE_SIZE:
                 return
+
+    def _fan_out(self, events: Sequence[StoredEvent]) -> None:
+        if not events:
+            return
+        for queue in list(self._queues):
+            if queue.qsize() + len(events) > MAX_QUEUED:
+                self._drop(queue)
+                continue
+            for event in events:
+                queue.put_nowait(event)
+        self.head = events[-1].position
 
     def _drop(self, queue: Queue) -> None:
         self._queues.discard(queue)
@@ -201,12 +224,3 @@ class LiveFeed:
                     self._wake.set()
         except (OSError, psycopg.Error) as exc:
             log.info("LISTEN unavailable, polling instead: %s", exc)
-
-
-async def _first_of(*events: asyncio.Event) -> None:
-    waiters = [asyncio.ensure_future(e.wait()) for e in events]
-    try:
-        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for waiter in waiters:
-            waiter.cancel()

@@ -107,6 +107,18 @@ async def repository_root(path: str) -> Path:
     return top.resolve()
 
 
+async def visible_repository(path: str) -> None:
+    """A registered repository as this server sees it now: NotARepository naming the path if
+    it cannot use it (another host's path, moved, deleted), before any git command fails."""
+    try:
+        await repository_root(path)
+    except NotARepository as exc:
+        raise NotARepository(
+            f"this server cannot use the project's repository (is it on another host, moved "
+            f"or deleted?): {exc}"
+        ) from None
+
+
 async def _is_bare(git: Git) -> bool:
     result = await git.run("rev-parse", "--is-bare-repository", check=False)
     return result.returncode == 0 and result.stdout.strip() == "true"

@@ -54,6 +54,7 @@ from plait.execution.projects import (
     check_identity,
     checked_id,
     new_id,
+    visible_repository,
 )
 from plait.execution.run.orchestrator import RunResult
 from plait.execution.run.recovery import adopt_finished_attempts, interrupt_tasks
@@ -123,6 +124,7 @@ class Plait(ProjectService):
             )
         if facts.plan is None:
             raise NoPlan(f"project {project_id} has no plan: submit one first")
+        await visible_repository(facts.repo_path)
         await check_identity(facts)
         plan = _overridden(
             plan_from_mapping(facts.plan["plan"]), max_concurrency=max_concurrency, base=base
@@ -242,6 +244,7 @@ class Plait(ProjectService):
         run_id = checked_id("run id", run_id) if run_id else facts.last_run
         if run_id is None:
             raise UnknownRun(f"project {project_id} has no run to resume")
+        await visible_repository(facts.repo_path)
         await check_identity(facts)
         if self.supervisor.driving(run_id) is not None:
             raise RunAlreadyActive(f"run {run_id} is running in this process", run_id)

@@ -26,7 +26,13 @@ from plait.http import routes_details, routes_ops, routes_projects, routes_runs,
 from plait.http.errors import EXCEPTION_HANDLERS
 from plait.http.metrics import Metrics
 from plait.http.security import GuardMiddleware, resolve_token
-from plait.http.state import DEFAULT_ALLOWED_HOSTS, MAX_BODY_BYTES, AppConfig, Runtime
+from plait.http.state import (
+    DEFAULT_ALLOWED_HOSTS,
+    MAX_BODY_BYTES,
+    OPEN_PATHS,
+    AppConfig,
+    Runtime,
+)
 
 
 def all_routes() -> list[BaseRoute]:
@@ -48,14 +54,16 @@ def create_app(
     allowed_hosts: Iterable[str] = DEFAULT_ALLOWED_HOSTS,
     max_body: int = MAX_BODY_BYTES,
     settings: Settings | None = None,
+    open_paths: Iterable[str] = OPEN_PATHS,
 ) -> Starlette:
     """The plait HTTP app.
 
     `store_url`: the event store (default: $PLAIT_DATABASE_URL, else the user's SQLite file);
-    ignored when `plait` is given. `token`: the bearer token for state-changing requests
-    (default: $PLAIT_TOKEN, else the one kept in the data directory). `heartbeat`: seconds
-    of quiet before an event stream sends `: ping`. `allowed_hosts`: Host header names
-    served (lowercase; IPv6 in brackets). `settings`: for the Plait the lifespan creates.
+    ignored when `plait` is given. `token`: the bearer token every request needs but reads
+    of `open_paths` (default: $PLAIT_TOKEN, else the one kept in the data directory).
+    `heartbeat`: seconds of quiet before an event stream sends `: ping`. `allowed_hosts`:
+    Host header names served (lowercase; IPv6 in brackets). `settings`: for the Plait the
+    lifespan creates.
     """
     config = AppConfig(
         store_url=store_url,
@@ -63,6 +71,7 @@ def create_app(
         heartbeat=heartbeat,
         allowed_hosts=frozenset(h.lower() for h in allowed_hosts),
         max_body=max_body,
+        open_paths=frozenset(open_paths),
     )
 
     @asynccontextmanager

@@ -12,10 +12,12 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from plait.domain.gantt import spans
+from plait.domain.ids import ID_REGEX
 from plait.domain.run import RunState
 from plait.domain.statuses import RunStatus
 from plait.eventstore import StoredEvent
 from plait.http.errors import ApiError
+from plait.http.openapi import Op, body, documented, query, ref
 from plait.http.params import checked_id, int_param
 from plait.http.state import Runtime, runtime_of
 from plait.projections.codec import run_stream
@@ -25,6 +27,26 @@ from plait.projections.run_details import NotFound, attempt_log, batch_tests
 RUN = "/api/runs/{run_id:plait_id}"
 
 
+@documented(
+    "get",
+    Op(
+        "List runs",
+        {"200": body({"type": "array", "items": ref("RunSummary")}, "Newest first")},
+        params=(
+            query(
+                "project_id",
+                {"type": "string", "pattern": f"^{ID_REGEX}$"},
+                "Only this project's runs",
+            ),
+            query(
+                "status",
+                {"type": "string"},
+                "Only runs in these statuses, comma-separated: " + ", ".join(RunStatus),
+            ),
+            query("limit", {"type": "integer", "minimum": 1, "maximum": 1000}, "50"),
+        ),
+    ),
+)
 async def run_list(request: Request) -> JSONResponse:
     """The newest runs first; `project_id` and `status` (comma-separated) narrow them."""
     runtime = runtime_of(request)
@@ -50,6 +72,9 @@ async def state_or_404(runtime: Runtime, run_id: str) -> RunState:
     return state
 
 
+@documented(
+    "get", Op("Get a run's timeline", {"200": body(ref("Timeline"), "Spans for a Gantt chart")})
+)
 async def timeline(request: Request) -> JSONResponse:
     state = await state_or_404(runtime_of(request), request.path_params["run_id"])
     return JSONResponse(
@@ -63,6 +88,28 @@ async def timeline(request: Request) -> JSONResponse:
     )
 
 
+@documented(
+    "get",
+    Op(
+        "Get a task's log",
+        {"200": body(ref("TaskLog"), "A slice of one attempt's output")},
+        params=(
+            query("attempt", {"type": "integer", "minimum": 1}, "Default: the last"),
+            query("offset", {"type": "integer", "minimum": 0}, "From here (default 0)"),
+            query(
+                "limit",
+                {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT},
+                f"At most this much (default {DEFAULT_LIMIT})",
+            ),
+            query(
+                "source",
+                {"type": "string", "enum": ["file", "events"]},
+                "events: the output as the events hold it (an agent's rendered for a "
+                "person); default: the log file where it is, else the events",
+            ),
+        ),
+    ),
+)
 async def task_log(request: Request) -> JSONResponse:
     runtime = runtime_of(request)
     state = await state_or_404(runtime, request.path_params["run_id"])
@@ -89,6 +136,20 @@ async def task_log(request: Request) -> JSONResponse:
     return JSONResponse(answer)
 
 
+@documented(
+    "get",
+    Op(
+        "Get a task's diff",
+        {"200": body(ref("TaskDiff"), "Its changes against the commit it started on")},
+        params=(
+            query(
+                "attempt",
+                {"type": "integer", "minimum": 1},
+                "Default: the last attempt with a commit",
+            ),
+        ),
+    ),
+)
 async def task_diff(request: Request) -> JSONResponse:
     runtime = runtime_of(request)
     run_id, task_id = request.path_params["run_id"], request.path_params["task_id"]
@@ -97,6 +158,13 @@ async def task_diff(request: Request) -> JSONResponse:
     return JSONResponse({"run_id": run_id, "task_id": task_id, **dataclasses.asdict(diff)})
 
 
+@documented(
+    "get",
+    Op(
+        "Get a batch's test output",
+        {"200": body(ref("BatchTests"), "Every test run of the batch, culprits, conflicts")},
+    ),
+)
 async def tests(request: Request) -> JSONResponse:
     runtime = runtime_of(request)
     state = await state_or_404(runtime, request.path_params["run_id"])

@@ -11,7 +11,8 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from plait.http.errors import ApiError
-from plait.http.params import json_object, optional_text, plan_body
+from plait.http.openapi import Op, body, documented, ref
+from plait.http.params import YAML_TYPES, json_object, optional_text, plan_body
 from plait.http.state import Runtime, runtime_of
 
 
@@ -59,12 +60,33 @@ async def delete_project(request: Request) -> JSONResponse:
     return JSONResponse({"project_id": project_id, "deleted": True})
 
 
+@documented(
+    "get", Op("Get a project", {"200": body(ref("Project"), "The project, its plan and its runs")})
+)
+@documented(
+    "delete",
+    Op(
+        "Delete a project",
+        {"200": body(ref("ProjectDeleted"), "Unregistered (409 while a run is active)")},
+    ),
+)
 async def project(request: Request) -> JSONResponse:
     if request.method == "DELETE":
         return await delete_project(request)
     return await get_project(request)
 
 
+@documented(
+    "put",
+    Op(
+        "Submit a plan",
+        {"200": body(ref("PlanDecision"), "Accepted: its batches and mode")},
+        request={
+            "required": True,
+            "content": {m: {"schema": ref("Plan")} for m in ("application/json", *YAML_TYPES)},
+        },
+    ),
+)
 async def put_plan(request: Request) -> JSONResponse:
     project_id: str = request.path_params["project_id"]
     plan = await plan_body(request)
@@ -72,6 +94,21 @@ async def put_plan(request: Request) -> JSONResponse:
     return JSONResponse(await plait.submit_plan(project_id, plan, source="api"))
 
 
+@documented(
+    "post",
+    Op(
+        "Register a project",
+        {
+            "201": body(ref("ProjectCreated"), "Registered"),
+            "200": body(ref("ProjectCreated"), "This repository's existing project"),
+        },
+        request={"required": True, "content": {"application/json": {"schema": ref("NewProject")}}},
+    ),
+)
+@documented(
+    "get",
+    Op("List projects", {"200": body({"type": "array", "items": ref("Project")}, "Every project")}),
+)
 async def projects(request: Request) -> JSONResponse:
     # One route per path, so a 405 names every method the path allows.
     if request.method == "POST":

@@ -15,12 +15,21 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from plait.domain.ids import ID_REGEX
 from plait.http.errors import ApiError
+from plait.http.openapi import JSON, Op, body, documented, query, ref
 from plait.http.params import checked_id, json_object, parse_until
 from plait.http.routes_projects import project_or_404
 from plait.http.state import Runtime, runtime_of
 
+ACTION: JSON = {"required": False, "content": {"application/json": {"schema": ref("Action")}}}
 
+
+def accepted(what: str) -> dict[str, JSON]:
+    return {"202": body(ref("Accepted"), what)}
+
+
+@documented("post", Op("Start a run", accepted("Parallel execution initiated")))
 async def start(request: Request) -> JSONResponse:
     runtime = runtime_of(request)
     run_id = await runtime.plait.start_run(request.path_params["project_id"])
@@ -29,21 +38,37 @@ async def start(request: Request) -> JSONResponse:
     return JSONResponse(body, 202)
 
 
+@documented("post", Op("Stop the run", accepted("Stop requested")))
 async def stop(request: Request) -> JSONResponse:
     run_id = await runtime_of(request).plait.stop_run(request.path_params["project_id"])
     return JSONResponse({"status": "stopping", "message": "Stop requested", "run_id": run_id}, 202)
 
 
+@documented(
+    "post", Op("Land a run", accepted("Landing its tested work on its base"), request=ACTION)
+)
 async def land(request: Request) -> JSONResponse:
     await json_object(request, (), required=False)
     run_id = await runtime_of(request).plait.land_run(request.path_params["run_id"])
     return JSONResponse({"status": "landing", "message": "Land requested", "run_id": run_id}, 202)
 
 
+@documented(
+    "post",
+    Op("Retry a task", accepted("The task runs again; the run continues"), request=ACTION),
+)
 async def retry(request: Request) -> JSONResponse:
     return await _task_action(request, "retry")
 
 
+@documented(
+    "post",
+    Op(
+        "Skip a task",
+        accepted("The run continues without it and its dependents"),
+        request=ACTION,
+    ),
+)
 async def skip(request: Request) -> JSONResponse:
     return await _task_action(request, "skip")
 
@@ -61,6 +86,17 @@ async def _task_action(request: Request, action: str) -> JSONResponse:
     return JSONResponse({"status": status, "message": message, "run_id": run_id}, 202)
 
 
+@documented(
+    "post",
+    Op(
+        "Resume a run",
+        accepted("Resume requested"),
+        request={
+            "required": False,
+            "content": {"application/json": {"schema": ref("ResumeRequest")}},
+        },
+    ),
+)
 async def resume(request: Request) -> JSONResponse:
     body = await json_object(request, ("run_id",), required=False)
     wanted = body.get("run_id")
@@ -93,6 +129,13 @@ def idle_status(project: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+@documented(
+    "get",
+    Op(
+        "Get the run status",
+        {"200": body(ref("RunStatus"), "The active run's status, else the last run's")},
+    ),
+)
 async def status(request: Request) -> JSONResponse:
     runtime = runtime_of(request)
     project = await project_or_404(runtime, request.path_params["project_id"])
@@ -109,10 +152,26 @@ async def run_or_404(runtime: Runtime, run_id: str) -> dict[str, Any]:
     return view
 
 
+@documented("get", Op("Get a run", {"200": body(ref("RunStatus"), "The run's status")}))
 async def get_run(request: Request) -> JSONResponse:
     return JSONResponse(await run_or_404(runtime_of(request), request.path_params["run_id"]))
 
 
+@documented(
+    "get",
+    Op(
+        "Get a project's history",
+        {"200": body(ref("History"), "The timeline, and the run's state at until")},
+        params=(
+            query("run_id", {"type": "string", "pattern": f"^{ID_REGEX}$"}, "One run"),
+            query(
+                "until",
+                {"type": "string", "anyOf": [{"pattern": "^[0-9]+$"}, {"format": "date-time"}]},
+                "A position (integer) or an ISO 8601 time (UTC if no offset); default: now",
+            ),
+        ),
+    ),
+)
 async def history(request: Request) -> JSONResponse:
     """The audit timeline and the run's state as it was at `until` (a position or a time)."""
     runtime = runtime_of(request)

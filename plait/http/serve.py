@@ -15,8 +15,8 @@ from plait.eventstore import SqlEventStore, StoreError, configured_url
 from plait.eventstore.urls import normalise_url
 from plait.execution.settings import Settings
 from plait.http.app import begin_shutdown, create_app
-from plait.http.security import resolve_token
-from plait.http.state import DEFAULT_ALLOWED_HOSTS
+from plait.http.security import redact_logs, resolve_token
+from plait.http.state import DEFAULT_ALLOWED_HOSTS, OPEN_PATHS
 
 GRACEFUL_SECONDS = 5
 
@@ -76,6 +76,8 @@ def build_server(
         proxy_headers=False,
         server_header=False,
     )
+    # uvicorn has configured its loggers by now; its access log shows each request line.
+    redact_logs("uvicorn.access", "uvicorn.error")
     return PlaitServer(config, app, on_ready)
 
 
@@ -87,8 +89,11 @@ def serve(
     *,
     out: TextIO | None = None,
     settings: Settings | None = None,
+    open_paths: tuple[str, ...] = OPEN_PATHS,
 ) -> int:
-    """Serve until interrupted. 0 after a clean stop; 2 if the service could not start."""
+    """Serve until interrupted. 0 after a clean stop; 2 if the service could not start.
+
+    `open_paths`: the paths anyone may read without the token."""
     out = out or sys.stdout
     try:
         url = configured_url(db_url)
@@ -101,7 +106,9 @@ def serve(
         return 2
     allowed = (*DEFAULT_ALLOWED_HOSTS, url_host(host).lower())
     settings = settings or Settings()
-    app = create_app(url, token=token, allowed_hosts=allowed, settings=settings)
+    app = create_app(
+        url, token=token, allowed_hosts=allowed, settings=settings, open_paths=open_paths
+    )
 
     def announce(base_url: str) -> None:
         shown = base_url.replace("[::]", "[::1]").replace("0.0.0.0", "127.0.0.1")

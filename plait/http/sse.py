@@ -1,10 +1,11 @@
 """Server-sent events: every stored event, live, resumable from `Last-Event-ID`.
 
 `id:` is the event's global position, so a client that reconnects with the last id it saw
-gets exactly the events after it: `store.subscribe(after)` catches up from the store and then
-follows new commits, with nothing lost or repeated. A `: ping` comment goes out whenever the
-stream has been quiet for `heartbeat` seconds. Database work happens only inside the
-generator, which ends when the client goes away or the server shuts down.
+gets exactly the events after it: its channel (sse_channels.py) catches it up from the store
+and then hands it each new event's frame, encoded once for every stream of the channel, with
+nothing lost or repeated. A `: ping` comment goes out whenever the stream has been quiet for
+`heartbeat` seconds. Database work happens only inside the generator, which ends when the
+client goes away or the server shuts down.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import contextlib
 import functools
 import json
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import anyio
@@ -24,13 +25,32 @@ from starlette.routing import Route
 
 from plait.eventstore import StoredEvent
 from plait.http.errors import ApiError
+from plait.http.openapi import JSON, Op, body, documented, query
 from plait.http.params import after_position
+from plait.http.sse_channels import Channel, Wanted
 from plait.http.state import AppConfig, Runtime, config_of, runtime_of
 from plait.projections.codec import project_stream, run_id_of, run_stream
 
-Wanted = Callable[[StoredEvent], Awaitable[bool]]
 RECONNECT_MS = 1000
 HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+RESUME_FROM: tuple[JSON, ...] = (
+    {
+        "name": "Last-Event-ID",
+        "in": "header",
+        "required": False,
+        "schema": {"type": "string", "pattern": "^[0-9]+$"},
+        "description": "Resume after this position (sent by EventSource on reconnect).",
+    },
+    query("after", {"type": "string", "pattern": "^[0-9]+$"}, "Resume after this position."),
+)
+EVENT_STREAM = {
+    "200": body(
+        {"type": "string"},
+        "Server-sent events: `id:` position, `event:` type, `data:` an Event as JSON; "
+        "`: ping` heartbeats.",
+        "text/event-stream",
+    )
+}
 
 
 def envelope(event: StoredEvent) -> dict[str, Any]:
@@ -58,31 +78,41 @@ def frame(event: StoredEvent) -> str:
 
 
 async def event_stream(
-    runtime: Runtime, config: AppConfig, after: int, wanted: Wanted
+    runtime: Runtime, config: AppConfig, after: int, channel: Channel
 ) -> AsyncIterator[str]:
-    # Ticks at most a second apart: a shutdown is noticed within a second, and a heartbeat
-    # goes out once the stream has been quiet for `heartbeat` seconds.
-    tick = min(config.heartbeat, 1.0)
-    events = runtime.store.subscribe_ticking(after, tick)
+    """A `: ping` goes out at the first tick after `heartbeat` quiet seconds; the channel
+    ticks at most a second apart, so a shutdown is noticed within a second."""
+    frames = channel.follow(after)
     runtime.metrics.sse_clients.inc()
-    quiet_since = time.monotonic()
+    quiet_since, sent = time.monotonic(), False
     try:
         yield f"retry: {RECONNECT_MS}\n\n"
-        async for event in events:
+        async for item in frames:
             if config.closing.is_set():
                 break
-            if event is None:
-                if time.monotonic() - quiet_since >= config.heartbeat:
-                    quiet_since = time.monotonic()
-                    yield ": ping\n\n"
-                continue
-            if await wanted(event):
+            if item is not None:
+                sent = True
+                yield item[1]
+            elif sent:
+                quiet_since, sent = time.monotonic(), False
+            elif time.monotonic() - quiet_since >= config.heartbeat:
                 quiet_since = time.monotonic()
-                yield frame(event)
+                yield ": ping\n\n"
     finally:
         runtime.metrics.sse_clients.dec()
         with anyio.CancelScope(shield=True), contextlib.suppress(RuntimeError):
-            await events.aclose()  # type: ignore[attr-defined]
+            await frames.aclose()  # type: ignore[attr-defined]
+
+
+def channel_of(runtime: Runtime, config: AppConfig, project_id: str | None) -> Channel:
+    """The channel of every event (None) or of one project's, shared by all their streams."""
+    key = project_id or ""
+    channel = runtime.channels.get(key)
+    if channel is None:
+        wanted = _everything if project_id is None else project_filter(runtime, project_id)
+        channel = Channel(runtime.store, wanted, frame, min(config.heartbeat, 1.0))
+        runtime.channels[key] = channel
+    return channel
 
 
 def project_filter(runtime: Runtime, project_id: str) -> Wanted:
@@ -124,26 +154,28 @@ async def _everything(event: StoredEvent) -> bool:
     return True
 
 
-def _response(request: Request, wanted: Wanted) -> StreamingResponse:
+def _response(request: Request, project_id: str | None) -> StreamingResponse:
     runtime, config = runtime_of(request), config_of(request)
     after = after_position(request)
     return StreamingResponse(
-        event_stream(runtime, config, after, wanted),
+        event_stream(runtime, config, after, channel_of(runtime, config, project_id)),
         media_type="text/event-stream",
         headers=HEADERS,
     )
 
 
+@documented("get", Op("Follow a project's events", EVENT_STREAM, params=RESUME_FROM))
 async def project_events(request: Request) -> StreamingResponse:
     project_id: str = request.path_params["project_id"]
     runtime = runtime_of(request)
     if await asyncio.to_thread(runtime.read.project, project_id) is None:
         raise ApiError(404, "unknown_project", f"no project {project_id!r}")
-    return _response(request, project_filter(runtime, project_id))
+    return _response(request, project_id)
 
 
+@documented("get", Op("Follow every event", EVENT_STREAM, params=RESUME_FROM))
 async def all_events(request: Request) -> StreamingResponse:
-    return _response(request, _everything)
+    return _response(request, None)
 
 
 routes = [

@@ -15,9 +15,13 @@ from plait.projections import ReadModels
 
 if TYPE_CHECKING:
     from plait.http.metrics import Metrics
+    from plait.http.sse_channels import Channel
 
 DEFAULT_ALLOWED_HOSTS = ("127.0.0.1", "localhost", "[::1]")
 MAX_BODY_BYTES = 1024 * 1024
+# The only paths a request may read without the token (`plait serve --open-paths`): a load
+# balancer's health check and a Prometheus scraper rarely carry credentials.
+OPEN_PATHS = ("/healthz", "/metrics")
 
 
 @dataclass
@@ -27,6 +31,7 @@ class AppConfig:
     heartbeat: float
     allowed_hosts: frozenset[str]
     max_body: int = MAX_BODY_BYTES
+    open_paths: frozenset[str] = frozenset(OPEN_PATHS)
     # Set when the server shuts down, so open event streams end instead of holding it up.
     closing: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -39,6 +44,8 @@ class Runtime:
     metrics: Metrics
     # run_id -> project_id: fixed once a run exists, so one cache serves every stream.
     run_owners: dict[str, str] = field(default_factory=dict)
+    # The event streams' channels: "" for every event, else a project id (see sse_channels).
+    channels: dict[str, Channel] = field(default_factory=dict)
 
 
 def config_of(conn: HTTPConnection) -> AppConfig:

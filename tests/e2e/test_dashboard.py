@@ -170,8 +170,23 @@ def test_a_run_shows_its_timeline_a_live_log_and_a_diff_and_lands(
 def test_the_dashboard_needs_the_token_for_its_buttons(
     page: Page, server: LiveServer, tmp_path: Path
 ) -> None:
-    register(server.url, a_repo(tmp_path))
-    page.goto(f"{server.url}/")
+    project_id = register(server.url, a_repo(tmp_path))
+    refused = page.goto(f"{server.url}/")
+    assert refused is not None
+    assert refused.status == 401
+    assert "?token=" in refused.text()  # says which address to open
+    assert not page.context.cookies()
+    open_project(page, server, project_id)
+    [cookie] = page.context.cookies()
+    assert cookie["httpOnly"]
+    assert cookie["sameSite"] == "Strict"
+    assert TOKEN not in cookie["value"]
+    assert page.evaluate("() => document.cookie") == ""  # the page's scripts cannot read it
+    expect(page.locator("#start")).to_be_enabled()
+    # The cookie gone (the token changed, the browser forgot it): the page says so, and its
+    # buttons are disabled.
+    page.context.clear_cookies()
+    page.evaluate("() => window.dispatchEvent(new HashChangeEvent('hashchange'))")
     expect(page.locator("#token-missing")).to_be_visible()
     expect(page.locator("#start")).to_be_disabled()
     nothing_shown_as_null(page)
@@ -335,7 +350,7 @@ def test_the_cli_the_api_and_the_page_use_the_same_words_for_one_run(
     run_id = page.locator("#run").get_attribute("data-run")
     assert run_id is not None
 
-    with httpx.Client(base_url=server.url, timeout=60) as client:
+    with httpx.Client(base_url=server.url, timeout=60, headers=AUTH) as client:
         api = client.get(f"/api/runs/{run_id}").json()
     home = tmp_path / "home"
     home.mkdir()

@@ -49,12 +49,15 @@ def new_app(tmp_path: Path, store_url: str | None = None, **kwargs: Any) -> Star
 
 
 class AppClient(httpx.AsyncClient):
-    """A client that talks to `app` in-process. (ASGITransport buffers whole responses, so
-    event streams are tested against a real server instead.)"""
+    """A client that talks to `app` in-process, with the bearer token on every request
+    (`anonymous=True`: with none). (ASGITransport buffers whole responses, so event streams
+    are tested against a real server instead.)"""
 
-    def __init__(self, app: Starlette, *, transport_raises: bool = True) -> None:
+    def __init__(
+        self, app: Starlette, *, transport_raises: bool = True, anonymous: bool = False
+    ) -> None:
         transport = httpx.ASGITransport(app=app, raise_app_exceptions=transport_raises)
-        super().__init__(transport=transport, base_url=LOCAL)
+        super().__init__(transport=transport, base_url=LOCAL, headers=None if anonymous else AUTH)
         self.app = app
 
     @property

@@ -13,7 +13,12 @@ import httpx
 import pytest
 from starlette.routing import Route
 
+from plait.domain.plan.profiles import PROFILE_FIELDS
+from plait.domain.plan.reading import BATCH_FIELDS, PLAN_FIELDS, TASK_FIELDS
+from plait.domain.plan.schema import MAX_CONCURRENCY_LIMIT
+from plait.http.app import all_routes
 from plait.http.openapi import openapi_document
+from plait.http.state import OPEN_PATHS
 from tests.gitrepo import git
 from tests.integration.http_support import (
     AUTH,
@@ -207,9 +212,34 @@ async def test_a_project_with_an_active_run_cannot_be_deleted(
     assert (await client.get(f"/api/projects/{project_id}")).status_code == 200
 
 
+async def test_a_start_or_resume_where_this_server_cannot_see_the_repository_names_its_path(
+    client: AppClient, tmp_path: Path
+) -> None:
+    repo = a_repo(tmp_path)
+    project_id = await registered_project(client, repo, SMALL_PLAN)
+    first = await client.post(f"/api/projects/{project_id}/parallel/start")
+    assert first.status_code == 202, first.text
+    await client.plait.wait_run(first.json()["run_id"])
+    repo.rename(tmp_path / "elsewhere")  # as a server on another host sees it: not there
+    position = (await client.get("/healthz")).json()["position"]
+    for action in ("start", "resume"):
+        refused = await client.post(f"/api/projects/{project_id}/parallel/{action}")
+        assert refused.status_code == 400, (action, refused.text)
+        error = error_of(refused)
+        assert error["code"] == "not_a_repository"
+        assert str(repo) in error["message"]
+        assert "this server cannot use" in error["message"]
+    repo.mkdir()  # a directory, but not the repository
+    refused = await client.post(f"/api/projects/{project_id}/parallel/start")
+    assert (refused.status_code, error_of(refused)["code"]) == (400, "not_a_repository")
+    assert str(repo) in error_of(refused)["message"]
+    assert (await client.get("/healthz")).json()["position"] == position  # nothing recorded
+
+
 async def test_deleting_needs_the_token(client: AppClient, tmp_path: Path) -> None:
     project_id = await registered_project(client, a_repo(tmp_path))
-    response = await client.delete(f"/api/projects/{project_id}")
+    async with AppClient(client.app, anonymous=True) as anonymous:
+        response = await anonymous.delete(f"/api/projects/{project_id}")
     assert response.status_code == 401
     assert (await client.get(f"/api/projects/{project_id}")).status_code == 200
 
@@ -532,9 +562,9 @@ async def test_the_openapi_document_describes_every_route(client: AppClient) -> 
     response = await client.get("/openapi.json")
     assert response.status_code == 200
     document = response.json()
-    assert document == openapi_document()
-    assert document["openapi"].startswith("3.")
     app = client.app
+    assert document == openapi_document(app.routes, app.state.config.open_paths)
+    assert document["openapi"].startswith("3.")
     served = {
         (re.sub(r":\w+}", "}", route.path), method.lower())
         for route in app.routes
@@ -551,9 +581,36 @@ async def test_the_openapi_document_describes_every_route(client: AppClient) -> 
             assert operation["responses"], (path, method)
             if method in ("post", "put"):
                 assert {"401", "403", "413", "421"} <= set(operation["responses"])
-                assert operation["security"] == [{"bearer": []}]
+            if path in ("/healthz", "/metrics"):
+                assert operation["security"] == [], path
+                assert "401" not in operation["responses"]
+            else:  # every other request, reads too, needs the token or the cookie
+                assert operation["security"] == [{"bearer": []}, {"cookie": []}], path
+                assert "401" in operation["responses"], path
             named = {p["name"] for p in operation["parameters"] if p["in"] == "path"}
             assert named == set(_placeholders(path)), (path, method)
+
+
+def test_the_plans_schemas_are_the_readers_own_field_tables() -> None:
+    schemas = openapi_document(all_routes(), OPEN_PATHS)["components"]["schemas"]
+    for name, fields in [
+        ("Plan", PLAN_FIELDS),
+        ("Task", TASK_FIELDS),
+        ("Batch", BATCH_FIELDS),
+        ("Profile", PROFILE_FIELDS),
+    ]:
+        assert set(schemas[name]["properties"]) == fields, name
+        assert schemas[name]["additionalProperties"] is False
+    assert "on_task_failure" in schemas["Plan"]["properties"]  # the hand-kept one lacked it
+    limits = schemas["Plan"]["properties"]["max_concurrency"]
+    assert (limits["minimum"], limits["maximum"]) == (1, MAX_CONCURRENCY_LIMIT)
+
+
+def test_a_route_nobody_documented_stops_the_document() -> None:
+    async def undocumented(request: Any) -> None: ...
+
+    with pytest.raises(LookupError, match="GET /api/secret: no @documented note"):
+        openapi_document([*all_routes(), Route("/api/secret", undocumented)], OPEN_PATHS)
 
 
 def _placeholders(path: str) -> list[str]:

@@ -31,6 +31,13 @@ async def client(tmp_path: Path) -> AsyncIterator[AppClient]:
 
 
 @pytest.fixture
+async def anonymous(client: AppClient) -> AsyncIterator[AppClient]:
+    """A client of the same app that sends no token."""
+    async with AppClient(client.app, anonymous=True) as opened:
+        yield opened
+
+
+@pytest.fixture
 async def project_id(client: AppClient, tmp_path: Path) -> str:
     return await registered_project(client, a_repo(tmp_path), SMALL_PLAN)
 
@@ -56,9 +63,9 @@ def error_code(body: Any) -> str:
     ],
 )
 async def test_a_start_without_the_token_is_refused_and_starts_nothing(
-    client: AppClient, project_id: str, headers: dict[str, str]
+    client: AppClient, anonymous: AppClient, project_id: str, headers: dict[str, str]
 ) -> None:
-    response = await client.post(f"/api/projects/{project_id}/parallel/start", headers=headers)
+    response = await anonymous.post(f"/api/projects/{project_id}/parallel/start", headers=headers)
     assert response.status_code == 401
     assert error_code(response.json()) == "unauthorized"
     assert response.headers["www-authenticate"].startswith("Bearer")
@@ -78,16 +85,24 @@ async def test_a_start_without_the_token_is_refused_and_starts_nothing(
     ],
 )
 async def test_every_state_changing_request_needs_the_token(
-    client: AppClient, method: str, path: str
+    anonymous: AppClient, method: str, path: str
 ) -> None:
-    response = await client.request(method, path, json={"path": "/tmp"})
+    response = await anonymous.request(method, path, json={"path": "/tmp"})
     assert response.status_code == 401
     assert error_code(response.json()) == "unauthorized"
 
 
-async def test_reads_need_no_token(client: AppClient, project_id: str) -> None:
-    for path in ("/api/projects", f"/api/projects/{project_id}", "/healthz", "/openapi.json"):
+async def test_reads_need_the_token_too_but_health_and_metrics(
+    client: AppClient, anonymous: AppClient, project_id: str
+) -> None:
+    # Every GET route, the event streams included, is enumerated in test_http_auth.py.
+    for path in ("/api/projects", f"/api/projects/{project_id}", "/openapi.json", "/"):
+        refused = await anonymous.get(path)
+        assert refused.status_code == 401, path
+        assert error_code(refused.json()) == "unauthorized"
         assert (await client.get(path)).status_code == 200, path
+    for path in ("/healthz", "/metrics"):
+        assert (await anonymous.get(path)).status_code == 200, path
 
 
 def test_a_token_is_generated_once_and_kept_private(

@@ -36,7 +36,7 @@ def server(tmp_path: Path) -> Iterator[LiveServer]:
 
 @pytest.fixture
 async def client(server: LiveServer) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=server.url, timeout=60) as opened:
+    async with httpx.AsyncClient(base_url=server.url, timeout=60, headers=AUTH) as opened:
         yield opened
 
 
@@ -247,7 +247,7 @@ def test_shutting_down_ends_open_streams(tmp_path: Path) -> None:
     server = LiveServer(new_app(tmp_path, heartbeat=1.0))
     server.start()
     with (
-        httpx.Client(base_url=server.url, timeout=60) as client,
+        httpx.Client(base_url=server.url, timeout=60, headers=AUTH) as client,
         client.stream("GET", "/api/events") as response,
     ):
         lines = response.iter_lines()
@@ -270,7 +270,9 @@ async def test_twenty_simultaneous_starts_give_exactly_one_run(
 ) -> None:
     release = tmp_path / "release"
     blocking = {"tasks": [{"id": "wait", "run": f"while [ ! -e {release} ]; do sleep 0.1; done"}]}
-    async with httpx.AsyncClient(base_url=concurrent_server.url, timeout=120) as client:
+    async with httpx.AsyncClient(
+        base_url=concurrent_server.url, timeout=120, headers=AUTH
+    ) as client:
         project_id = await new_project(client, a_repo(tmp_path), blocking)
         url = f"/api/projects/{project_id}/parallel/start"
         answers = await asyncio.gather(*(client.post(url, headers=AUTH) for _ in range(20)))

@@ -285,7 +285,8 @@ async def test_actions_need_the_token_and_take_no_fields(client: AppClient, tmp_
     done = await run_to_end(client, a_repo(tmp_path), FAILS)
     url = f"/api/runs/{done['run_id']}/tasks/broken/retry"
 
-    anonymous = await client.post(url)
+    async with AppClient(client.app, anonymous=True) as nobody:
+        anonymous = await nobody.post(url)
     extra = await client.post(url, json={"force": True}, headers=AUTH)
 
     assert anonymous.status_code == 401

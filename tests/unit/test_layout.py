@@ -112,5 +112,4 @@ OVER_LIMIT = {
     "plait.domain.run",  # issue 17: the lifecycles decide
     "plait.execution.run.batch_executor",  # issue 17: the domain decides
     "plait.execution.run.task_runner",
-    "plait.http.openapi",  # issue 17: generated from the routes and the plan's fields
 }

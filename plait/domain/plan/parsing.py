@@ -15,7 +15,8 @@ import yaml
 from plait.domain.errors import PlanError
 from plait.domain.plan.fields import show, type_name
 from plait.domain.plan.model import BUILTIN_AGENTS, Agent, Batch, Plan, Task
-from plait.domain.plan.reading import TASK_ID_PATTERN, read_plan
+from plait.domain.plan.reading import read_plan
+from plait.domain.plan.schema import TASK_ID_PATTERN
 
 __all__ = [
     "BUILTIN_AGENTS",

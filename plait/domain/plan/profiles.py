@@ -20,19 +20,15 @@ import re
 from collections.abc import Mapping
 
 from plait.domain.agents import SHELL, preset_names
-from plait.domain.ids import ID_PATTERN
 from plait.domain.plan.fields import MAX_NAME, MAX_TEXT, FieldReader, show, type_name
 from plait.domain.plan.model import Agent, Profile
 from plait.domain.plan.runners import read_agent
+from plait.domain.plan.schema import MAX_PROFILE_CONCURRENCY, PROFILE_NAME, PROFILE_SCHEMA
 
 __all__ = ["PROFILE_FIELDS", "read_profiles"]
 
-PROFILE_FIELDS = frozenset(
-    {"agent", "model", "args", "env", "drop_env", "pass_env", "max_concurrency", "program"}
-)
-PROFILE_NAME = ID_PATTERN
+PROFILE_FIELDS = frozenset(PROFILE_SCHEMA)  # the table the OpenAPI document shows
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,254}")
-MAX_PROFILE_CONCURRENCY = 64
 
 
 def read_profiles(raw: object, user: object, problems: list[str]) -> tuple[Profile, ...]:

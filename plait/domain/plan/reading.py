@@ -10,7 +10,6 @@ from dataclasses import replace
 
 from plait.domain.agents import SHELL
 from plait.domain.errors import PlanError
-from plait.domain.ids import ID_PATTERN
 from plait.domain.plan.checks import batch_problems, graph_problems
 from plait.domain.plan.fields import (
     MAX_ITEMS,
@@ -41,55 +40,20 @@ from plait.domain.plan.paths import (
 )
 from plait.domain.plan.profiles import read_profiles
 from plait.domain.plan.runners import check_runner, read_agent
-
-# Safe as a git branch component and as a directory name: no dots, slashes or leading dash.
-TASK_ID_PATTERN = ID_PATTERN
-MAX_CONCURRENCY_LIMIT = 64
-MAX_RETRIES = 100
-MAX_BATCH_ID = 1_000_000_000
-
-PLAN_FIELDS = frozenset(
-    {
-        "base",
-        "max_concurrency",
-        "retries",
-        "timeout",
-        "test_command",
-        "test_timeout",
-        "setup_command",
-        "test_setup_command",
-        "copy_ignored",
-        "keep_ignored",
-        "setup_inputs",
-        "junit_report",
-        "agent",
-        "allow_red_base",
-        "tasks",
-        "batches",
-        "profiles",
-        "profile",
-        "allow_no_change",
-        "worktree_root",
-        "on_task_failure",
-        "sandbox",
-        "sandbox_network",
-    }
+from plait.domain.plan.schema import (
+    BATCH_SCHEMA,
+    MAX_BATCH_ID,
+    MAX_CONCURRENCY_LIMIT,
+    MAX_RETRIES,
+    PLAN_SCHEMA,
+    TASK_ID_PATTERN,
+    TASK_SCHEMA,
 )
-TASK_FIELDS = frozenset(
-    {
-        "id",
-        "title",
-        "prompt",
-        "run",
-        "agent",
-        "depends_on",
-        "files",
-        "timeout",
-        "profile",
-        "allow_no_change",
-    }
-)
-BATCH_FIELDS = frozenset({"batch_id", "task_ids", "can_parallel"})
+
+# The fields each mapping may have: the tables of schema.py, which the OpenAPI document shows.
+PLAN_FIELDS = frozenset(PLAN_SCHEMA)
+TASK_FIELDS = frozenset(TASK_SCHEMA)
+BATCH_FIELDS = frozenset(BATCH_SCHEMA)
 
 
 def read_plan(obj: object, user_profiles: object = None) -> Plan:

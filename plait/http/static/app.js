@@ -7,7 +7,7 @@
 const LOG_CHUNK = 65536;
 
 const state = {
-  token: takeToken(),
+  signedIn: true, // the page loaded, so its cookie was good; a 401 later says otherwise
   projects: [],
   runs: [],
   runWords: [],
@@ -27,18 +27,8 @@ const state = {
   ticker: null,
 };
 
-// --- the token: from ?token=, then kept for this tab only ---------------------------------
-
-function takeToken() {
-  const url = new URL(window.location.href);
-  const given = url.searchParams.get("token");
-  if (given) {
-    sessionStorage.setItem("plait-token", given);
-    url.searchParams.delete("token");
-    window.history.replaceState(null, "", url.pathname + url.search + url.hash);
-  }
-  return sessionStorage.getItem("plait-token");
-}
+// --- the token: the server exchanged /?token= for an HttpOnly cookie before the page loaded;
+// the page never sees the token, and every request (the event stream too) carries the cookie.
 
 // --- routes: #/runs/<run>[/tasks/<task>] ------------------------------------------------------
 
@@ -75,15 +65,19 @@ function onRoute() {
 
 async function api(method, path, body) {
   const headers = { Accept: "application/json" };
-  if (method !== "GET" && state.token) headers.Authorization = `Bearer ${state.token}`;
   if (body !== undefined) headers["Content-Type"] = "application/json";
   const response = await fetch(path, {
     method,
     headers,
     body: body === undefined ? undefined : JSON.stringify(body),
     cache: "no-store",
+    credentials: "same-origin",
   });
   const data = await response.json().catch(() => ({}));
+  if (response.status === 401 && state.signedIn) {
+    state.signedIn = false;
+    render();
+  }
   if (!response.ok) {
     const error = (data && data.error) || {};
     throw new Error(error.message || `${method} ${path}: HTTP ${response.status}`);
@@ -293,13 +287,13 @@ function fact(label, ...value) {
 }
 
 function button(label, attrs, onclick) {
-  return el("button", { ...attrs, disabled: attrs.disabled || !state.token, onclick }, label);
+  return el("button", { ...attrs, disabled: attrs.disabled || !state.signedIn, onclick }, label);
 }
 
 // --- the page ---------------------------------------------------------------------------------
 
 function render() {
-  document.getElementById("token-missing").hidden = Boolean(state.token);
+  document.getElementById("token-missing").hidden = state.signedIn;
   renderProjects();
   renderRunList();
   const workspace = document.getElementById("workspace");
