@@ -1,6 +1,7 @@
 """Worktree cost as the repository grows: plain `git worktree add` against plait's pool.
 
     python -m bench.worktrees [--files 1000,10000,50000] [--runs 5] [--no-record]
+    python -m bench.worktrees --containment [--files 1000,20000] [--runs 3]
 
 For each size, a synthetic repository (bench/synthetic_repo.py) is generated in a temporary
 directory, then every run, side by side (the order alternates between runs):
@@ -12,12 +13,21 @@ directory, then every run, side by side (the order alternates between runs):
 - sparse (the task declares one of the ten top-level directories): a fresh sparse
   worktree from an empty pool, and a reused one.
 Figures are milliseconds, median (min-max) over the runs; ratios are computed per run.
+
+--containment: one task's whole git cycle (prepare, the task's edits, plait's commit of them
+onto the task branch in the user's repository, put away), side by side:
+- linked: `git worktree add -B`, `add -A` + `commit`, `worktree remove` (plait before issue 14);
+- own repository: WorktreeManager.create / save / remove (`git init` reading the user's
+  objects by alternates, `reset --hard`; commit-tree, fetch, update-ref; rmtree);
+- shared clone: `git clone --shared --no-checkout`, `checkout -B`, `add -A` + `commit`,
+  fetch into the user's repository, rmtree (the other way to a repository of its own).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import shutil
 import statistics
 import tempfile
 import time
@@ -202,13 +212,91 @@ def step_note(files: int, t: Timings) -> str:
     )
 
 
+async def contained(repo: SyntheticRepo, runs: int) -> Timings:
+    """The three ways to give a task its git state, each run in turn (order alternating)."""
+    git = Git(repo.path)
+    manager = WorktreeManager(git, repo.path.parent / "roots")
+    t: Timings = {"linked": [], "own repository": [], "shared clone": []}
+    base = repo.base_commits[0]
+
+    def edit(path: Path, run: int) -> None:
+        for name in task_files(repo, run):
+            (path / name).parent.mkdir(parents=True, exist_ok=True)
+            (path / name).write_text(f"task {run}\n")
+
+    async def linked(run: int) -> None:
+        path, branch = repo.path.parent / f"linked-{run}", f"bench/linked-{run}"
+        await git.run("worktree", "add", "--quiet", "-B", branch, str(path), base)
+        edit(path, run)
+        await git.run("add", "-A", cwd=path)
+        await git.run("commit", "--quiet", "--no-verify", "-m", "task", cwd=path)
+        await git.run("worktree", "remove", "--force", str(path))
+
+    async def own(run: int) -> None:
+        worktree = await manager.create("bench", f"own-{run}", 1, base)
+        edit(worktree.path, run)
+        assert (await manager.save(worktree, "task")).commit is not None
+        await manager.remove(worktree)
+
+    async def clone(run: int) -> None:
+        path, branch = repo.path.parent / f"clone-{run}", f"bench/clone-{run}"
+        await git.run("clone", "--quiet", "--shared", "--no-checkout", str(repo.path), str(path))
+        await git.run("checkout", "--quiet", "-B", branch, base, cwd=path)
+        edit(path, run)
+        await git.run("add", "-A", cwd=path)
+        await git.run("commit", "--quiet", "--no-verify", "-m", "task", cwd=path)
+        await git.run("fetch", "--quiet", str(path), f"{branch}:refs/heads/{branch}")
+        await asyncio.to_thread(shutil.rmtree, path)
+
+    ways = [("linked", linked), ("own repository", own), ("shared clone", clone)]
+    for run in range(runs):
+        for name, way in ways if run % 2 == 0 else reversed(ways):
+            started = time.perf_counter()
+            await way(run)
+            t[name].append((time.perf_counter() - started) * 1000)
+    return t
+
+
+def containment(args: argparse.Namespace) -> None:
+    table = [
+        "| files | linked worktree ms | own repository ms | own/linked | shared clone ms"
+        " | clone/linked |",
+        "|---|---|---|---|---|---|",
+    ]
+    for files in (int(f) for f in args.files.split(",")):
+        with tempfile.TemporaryDirectory(prefix="plait-bench-") as tmp:
+            repo = build(Path(tmp) / "repo", files, bases=1)
+            t = asyncio.run(contained(repo, args.runs))
+        own, cloned = ratio(t["own repository"], t["linked"]), ratio(t["shared clone"], t["linked"])
+        row = (
+            f"| {files:,} | {ms(t['linked'])} | {ms(t['own repository'])} | {own[1]}"
+            f" | {ms(t['shared clone'])} | {cloned[1]} |"
+        )
+        table.append(row)
+        print(row, flush=True)
+    notes = [
+        f"{args.runs} runs per size; one task's whole git cycle (prepare, 3 edited files,",
+        "plait's commit onto the task branch in the user's repository, put away); the ratio",
+        "column is per run (median, min-max).",
+    ]
+    if args.no_record:
+        print("\n".join(notes))
+    else:
+        command = f"python -m bench.worktrees --containment --files {args.files} --runs {args.runs}"
+        print(append_section("Worktrees: a repository of each task's own", command, table, notes))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--files", default="1000,10000,50000")
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--no-record", action="store_true", help="print only, do not append")
+    parser.add_argument("--containment", action="store_true", help="linked vs own repository")
     args = parser.parse_args()
     print(describe(), flush=True)
+    if args.containment:
+        containment(args)
+        return
     table = [
         "| files | measure | plain git ms | plait ms | plait/plain per run | target |",
         "|---|---|---|---|---|---|",

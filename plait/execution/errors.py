@@ -6,9 +6,11 @@ ServiceError
  ├── UnknownTask         no such task, attempt or diff in a run   (HTTP 404)
  ├── InvalidId           an id that could reach git or a path     (HTTP 400)
  ├── NotARepository      a project path that is not a git repo    (HTTP 400)
+ ├── RepositoryChanged   the registered repository is gone or another one (HTTP 409)
  ├── NoPlan              start before any plan was accepted       (HTTP 400)
  ├── NoBaseBranch        no base branch given and HEAD detached   (HTTP 400)
  ├── AgentsUnavailable   an agent CLI is missing or of an unknown version (HTTP 400)
+ ├── SandboxUnavailable  the plan's sandbox is not installed       (HTTP 400)
  ├── BadWorktreeRoot     a worktree root inside the repository    (HTTP 400)
  ├── RunAlreadyActive    a second start while a run is active     (HTTP 409)
  ├── NotResumable        resume of a run that cannot continue     (HTTP 409)
@@ -42,6 +44,10 @@ class NotARepository(ServiceError):
     pass
 
 
+class RepositoryChanged(ServiceError):
+    """The path a project was registered at no longer holds that repository."""
+
+
 class NoPlan(ServiceError):
     pass
 
@@ -51,6 +57,10 @@ class NoBaseBranch(ServiceError):
 
 
 class AgentsUnavailable(ServiceError):
+    pass
+
+
+class SandboxUnavailable(ServiceError):
     pass
 
 

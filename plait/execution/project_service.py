@@ -21,6 +21,7 @@ from plait.execution.projects import (
     ProjectFacts,
     checked_id,
     fold_project,
+    identity,
     project_id_for,
     repository_root,
     storable,
@@ -63,8 +64,13 @@ class ProjectService:
         events = await asyncio.to_thread(self.store.read_stream, stream)
         if events and not fold_project(project_id, events).deleted:
             return Registration(project_id, created=False)
+        common_dir, root_commit = await identity(repo)
         event = ProjectRegistered(
-            project_id=project_id, name=(name or repo.name)[:200], repo_path=str(repo)
+            project_id=project_id,
+            name=(name or repo.name)[:200],
+            repo_path=str(repo),
+            common_dir=common_dir,
+            root_commit=root_commit,
         )
         try:
             await self.supervisor.append(

@@ -18,7 +18,7 @@ from plait.domain.events import (
 from plait.domain.ids import InvalidIdError, validate_id
 from plait.eventstore import StoredEvent
 from plait.eventstore.codec import decode
-from plait.execution.errors import InvalidId, NotARepository
+from plait.execution.errors import InvalidId, NotARepository, RepositoryChanged
 from plait.execution.git.cli import Git, GitError
 
 
@@ -50,6 +50,8 @@ class ProjectFacts:
     active_run: str | None
     last_run: str | None
     deleted: bool = False
+    common_dir: str = ""
+    root_commit: str = ""
 
 
 def fold_project(project_id: str, events: list[StoredEvent]) -> ProjectFacts:
@@ -58,6 +60,7 @@ def fold_project(project_id: str, events: list[StoredEvent]) -> ProjectFacts:
         event = decode(stored)
         if isinstance(event, ProjectRegistered):
             facts.repo_path, facts.deleted, facts.plan = event.repo_path, False, None
+            facts.common_dir, facts.root_commit = event.common_dir, event.root_commit
         elif isinstance(event, ProjectDeleted):
             facts.deleted = True
         elif isinstance(event, PlanAccepted):
@@ -124,3 +127,44 @@ async def visible_repository(path: str) -> None:
 async def _is_bare(git: Git) -> bool:
     result = await git.run("rev-parse", "--is-bare-repository", check=False)
     return result.returncode == 0 and result.stdout.strip() == "true"
+
+
+async def identity(repo: Path) -> tuple[str, str]:
+    """(git common dir, root commit) of the repository whose root is `repo`: the first
+    commit HEAD descends from (of several roots, the oldest git lists last)."""
+    git = Git(repo)
+    roots = await git.run("rev-list", "--max-parents=0", "HEAD")
+    return str(await git.common_dir()), roots.stdout.split()[-1]
+
+
+async def check_identity(facts: ProjectFacts) -> None:
+    """RepositoryChanged unless `facts.repo_path` is still the root of the repository that
+    was registered there: not gone, not a plain directory inside another repository, not
+    another repository at the same path."""
+    where = facts.repo_path
+    path = Path(where)
+    if not path.is_dir():
+        raise RepositoryChanged(
+            f"the repository of project {facts.project_id} is gone: {where} does not exist"
+            " (register it again where it is now)"
+        )
+    git = Git(path)
+    try:
+        top = await git.toplevel()
+    except GitError:
+        top = None
+    if top != path.resolve():
+        inside = f" (it is a plain directory inside {top})" if top is not None else ""
+        raise RepositoryChanged(
+            f"{where} is no longer a git repository{inside}: plait will not run on another"
+            f" repository; restore it, or delete project {facts.project_id}"
+        )
+    if not facts.root_commit:
+        return
+    known = await git.run("cat-file", "-e", f"{facts.root_commit}^{{commit}}", check=False)
+    if known.returncode != 0:
+        raise RepositoryChanged(
+            f"{where} holds another repository than the one registered (its root commit"
+            f" {facts.root_commit[:12]} is not there): restore it, or delete project"
+            f" {facts.project_id} and register the new one"
+        )

@@ -39,7 +39,9 @@ from plait.execution.errors import (
     NoPlan,
     NotARepository,
     NotResumable,
+    RepositoryChanged,
     RunAlreadyActive,
+    SandboxUnavailable,
     ServiceError,
     UnknownProject,
     UnknownRun,
@@ -50,6 +52,7 @@ from plait.execution.git.diffs import Diff, NoDiff, task_diff
 from plait.execution.project_service import ProjectService, Registration
 from plait.execution.projects import (
     ProjectFacts,
+    check_identity,
     checked_id,
     new_id,
     visible_repository,
@@ -57,6 +60,7 @@ from plait.execution.projects import (
 from plait.execution.run.orchestrator import RunResult
 from plait.execution.run.recovery import adopt_finished_attempts, interrupt_tasks
 from plait.execution.runners.agent_check import AgentCheckFailed, AgentInfo, check_agents
+from plait.execution.runners.sandbox import SandboxMissing, check_bwrap
 from plait.execution.settings import Settings
 from plait.execution.supervisor import Supervisor
 from plait.execution.worktrees.manager import (
@@ -123,6 +127,7 @@ class Plait(ProjectService):
         if facts.plan is None:
             raise NoPlan(f"project {project_id} has no plan: submit one first")
         await visible_repository(facts.repo_path)
+        await check_identity(facts)
         plan, batches = self._accepted(facts, max_concurrency=max_concurrency, base=base)
         git = Git(Path(facts.repo_path))
         base_branch = plan.base or await git.current_branch()
@@ -198,7 +203,13 @@ class Plait(ProjectService):
 
     @staticmethod
     async def _agents(plan: Plan) -> dict[str, AgentInfo]:
-        """The plan's agent CLIs, each installed in a version plait drives, or refused."""
+        """The plan's agent CLIs, each installed in a version plait drives, or refused (and
+        its sandbox, if it asks for one)."""
+        if plan.sandbox is not None:
+            try:
+                check_bwrap()
+            except SandboxMissing as exc:
+                raise SandboxUnavailable(str(exc)) from None
         try:
             return await check_agents(plan)
         except AgentCheckFailed as exc:
@@ -251,6 +262,7 @@ class Plait(ProjectService):
         if run_id is None:
             raise UnknownRun(f"project {project_id} has no run to resume")
         await visible_repository(facts.repo_path)
+        await check_identity(facts)
         if (active := self.supervisor.driving(run_id)) is not None:
             if action is run_actions.RESUME and active.recovered:
                 # Start-up already resumed it (a crash left it unfinished): that is the
@@ -330,7 +342,9 @@ __all__ = [
     "Plait",
     "ProjectFacts",
     "Registration",
+    "RepositoryChanged",
     "RunAlreadyActive",
+    "SandboxUnavailable",
     "ServiceError",
     "UnknownProject",
     "UnknownRun",

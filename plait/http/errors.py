@@ -34,8 +34,10 @@ SERVICE_STATUS: dict[type[Exception], int] = {
     service.NoActiveRun: 409,
     service.NoBaseBranch: 400,
     service.AgentsUnavailable: 400,
+    service.SandboxUnavailable: 400,
     service.BadWorktreeRoot: 400,
     service.NotARepository: 400,
+    service.RepositoryChanged: 409,
     service.InvalidId: 400,
 }
 

@@ -296,6 +296,9 @@ def test_clean_removes_what_landed_and_keeps_unlanded_work_unless_asked(
     kept_branches = {f"plait/{run_id}/broken", f"plait/{run_id}/_result"}
     assert kept_branches <= set(git(repo, "branch", "--format=%(refname:short)").split())
 
+    status = plait(home, db, "status", run_id)
+    assert f"its work is kept at refs/plait/kept/{run_id}/broken/1" in status.out, status.out
+
     recent = plait(home, db, "clean", "--older-than", "1d")
     cleaned = plait(home, db, "clean")
 
@@ -304,6 +307,8 @@ def test_clean_removes_what_landed_and_keeps_unlanded_work_unless_asked(
     assert f"kept branch plait/{run_id}/_result: its work is not on main" in cleaned.out
     assert f"kept branch plait/{run_id}/broken: its worktree is kept" in cleaned.out
     assert "has changes nobody committed" in cleaned.out  # broken's worktree
+    kept_ref = f"refs/plait/kept/{run_id}/broken/1"  # its failed attempt's work, committed
+    assert f"kept ref {kept_ref}: an attempt's work plait kept" in cleaned.out
     assert kept_branches <= set(git(repo, "branch", "--format=%(refname:short)").split())
     discard = cleaned.hint("clean --discard-unlanded")
 
@@ -311,6 +316,7 @@ def test_clean_removes_what_landed_and_keeps_unlanded_work_unless_asked(
 
     assert discarded.code == 0, discarded.err
     assert git(repo, "branch", "--list", "plait/*") == ""
+    assert git(repo, "for-each-ref", "refs/plait/kept/") == ""
     assert git(repo, "worktree", "list", "--porcelain").count("worktree ") == 1
 
 

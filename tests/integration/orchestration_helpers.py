@@ -21,6 +21,7 @@ from plait.eventstore import SqlEventStore, StoredEvent
 from plait.execution.run.orchestrator import RunResult
 from plait.execution.service import Plait
 from plait.execution.settings import Settings
+from plait.execution.worktrees.manager import default_worktree_base, repository_key
 from plait.projections.codec import run_stream
 from tests.gitrepo import git, make_repo
 
@@ -201,12 +202,17 @@ def plait_branches(repo: Path) -> list[str]:
 
 
 def worktree_paths(repo: Path) -> list[Path]:
+    """The repository's linked worktrees (its own checkout first), then the task
+    repositories plait left under its default worktree root for it."""
     listing = git(repo, "worktree", "list", "--porcelain")
-    return [
+    linked = [
         Path(line[len("worktree ") :])
         for line in listing.splitlines()
         if line.startswith("worktree ")
     ]
+    common = Path(git(repo, "rev-parse", "--path-format=absolute", "--git-common-dir"))
+    root = default_worktree_base() / repository_key(common.resolve())
+    return linked + sorted(p for p in root.glob("*/*") if (p / ".git").is_dir())
 
 
 def fingerprint(checkout: Path) -> dict[str, str]:

@@ -14,6 +14,7 @@ from tests.gitrepo import git
 from tests.integration.orchestration_helpers import (
     Harness,
     branch_tip,
+    file_on,
     files_on,
     of_type,
     open_harness,
@@ -108,12 +109,15 @@ async def test_a_task_that_keeps_failing_fails_its_batch_and_later_batches_never
     assert "later" not in {s["task_id"] for s in of_type(done.events, "TaskStarted")}
     assert types_of(done.events)[-1] == "RunFailed"
 
+    # Each failed attempt's work is committed: at its kept ref, and the last on its branch.
     kept = of_type(done.events, "WorkKept")
-    assert [k["task_id"] for k in kept] == ["broken"]
-    branch = kept[0]["branch"]
+    assert [(k["task_id"], k["attempt"]) for k in kept] == [("broken", 1), ("broken", 2)]
+    for k in kept:
+        assert file_on(harness.repo, k["ref"], "half-done.txt") == "work in progress"
+    branch = kept[-1]["branch"]
     assert branch in plait_branches(harness.repo)
+    assert file_on(harness.repo, branch, "half-done.txt") == "work in progress"
     last_worktree = Path(worktrees_of(done.events, "broken")[-1])
-    assert last_worktree.resolve() in [p.resolve() for p in worktree_paths(harness.repo)]
     assert (last_worktree / "half-done.txt").read_text() == "work in progress\n"
 
     # What did succeed in the failed batch landed on the run's branch, not on main.
@@ -160,6 +164,6 @@ async def test_a_failed_run_keeps_the_unlanded_work_and_the_run_branch(harness: 
     assert f"plait/{done.run_id}/unlanded" in branches
     assert f"plait/{done.run_id}/_result" in branches
     kept_path = Path(worktrees_of(done.events, "unlanded")[-1])
-    assert kept_path.resolve() in [p.resolve() for p in worktree_paths(harness.repo)]
     assert (kept_path / "unlanded.txt").exists()
+    assert file_on(harness.repo, f"plait/{done.run_id}/unlanded", "unlanded.txt") == "mine"
     assert git(harness.repo, "status", "--porcelain") == ""

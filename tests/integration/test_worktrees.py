@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from plait.domain.ids import InvalidIdError
-from plait.execution.git.cli import Git, GitError, GitResult, UnknownRevisionError
+from plait.execution.git.cli import Git, GitResult, UnknownRevisionError
 from plait.execution.worktrees.manager import (
     Worktree,
     WorktreeError,
@@ -136,7 +136,7 @@ async def test_a_first_attempt_that_fails_leaves_no_branch_behind(
     path = await manager.task_path("r", "t", 1)
     path.mkdir(parents=True)
     (path / "in-the-way.txt").write_text("not git's\n")
-    with pytest.raises(GitError, match="already exists"):
+    with pytest.raises(WorktreeError, match="exists already"):
         await manager.create("r", "t", 1, head)
     assert git(repo, "branch", "--list", "plait/r/t") == ""
     assert (path / "in-the-way.txt").read_text() == "not git's\n"
@@ -188,7 +188,7 @@ async def test_remove_tolerates_a_directory_someone_already_deleted(
 async def test_remove_clears_a_locked_entry_left_by_an_interrupted_add(
     repo: Path, manager: WorktreeManager, head: str
 ) -> None:
-    wt = await manager.create("r", "t", 1, head)
+    wt = await manager.create_detached(await manager.integration_path("r"), head)
     git(repo, "worktree", "lock", "--reason", "initializing", str(wt.path))
     (entry,) = [e for e in await manager.list_porcelain() if e.path == wt.path]
     assert entry.locked == "initializing"
@@ -199,18 +199,19 @@ async def test_remove_clears_a_locked_entry_left_by_an_interrupted_add(
 async def test_list_porcelain_reports_branch_detached_locked_and_prunable(
     repo: Path, manager: WorktreeManager, head: str, tmp_path: Path
 ) -> None:
-    task = await manager.create("r", "t", 1, head)
+    task = await manager.create("r", "t", 1, head)  # a repository of its own
     detached = await manager.create_detached(tmp_path / "integration", head)
-    gone = await manager.create("r", "gone", 1, head)
+    gone = await manager.create_detached(tmp_path / "gone", head)
     shutil.rmtree(gone.path)
-    git(repo, "worktree", "lock", str(task.path))
+    git(repo, "worktree", "lock", str(detached.path))
     entries = {e.path: e for e in await manager.list_porcelain()}
     main = entries[repo.resolve()]
     assert (main.branch, main.branch_name, main.head) == ("refs/heads/main", "main", head)
-    assert entries[task.path].branch == "refs/heads/plait/r/t"
-    assert entries[task.path].locked == ""
+    assert (entries[task.path].branch, entries[task.path].head) == ("refs/heads/plait/r/t", head)
+    assert entries[task.path].locked is None
     assert entries[detached.path].detached
     assert entries[detached.path].branch is None
+    assert entries[detached.path].locked == ""
     assert entries[gone.path].prunable is not None
     assert entries[task.path].prunable is None
 
@@ -274,9 +275,10 @@ async def test_a_worktree_add_that_meets_a_half_initialised_worktree_is_retried(
     (ghost / "gitdir").write_text(f"{repo.parent / 'ghost' / '.git'}\n")
     (ghost / "commondir").write_text("")
     git_ = RepairingGit(repo)
-    wt = await WorktreeManager(git_).create("r", "t", 1, head)
+    manager = WorktreeManager(git_)
+    wt = await manager.create_detached(await manager.integration_path("r"), head)
     assert git_.tripped == 1
-    assert git(wt.path, "symbolic-ref", "--short", "HEAD") == "plait/r/t"
+    assert git(wt.path, "rev-parse", "HEAD") == head
 
 
 async def test_commit_all_commits_every_change_including_new_and_deleted_files(

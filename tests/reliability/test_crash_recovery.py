@@ -32,6 +32,7 @@ TASK = textwrap.dedent(
     import os, sys, time
     from pathlib import Path
     task, gate = sys.argv[1], Path(sys.argv[2])
+    Path(f"{task}.draft").write_text("draft\\n")  # uncommitted when the kill comes
     (gate / f"{task}.{os.getpid()}.started").write_text("")
     deadline = time.monotonic() + 120
     while not (gate / "release").exists() and time.monotonic() < deadline:
@@ -145,9 +146,13 @@ async def test_a_run_killed_mid_batch_is_resumed_and_every_task_lands_exactly_on
         assert not any(alive(pid) for pid in orphans.values()), "orphans were killed"
         result = await service.wait_run(run_id)
         assert result.status == "landed"
-        types = [e.type for e in store.read_stream(run_stream(run_id))]
+        events = store.read_stream(run_stream(run_id))
+        types = [e.type for e in events]
         assert types.count("TaskInterrupted") == 3
         assert types.count("RunResumed") == 1
+        # The killed attempts' uncommitted work was committed before their worktrees went.
+        kept = {e.data["ref"] for e in events if e.type == "WorkKept"}
+        assert kept == {f"refs/plait/kept/{run_id}/{t}/1" for t in "abc"}
     finally:
         await service.close()
         store.close()
@@ -155,6 +160,8 @@ async def test_a_run_killed_mid_batch_is_resumed_and_every_task_lands_exactly_on
     for task in "abcd":
         assert merges.count(f"plait: merge task {task}") == 1
         assert (repo / f"{task}.txt").read_text() == f"{task}\n"
+    for task in "abc":
+        assert git(repo, "show", f"refs/plait/kept/{run_id}/{task}/1:{task}.draft") == "draft\n"
     assert git(repo, "worktree", "list", "--porcelain").count("worktree ") == 1
     assert git(repo, "branch", "--list", "plait/*") == ""
     assert git(repo, "status", "--porcelain") == ""
@@ -221,6 +228,9 @@ async def test_an_attempt_that_finished_before_its_driver_died_is_adopted_not_ru
     git(worktree, "add", "-A")
     git(worktree, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "plait: a")
     finished = git(worktree, "rev-parse", "HEAD").strip()
+    if (worktree / ".git").is_dir():  # a task repository of its own: plait fetches the commit
+        git(repo, "fetch", "--quiet", "--no-write-fetch-head", str(worktree), "HEAD")
+        git(repo, "update-ref", f"refs/heads/plait/{run_id}/a", finished)
     service = Plait(store, Settings(log_root=tmp_path / "logs", reuse_worktrees=reuse))
     try:
         (gate / "release").write_text("")
@@ -235,7 +245,7 @@ async def test_an_attempt_that_finished_before_its_driver_died_is_adopted_not_ru
     assert [e.type for e in of_a].count("TaskStarted") == 1  # never run again
     [succeeded] = [e for e in of_a if e.type == "TaskSucceeded"]
     assert succeeded.data["commit"] == finished
-    assert succeeded.data["changed_files"] == ["a.txt"]
+    assert succeeded.data["changed_files"] == ["a.draft", "a.txt"]
     assert [e.type for e in events].count("TaskInterrupted") == 2  # b and c run again
     merges = git(repo, "log", "--format=%s", "main").splitlines()
     for task in "abcd":

@@ -107,13 +107,13 @@ async def test_a_lock_left_in_a_task_worktree_fails_the_task_and_keeps_its_files
         leave_lock = 'touch -d "1 hour ago" "$(git rev-parse --git-dir)/index.lock"'
         done = await h.run(plan(task("a", write("a.txt", "a") + "; " + leave_lock)))
     [failed] = done.of_type("TaskFailed")
-    lock = h.repo / ".git" / "worktrees" / "a.1" / "index.lock"
+    [created] = done.of_type("WorktreeCreated")
+    lock = Path(created["path"]) / ".git" / "index.lock"  # the task's own repository's
     assert str(lock) in failed["error"]
     assert "probably left by a git that was killed" in failed["error"]
     assert done.result.status == "failed"
     [kept] = done.of_type("WorkKept")
     assert kept["branch"] == f"plait/{done.run_id}/a"
-    [created] = done.of_type("WorktreeCreated")
     assert (Path(created["path"]) / "a.txt").read_text() == "a\n"  # the work is still there
 
 

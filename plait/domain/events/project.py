@@ -11,8 +11,14 @@ from plait.domain.events.base import ProjectEvent
 
 @dataclass(frozen=True, kw_only=True)
 class ProjectRegistered(ProjectEvent):
+    """`common_dir` and `root_commit`: who the repository at `repo_path` is (its git common
+    dir and its first commit), checked before every start, resume and landing ("": a
+    registration of an older plait, checked for being a repository's root only)."""
+
     name: str
     repo_path: str
+    common_dir: str = ""
+    root_commit: str = ""
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -179,10 +179,15 @@ class WorktreeRemoved(RunEvent):
 
 @dataclass(frozen=True, kw_only=True)
 class WorkKept(RunEvent):
-    """Unlanded work left on `branch` for the user instead of being deleted."""
+    """Unlanded work left on `branch` for the user instead of being deleted. `ref` and
+    `commit`: an attempt's work (what it left uncommitted, and commits it made that its
+    result does not reach) committed to `refs/plait/kept/<run>/<task>/<attempt>`."""
 
     task_id: str
     branch: str
     reason: str = ""
     worktree_id: str | None = None
     batch_id: int | None = None
+    attempt: int | None = None
+    ref: str = ""
+    commit: str = ""

@@ -30,6 +30,12 @@ class OnTaskFailure(StrEnum):
     LAND = "land"  # the run goes on without it, skips its dependents and lands the rest
 
 
+class Sandbox(StrEnum):
+    """How a task's processes are confined (`sandbox:`); absent: not at all."""
+
+    BWRAP = "bwrap"  # bubblewrap: only the task's directory, scratch and a private /tmp writable
+
+
 @dataclass(frozen=True)
 class Task:
     id: str
@@ -134,6 +140,8 @@ class Plan:
     # stop: a failed task ends the run after its batch's green work landed on the run's
     # branch; land: the run goes on without it (its dependents skipped) and lands the rest.
     on_task_failure: OnTaskFailure = OnTaskFailure.STOP
+    sandbox: Sandbox | None = None  # None: the task runs as the user, unconfined
+    sandbox_network: bool = True  # with a sandbox: False cuts the task off every network
 
     @property
     def task_ids(self) -> tuple[str, ...]:
@@ -194,6 +202,8 @@ class Plan:
             "allow_no_change": self.allow_no_change,
             "worktree_root": self.worktree_root,
             "on_task_failure": str(self.on_task_failure),
+            "sandbox": None if self.sandbox is None else str(self.sandbox),
+            "sandbox_network": self.sandbox_network,
         }
 
 

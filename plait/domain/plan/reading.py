@@ -29,6 +29,7 @@ from plait.domain.plan.model import (
     OnTaskFailure,
     Plan,
     Profile,
+    Sandbox,
     Task,
 )
 from plait.domain.plan.paths import (
@@ -112,7 +113,28 @@ def read_settings(fields: FieldReader, agent: Agent, profiles: tuple[Profile, ..
         allow_no_change=read_optional_flag(fields, "allow_no_change"),
         worktree_root=worktree_root,
         on_task_failure=read_on_task_failure(fields),
+        sandbox=read_sandbox(fields),
+        sandbox_network=read_sandbox_network(fields),
     )
+
+
+def read_sandbox(fields: FieldReader) -> Sandbox | None:
+    value = fields.text("sandbox")
+    if value is None:
+        return None
+    try:
+        return Sandbox(value)
+    except ValueError:
+        choices = " or ".join(repr(str(c)) for c in Sandbox)
+        fields.problem(f"'sandbox' must be {choices}, got {show(value)}")
+        return None
+
+
+def read_sandbox_network(fields: FieldReader) -> bool:
+    network = fields.flag("sandbox_network", default=True)
+    if not network and fields.get("sandbox") is None:
+        fields.problem("'sandbox_network: false' needs a sandbox ('sandbox: bwrap')")
+    return network
 
 
 def read_on_task_failure(fields: FieldReader) -> OnTaskFailure:

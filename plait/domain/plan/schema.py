@@ -14,7 +14,7 @@ from typing import Any
 
 from plait.domain.ids import ID_PATTERN
 from plait.domain.plan.fields import MAX_ITEMS, MAX_NAME, MAX_SECONDS, MAX_TEXT
-from plait.domain.plan.model import BUILTIN_AGENTS, PROMPT_PLACEHOLDER, OnTaskFailure
+from plait.domain.plan.model import BUILTIN_AGENTS, PROMPT_PLACEHOLDER, OnTaskFailure, Sandbox
 
 # Safe as a git branch component and as a directory name: no dots, slashes or leading dash.
 TASK_ID_PATTERN = ID_PATTERN
@@ -93,6 +93,11 @@ PLAN_SCHEMA: dict[str, Schema] = {
     "allow_no_change": flag(),
     "worktree_root": text(description="an absolute directory"),
     "on_task_failure": _optional({"type": "string", "enum": [str(c) for c in OnTaskFailure]}),
+    "sandbox": _optional(
+        {"type": "string", "enum": [str(c) for c in Sandbox]},
+        "run each task under bubblewrap: only its own directory writable",
+    ),
+    "sandbox_network": _optional({"type": "boolean"}, "with a sandbox: false cuts the network"),
 }
 TASK_SCHEMA: dict[str, Schema] = {
     "id": TASK_ID,

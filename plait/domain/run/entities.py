@@ -111,6 +111,7 @@ class TaskState:
     timed_out: bool = False
     broke_tests: list[str] = field(default_factory=list)  # as the culprit: what it broke
     kept_branch: str | None = None
+    kept_ref: str | None = None  # refs/plait/kept/...: an attempt's work, committed by plait
     started_at: str | None = None
     ended_at: str | None = None
     agent: str = ""

@@ -34,7 +34,7 @@ from plait.domain.statuses import (
 
 # What a fresh worktree keeps of the task: who it is, and what all its attempts add up to.
 _KEPT_ACROSS_ATTEMPTS = (
-    "task_id", "status", "title", "depends_on", "kept_branch", "attempts",
+    "task_id", "status", "title", "depends_on", "kept_branch", "kept_ref", "attempts",
     "total_tokens_in", "total_tokens_out", "total_cost_usd",
 )  # fmt: skip
 
@@ -208,4 +208,7 @@ def _work_kept(state: RunState, event: WorkKept, at: str | None) -> None:
     task = state.task_for(event.task_id, event.TYPE)
     if task.status == TaskStatus.CONFLICTED:
         transit((TASK, task, "keep", task.task_id))
-    task.kept_branch = event.branch
+    if event.branch:
+        task.kept_branch = event.branch
+    if event.ref:
+        task.kept_ref = event.ref

@@ -299,6 +299,8 @@ def task_note(state: RunState, task: TaskState) -> str:
     """One line on why a task is in its status, for every view of it."""
     status = task.status
     kept = f"; its work is kept on {task.kept_branch}" if task.kept_branch else ""
+    if task.kept_ref:
+        kept = f"; its work is kept at {task.kept_ref}"
     if status == TaskStatus.SKIPPED:
         return task.skip_reason or "skipped"
     if status == TaskStatus.EJECTED:

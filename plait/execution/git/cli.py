@@ -5,8 +5,9 @@
     InvalidRefName           (ValueError) a name refused before it reached git
 
 Transient failures are retried a few times with a short backoff:
-- `fatal: failed to read .git/worktrees/<name>/commondir`: git 2.39 reading a
-  worktree that a concurrent `git worktree add` is still initialising.
+- `fatal: failed to read .git/worktrees/<name>/commondir` (or, from a fetch,
+  `bad object worktrees/<name>/HEAD`): git 2.39 reading a worktree that a
+  concurrent `git worktree add` is still initialising.
 - `Unable to create '<...>.lock': File exists` while the lock file is younger
   than LOCK_STALE_AFTER seconds: a live git holds it. An older lock is most
   likely left by a killed git; we fail at once, naming the file, and never
@@ -59,7 +60,11 @@ _REPO_LOCATION_VARS = (
     "GIT_NAMESPACE",
     "GIT_CEILING_DIRECTORIES",
 )
-_COMMONDIR_RACE = re.compile(r"fatal: failed to read .*worktrees/[^/\s]+/commondir")
+_COMMONDIR_RACE = re.compile(
+    r"fatal: failed to read .*worktrees/[^/\s]+/commondir"
+    # a fetch that lists every worktree's HEAD, one of them still being initialised
+    r"|fatal: bad object worktrees/[^/\s]+/HEAD"
+)
 _LOCK_EXISTS = re.compile(r"Unable to create '([^']+\.lock)': File exists")
 
 

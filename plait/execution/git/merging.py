@@ -173,6 +173,12 @@ class LandOutcome(enum.Enum):
     # git refused in that checkout for another reason (e.g. a stale index.lock): nothing
     # changed; `detail` has git's message
     CHECKOUT_FAILED = "checkout_failed"
+    # the fast-forward would overwrite files of the user's that git does not track (ignored
+    # or untracked): nothing changed; `detail` lists them
+    CHECKOUT_BLOCKED = "checkout_blocked"
+    # the branch moved to a commit that does not descend from `old` (a reset, a rewrite):
+    # the user's decision, so nothing is merged onto it
+    BASE_REWOUND = "base_rewound"
 
 
 @dataclass(frozen=True)
@@ -214,7 +220,14 @@ async def fast_forward_checkout(
         return LandResult(LandOutcome.CHECKOUT_DIRTY, branch, new, path, detail)
     if await git.rev_parse("HEAD", cwd=path) != old:
         return LandResult(LandOutcome.BASE_MOVED, branch, new, path)
-    result = await git.run("merge", "--ff-only", "--quiet", new, cwd=path, check=False)
+    # --no-overwrite-ignore: git refuses to clobber an ignored file (a .env, local notes)
+    # at a path the result adds, as it always does for an untracked one.
+    argv = ("merge", "--ff-only", "--no-overwrite-ignore", "--quiet", new)
+    result = await git.run(*argv, cwd=path, check=False)
+    if result.returncode != 0 and "would be overwritten" in result.stderr:
+        blocked = [line.strip() for line in result.stderr.splitlines() if line[:1] == "\t"]
+        detail = ", ".join(blocked[:10]) + (", ..." if len(blocked) > 10 else "")
+        return LandResult(LandOutcome.CHECKOUT_BLOCKED, branch, new, path, detail)
     if result.returncode != 0:
         # ff-only refuses rather than overwrite: the user moved HEAD or created
         # an untracked file the merge would clobber since we looked, or git itself

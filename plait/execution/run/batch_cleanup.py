@@ -9,6 +9,7 @@ from plait.domain.events import WorkKept, WorktreeRemoved
 from plait.domain.plan.model import Batch
 from plait.domain.statuses import TaskStatus
 from plait.execution.run.context import RunContext
+from plait.execution.run.task_runner import TaskIds, keep_work, kept_ref
 from plait.execution.worktrees.manager import Worktree, WorktreeError
 
 
@@ -29,6 +30,30 @@ async def dispose(ctx: RunContext, worktree: Worktree, *, delete_branch: bool) -
     await ctx.worktrees.remove(worktree, delete_branch=delete_branch)
 
 
+async def _keep_earlier(ctx: RunContext, batch_id: int, task_id: str, worktree: Worktree) -> None:
+    """An earlier attempt's worktree, about to go: its work is kept first, unless it
+    was (a failed or stopped attempt keeps its own; one a crash interrupted did not)."""
+    _, _, number = worktree.worktree_id.rpartition(".")
+    if not number.isdigit():
+        return
+    ids: TaskIds = {
+        "run_id": ctx.run_id,
+        "batch_id": batch_id,
+        "task_id": task_id,
+        "worktree_id": worktree.worktree_id,
+        "attempt": int(number),
+    }
+    if await ctx.git.ref_target(kept_ref(ids)) is None:
+        await keep_work(ctx, ids, worktree, "an earlier attempt, interrupted")
+
+
+def _kept_already(ctx: RunContext, task_id: str) -> bool:
+    """A failed attempt that recorded its own WorkKept (its work at its kept ref)."""
+    task = ctx.recorder.state.tasks[task_id]
+    mine = f"refs/plait/kept/{ctx.run_id}/{task_id}/{task.attempt or 1}"
+    return task.status == TaskStatus.FAILED and task.kept_ref == mine
+
+
 async def clean_up(ctx: RunContext, batch: Batch, left_out: Mapping[str, str]) -> None:
     """Remove what landed; keep (and record) every worktree and branch that did not."""
     for task_id in batch.task_ids:
@@ -43,6 +68,8 @@ async def clean_up(ctx: RunContext, batch: Batch, left_out: Mapping[str, str]) -
             # Landed work, or none at all (no change): nothing here is worth keeping.
             current = ctx.recorder.state.tasks[task_id].worktree_id
             for worktree in sorted(mine, key=lambda w: w.worktree_id != current):
+                if worktree.worktree_id != current:
+                    await _keep_earlier(ctx, batch.batch_id, task_id, worktree)
                 await dispose(ctx, worktree, delete_branch=worktree.branch == branch)
                 ctx.live_worktrees.pop(worktree.worktree_id, None)
                 await ctx.recorder.record(
@@ -53,7 +80,7 @@ async def clean_up(ctx: RunContext, batch: Batch, left_out: Mapping[str, str]) -
                         batch_id=batch.batch_id,
                     )
                 )
-        elif task_id in left_out:
+        elif task_id in left_out and not _kept_already(ctx, task_id):
             await ctx.recorder.record(
                 WorkKept(
                     run_id=ctx.run_id,

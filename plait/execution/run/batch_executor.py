@@ -29,7 +29,12 @@ from plait.execution.run.batch_cleanup import clean_up
 from plait.execution.run.conflict_resolution import can_resolve, resolve_conflict
 from plait.execution.run.context import RunContext
 from plait.execution.run.merge_validator import Candidate, MergeValidator
-from plait.execution.run.task_runner import AttemptResult, Outcome, prepare_worktree, run_attempt
+from plait.execution.run.task_runner import (
+    AttemptResult,
+    Outcome,
+    prepare_worktree,
+    run_attempt,
+)
 from plait.execution.worktrees.manager import Worktree, WorktreeError
 
 

@@ -40,7 +40,7 @@ from plait.execution.run.task_runner import (
 )
 from plait.execution.runners.agent_output import LineFeed, parser_for
 from plait.execution.runners.agents import build_command, preset_of
-from plait.execution.worktrees.manager import Worktree, WorktreeError
+from plait.execution.worktrees.manager import NestedRepository, Worktree, WorktreeError
 
 __all__ = ["Resolution", "can_resolve", "resolve_conflict"]
 
@@ -121,8 +121,8 @@ async def resolve_conflict(
         reason = _markers_left(worktree.path, conflicted)
     if not reason:
         try:
-            commit = await commit_work(ctx, worktree, f"plait: resolve {task.id} onto the tip")
-        except (GitError, OSError) as exc:
+            commit = await commit_work(ctx, worktree, f"plait: resolve {task.id} onto the tip", ids)
+        except (GitError, OSError, NestedRepository) as exc:
             reason = f"plait could not commit the resolution: {exc}"
     if commit is None or reason:
         reason = reason or "the resolution changed nothing"

@@ -210,6 +210,10 @@ class RunDriver:
             if landing.outcome is not LandOutcome.BASE_MOVED:
                 return new, landing
             moved_to = await ctx.git.rev_parse(f"refs/heads/{base_branch}")
+            if not await ctx.git.is_ancestor(old, moved_to):
+                # Reset or rewritten: what the user dropped must not come back with a merge.
+                detail = f"{moved_to[:12]} is not a descendant of {old[:12]}"
+                return new, LandResult(LandOutcome.BASE_REWOUND, base_branch, new, None, detail)
             chain = await merge_chain(ctx.git, moved_to, [("run", new)])
             if chain.conflicts or not chain.steps:
                 return new, landing
@@ -267,6 +271,17 @@ def _why(landing: LandResult) -> str:
     where = f" at {landing.worktree}" if landing.worktree else ""
     if landing.outcome is LandOutcome.CHECKOUT_DIRTY:
         return f"your {landing.branch} checkout{where} has local changes"
+    if landing.outcome is LandOutcome.CHECKOUT_BLOCKED:
+        return (
+            f"landing would overwrite files in your {landing.branch} checkout{where} that git"
+            f" does not track ({landing.detail}): move them away, then land"
+        )
+    if landing.outcome is LandOutcome.BASE_REWOUND:
+        return (
+            f"{landing.branch} was moved back or rewritten ({landing.detail}, the commit the"
+            " run built on): plait does not merge onto it, which could bring back what you"
+            " dropped; rebase the result yourself, or land it once the branch descends from it"
+        )
     if landing.outcome is LandOutcome.CHECKOUT_FAILED:
         reason = (landing.detail.splitlines() or ["git failed"])[0]
         return f"git could not fast-forward your {landing.branch} checkout{where}: {reason}"

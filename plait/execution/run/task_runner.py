@@ -19,9 +19,11 @@ from plait.domain.events import (
     TaskOutput,
     TaskStarted,
     TaskSucceeded,
+    WorkKept,
     WorktreeCreated,
 )
 from plait.domain.plan.model import Task
+from plait.execution.git import guard
 from plait.execution.git.cli import GitError
 from plait.execution.run.context import RunContext
 from plait.execution.runners.agent_check import AgentInfo, with_own_tools
@@ -36,7 +38,8 @@ from plait.execution.runners.processes import (
     start_process,
     task_env,
 )
-from plait.execution.worktrees.manager import Worktree, WorktreeError
+from plait.execution.runners.sandbox import sandboxed
+from plait.execution.worktrees.manager import NestedRepository, Worktree, WorktreeError
 
 
 class TaskIds(TypedDict):
@@ -127,6 +130,9 @@ async def run_attempt(
     feed = LineFeed(parser_for(command.preset.output)) if command.preset is not None else None
     try:
         await _copy_ignored(ctx, worktree, buffer)
+        common = await ctx.git.common_dir()
+        exempt = [f"refs/heads/{ctx.recorder.state.base_branch}"]
+        before = guard.snapshot(common, exempt=exempt)
         if ctx.plan.setup_command:
             await buffer.add("stderr", f"$ {ctx.plan.setup_command}\n")
             setup = await supervised(
@@ -163,6 +169,12 @@ async def run_attempt(
         if result is None:
             return await _interrupted(ctx, ids, worktree, "stopped")
         report = await reported(ctx, ids, command, feed)
+        if changed_repo := guard.changes(before, guard.snapshot(common, exempt=exempt)):
+            error = (
+                f"the task changed your repository at {ctx.repo}, which a task must not do"
+                f" (plait did not undo it): {'; '.join(changed_repo)}"
+            )
+            return await _failed(ctx, ids, worktree, result.exit_code, error, False, started)
         if result.timed_out or result.exit_code != 0:
             # A timed-out task failed, whatever status it exited with after the signal.
             reason = report.error if report is not None and report.error else _tail(result)
@@ -173,13 +185,15 @@ async def run_attempt(
         if report is not None and report.error:
             # The agent's own verdict: it failed even though it exited 0.
             return await _failed(ctx, ids, worktree, 0, report.error, will_retry, started)
-        commit = await commit_work(ctx, worktree, f"plait: {task.title or task.id}")
+        commit = await commit_work(ctx, worktree, f"plait: {task.title or task.id}", ids)
         if commit is not None and not await ctx.git.is_ancestor(worktree.base_commit, commit):
             # Its branch was deleted (HEAD unborn: a root commit) or rewritten: no merge
             # could take it, on this run or any resume. A failure, so it runs again.
             error = "its commit does not descend from its base (was its branch deleted?)"
             return await _failed(ctx, ids, worktree, 0, error, will_retry, started)
         changed = await ctx.worktrees.changed_files(worktree.base_commit, commit) if commit else []
+    except NestedRepository as exc:
+        return await _failed(ctx, ids, worktree, None, str(exc), will_retry, started)
     except (GitError, WorktreeError, OSError) as exc:
         await buffer.close()
         return await _failed(
@@ -251,12 +265,67 @@ def _agent_info(ctx: RunContext, command: Command) -> AgentInfo | None:
     return ctx.agents.get(program) or ctx.agents.get(command.preset.program)
 
 
-async def commit_work(ctx: RunContext, worktree: Worktree, message: str) -> str | None:
-    """Commit the worktree's changes without tool files and byproducts (see BYPRODUCTS)."""
-    excludes = await ctx.worktrees.write_excludes(
-        ctx.log_dir / "commit.exclude", _excluded_patterns()
+def kept_ref(ids: TaskIds) -> str:
+    return f"refs/plait/kept/{ids['run_id']}/{ids['task_id']}/{ids['attempt']}"
+
+
+async def commit_work(
+    ctx: RunContext, worktree: Worktree, message: str, ids: TaskIds
+) -> str | None:
+    """Commit the worktree's changes on the task's branch, without tool files, byproducts
+    (see BYPRODUCTS) and copy_ignored secrets. Commits the task made that the result does
+    not reach are kept (WorkKept). NestedRepository: refused, nothing committed."""
+    excludes = await _excludes(ctx)
+    ref = kept_ref(ids)
+    saved = await ctx.worktrees.save(
+        worktree, message, excludes=excludes, drop=ctx.plan.copy_ignored, kept_ref=ref
     )
-    return await ctx.worktrees.commit_all(worktree, message, excludes=excludes)
+    if saved.kept is not None:
+        await _record_kept(
+            ctx, ids, ref, saved.kept, "commits the task made that its result does not hold"
+        )
+    return saved.commit
+
+
+async def keep_work(ctx: RunContext, ids: TaskIds, worktree: Worktree, why: str) -> None:
+    """A failed or interrupted attempt: whatever it did, committed to its kept ref (and the
+    task branch), so nothing of it is lost when its worktree goes."""
+    ref = kept_ref(ids)
+    try:
+        commit = await ctx.worktrees.keep(
+            worktree,
+            ref,
+            f"plait: kept work of {ids['task_id']} (attempt {ids['attempt']}): {why}"[:200],
+            excludes=await _excludes(ctx),
+            drop=ctx.plan.copy_ignored,
+        )
+    except (GitError, WorktreeError, OSError) as exc:
+        await _record_kept(
+            ctx, ids, "", "", f"plait could not commit it ({exc}); it stays in {worktree.path}"
+        )
+        return
+    if commit is not None:
+        await _record_kept(ctx, ids, ref, commit, why)
+
+
+async def _record_kept(ctx: RunContext, ids: TaskIds, ref: str, commit: str, why: str) -> None:
+    await ctx.recorder.record(
+        WorkKept(
+            run_id=ids["run_id"],
+            batch_id=ids["batch_id"],
+            task_id=ids["task_id"],
+            worktree_id=ids["worktree_id"],
+            attempt=ids["attempt"],
+            branch=ctx.worktrees.task_branch(ids["run_id"], ids["task_id"]) if ref else "",
+            ref=ref,
+            commit=commit,
+            reason=why[:500],
+        )
+    )
+
+
+async def _excludes(ctx: RunContext) -> Path:
+    return await ctx.worktrees.write_excludes(ctx.log_dir / "commit.exclude", _excluded_patterns())
 
 
 async def reported(
@@ -324,6 +393,17 @@ async def supervised(
         if rendered:
             await buffer.add(stream, rendered)
 
+    if ctx.plan.sandbox is not None:
+        # The agent's scratch directory (`<task>.<attempt>.scratch`, as the worktree id ends).
+        scratch = ctx.log_dir / f"{worktree.worktree_id.rsplit('/', 1)[-1]}.scratch"
+        argv = sandboxed(
+            argv if argv is not None else ["/bin/sh", "-c", shell or ""],
+            cwd=worktree.path,
+            writable=[scratch] if scratch.is_dir() else [],
+            readable=[ctx.repo, await ctx.git.common_dir()],
+            network=ctx.plan.sandbox_network,
+        )
+        shell = None
     handle: ProcessHandle = await start_process(
         argv,
         shell_command=shell,
@@ -369,6 +449,7 @@ async def _failed(
             timed_out=process is not None and process.timed_out,
         )
     )
+    await keep_work(ctx, ids, worktree, "the attempt failed")
     return AttemptResult(ids["task_id"], ids["attempt"], Outcome.FAILED, worktree, error=error)
 
 
@@ -376,6 +457,7 @@ async def _interrupted(
     ctx: RunContext, ids: TaskIds, worktree: Worktree, reason: str
 ) -> AttemptResult:
     await ctx.recorder.record(TaskInterrupted(**ids, reason=reason))
+    await keep_work(ctx, ids, worktree, f"the attempt was interrupted ({reason})")
     return AttemptResult(
         ids["task_id"], ids["attempt"], Outcome.INTERRUPTED, worktree, error=reason
     )

@@ -71,7 +71,10 @@ async def _clean_run(
     kept_before = len(report.kept)
 
     async def on_base(commit: str) -> bool:
-        return base_tip is not None and await git.is_ancestor(commit, base_tip)
+        try:
+            return base_tip is not None and await git.is_ancestor(commit, base_tip)
+        except GitError:  # a commit only a task's own repository has
+            return False
 
     checked_out: set[str] = set()  # the branches of kept worktrees stay with them
     for entry in await manager.list_porcelain():
@@ -99,6 +102,18 @@ async def _clean_run(
                 await git.run("update-ref", "-d", ref, commit)
         else:
             report.kept.append(f"branch {name}: its work is not on {state.base_branch}")
+    # The attempts' kept work (refs/plait/kept/<run>/...): gone only with --discard.
+    kept_refs = await git.run(
+        "for-each-ref", "--format=%(refname) %(objectname)", f"refs/plait/kept/{state.run_id}/"
+    )
+    for line in kept_refs.stdout.splitlines():
+        ref, _, commit = line.partition(" ")
+        if discard:
+            report.removed.append(f"ref {ref}")
+            if not dry_run:
+                await git.run("update-ref", "-d", ref, commit)
+        else:
+            report.kept.append(f"ref {ref}: an attempt's work plait kept")
     await _drain_pool(manager, report, dry_run)
     if not dry_run:
         await git.run_admin("worktree", "prune")

@@ -32,10 +32,14 @@ from plait.execution.git.cli import Git, GitError
 from plait.execution.git.copy import CopyReport, checked_relative, copy_paths
 from plait.execution.git.porcelain import WorktreeEntry, parse_worktree_list
 from plait.execution.git.refs import validate_ref_name
+from plait.execution.worktrees import isolated, saving
 from plait.execution.worktrees.clean_tree import clean_argv, remove_caches
+from plait.execution.worktrees.isolated import NestedRepository, Saved
 
 __all__ = [
     "CopyReport",
+    "NestedRepository",
+    "Saved",
     "Worktree",
     "WorktreeEntry",
     "WorktreeError",
@@ -96,11 +100,13 @@ class Worktree:
 class WorktreeManager:
     """Creates, lists, commits in and removes worktrees of one repository."""
 
-    def __init__(self, git: Git, root: Path | None = None) -> None:
+    def __init__(self, git: Git, root: Path | None = None, *, alias: str | None = None) -> None:
         """`root`: this repository's worktree root exactly (a run's recorded one);
-        None: the default for the repository (see `worktree_root_for`)."""
+        None: the default for the repository (see `worktree_root_for`). `alias`: the run's
+        base branch, also a branch of each task's own repository (at the task's base)."""
         self.git = git
         self._root = root
+        self.alias = alias
         self._excludes: dict[tuple[Path, tuple[str, ...]], str] = {}  # -> the text written
         self._changes: dict[tuple[str, str], list[str]] = {}  # (base, head) -> paths
 
@@ -137,23 +143,35 @@ class WorktreeManager:
         base_commit: str,
         branch: str | None = None,
     ) -> Worktree:
-        """Check out a new branch at `base_commit` in a fresh task worktree.
+        """A fresh task directory with a repository of its own (see isolated.py) on a new
+        branch at `base_commit`, and the same branch in the user's repository, which only
+        plait moves (to the task's result, by compare-and-swap).
 
         Attempt 1 refuses an existing branch (it may hold someone's work);
-        a later attempt resets the task branch to `base_commit`. The branch
-        must not be checked out elsewhere (remove the previous attempt first).
+        a later attempt resets the task branch to `base_commit`.
         """
         branch = branch or self.task_branch(run_id, task_id)
         if validate_ref_name(branch).startswith("refs/"):
             raise WorktreeError(f"branch {branch!r}: give a short branch name, not a full ref")
         path = await self.task_path(run_id, task_id, attempt)
         sha = await self.git.rev_parse(base_commit)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if attempt == 1:
-            await self._add_on_new_branch(branch, path, sha)
-        else:
-            existed = await self.git.ref_target(f"refs/heads/{branch}") is not None
-            await self._add(branch, path, sha, existed=existed)
+        if path.exists() and any(path.iterdir()):
+            raise WorktreeError(f"{path} exists already; refusing to overwrite it")
+        ref = f"refs/heads/{branch}"
+        # Attempt 1 creates the branch (the all-zero old value refuses an existing one, which
+        # may hold someone's work); a later attempt moves it to its new base.
+        old = ("0" * 40,) if attempt == 1 else ()
+        made = await self.git.run("update-ref", ref, sha, *old, check=False)
+        if made.returncode != 0 and await self.git.ref_target(ref) != sha:
+            raise WorktreeError(f"branch {branch!r} already exists; refusing to reset it")
+        try:
+            await isolated.create(self.git, path, branch, sha, alias=self.alias)
+            saving.BRANCH_TIPS[(path, ref)] = sha
+        except BaseException:
+            if attempt == 1:
+                await self.git.run("update-ref", "-d", ref, sha, check=False)
+            isolated.remove_quietly(path)
+            raise
         return Worktree(path, branch, f"{run_id}/{path.name}", sha)
 
     async def create_detached(self, path: Path, commit: str) -> Worktree:
@@ -180,39 +198,6 @@ class WorktreeManager:
             await asyncio.to_thread(remove_caches, worktree.path, keep)
         return Worktree(worktree.path, None, worktree.worktree_id, sha)
 
-    async def _add_on_new_branch(self, branch: str, path: Path, sha: str) -> None:
-        """`worktree add -b`: git refuses an existing branch in the same step that creates
-        it, so there is no separate existence check (one git process fewer per task) and no
-        window between the check and the add."""
-        argv = ("worktree", "add", "-b", branch, "--", str(path), sha)
-        result = await self.git.run_admin(*argv, check=False)
-        if result.returncode == 0:
-            return
-        if f"a branch named '{branch}' already exists" not in result.stderr:
-            await self._forget_new_branch(branch, sha)
-            raise GitError(["git", *argv], result.returncode, result.stderr)
-        # An add that lost git's commondir race and was retried leaves the branch it created,
-        # untouched at `sha`: that one is ours. A branch anywhere else may hold work.
-        if await self.git.ref_target(f"refs/heads/{branch}") != sha:
-            raise WorktreeError(f"branch {branch!r} already exists; refusing to reset it")
-        await self._add(branch, path, sha, existed=True)
-
-    async def _add(self, branch: str, path: Path, sha: str, *, existed: bool) -> None:
-        # -B: a later attempt moves the task branch to its new base.
-        try:
-            await self.git.run_admin("worktree", "add", "-B", branch, "--", str(path), sha)
-        except GitError:
-            if not existed:
-                await self._forget_new_branch(branch, sha)
-            raise
-
-    async def _forget_new_branch(self, branch: str, sha: str) -> None:
-        """A failed add (a full disk, say) may have created the branch already: remove it
-        again, only if it is still the untouched new branch, so a later attempt is not
-        refused because of it."""
-        await self.git.run_admin("worktree", "prune", check=False)
-        await self.git.run("update-ref", "-d", f"refs/heads/{branch}", sha, check=False)
-
     async def copy_ignored(
         self, worktree: Worktree, repo_root: Path, paths: Sequence[str]
     ) -> CopyReport:
@@ -238,6 +223,17 @@ class WorktreeManager:
 
     async def remove(self, worktree: Worktree, delete_branch: bool = False) -> None:
         """Remove the worktree (even dirty or locked, e.g. by an interrupted add)."""
+        if isolated.is_isolated(worktree.path):
+            saving.BRANCH_TIPS.pop((worktree.path, f"refs/heads/{worktree.branch}"), None)
+            await asyncio.to_thread(isolated.remove, worktree.path)
+        else:
+            await self._remove_linked(worktree)
+        if delete_branch and worktree.branch:
+            ref = f"refs/heads/{validate_ref_name(worktree.branch)}"
+            # Deleting a ref that is already gone fails harmlessly; no existence check needed.
+            await self.git.run("update-ref", "-d", ref, check=False)
+
+    async def _remove_linked(self, worktree: Worktree) -> None:
         result = await self.git.run_admin(
             "worktree", "remove", "--force", "--force", "--", str(worktree.path), check=False
         )
@@ -246,15 +242,26 @@ class WorktreeManager:
                 raise GitError(["git", "worktree", "remove"], result.returncode, result.stderr)
             # The directory was already gone: drop git's stale record of it.
             await self.git.run_admin("worktree", "prune")
-        if delete_branch and worktree.branch:
-            ref = f"refs/heads/{validate_ref_name(worktree.branch)}"
-            # Deleting a ref that is already gone fails harmlessly; no existence check needed.
-            await self.git.run("update-ref", "-d", ref, check=False)
 
     async def list_porcelain(self) -> list[WorktreeEntry]:
-        """Every worktree git knows of, main one first, for crash recovery."""
+        """Every worktree git knows of, main one first, then the task repositories under
+        the root (see isolated.py), for crash recovery and `plait clean`."""
         result = await self.git.run("worktree", "list", "--porcelain", "-z")
-        return parse_worktree_list(result.stdout)
+        return parse_worktree_list(result.stdout) + await asyncio.to_thread(
+            self._task_repositories, await self.root()
+        )
+
+    @staticmethod
+    def _task_repositories(root: Path) -> list[WorktreeEntry]:
+        found: list[WorktreeEntry] = []
+        for run_dir in sorted(root.iterdir()) if root.is_dir() else ():
+            if not run_dir.is_dir() or run_dir.name.startswith("_"):
+                continue
+            for path in sorted(run_dir.iterdir()):
+                if isolated.is_isolated(path):
+                    branch, head = isolated.head_of(path)
+                    found.append(WorktreeEntry(path, head, branch, detached=branch is None))
+        return found
 
     async def write_excludes(self, path: Path, patterns: Sequence[str]) -> Path:
         """An ignore file for `commit_all`: the user's own global excludes (which
@@ -282,38 +289,47 @@ class WorktreeManager:
         return path
 
     async def commit_all(
-        self, worktree: Worktree, message: str, *, excludes: Path | None = None
+        self,
+        worktree: Worktree,
+        message: str,
+        *,
+        excludes: Path | None = None,
+        drop: Sequence[str] = (),
     ) -> str | None:
-        """Commit everything the task changed; return HEAD, or None if nothing changed at all.
+        """Commit everything the task changed; return the commit, or None if nothing changed.
+        (`save`, for the commits it kept too.)"""
+        return (await self.save(worktree, message, excludes=excludes, drop=drop)).commit
 
-        If the task made its own commits and left nothing else, its HEAD is returned.
-        Hooks and signing are skipped: the user's hooks must not block or alter a task's result.
-        `excludes` (from `write_excludes`) keeps untracked tool files and byproducts out:
-        as ignore rules, they leave tracked files and files the task added itself alone.
-        """
-        cwd = worktree.path
-        add = ("-c", f"core.excludesFile={excludes}") if excludes is not None else ()
-        await self.git.run(*add, "add", "-A", cwd=cwd)
-        identity = await self.git.identity_options(cwd=cwd)
-        argv = [
-            *identity,
-            "-c",
-            "commit.gpgsign=false",
-            "commit",
-            "--quiet",
-            "--no-verify",
-            "--message",
-            message,
-        ]
-        # Commit straight away: git itself says when there is nothing staged (exit 1, and
-        # its message is stable under LC_ALL=C), which saves a `diff --cached` per task.
-        committed = await self.git.run(*argv, cwd=cwd, check=False)
-        if committed.returncode != 0 and "nothing to commit" not in committed.stdout:
-            raise GitError(["git", *argv], committed.returncode, committed.stderr)
-        head, changed = await self.git.head_change(worktree.base_commit, cwd=cwd)
-        if changed is not None:
-            self._changes[(worktree.base_commit, head)] = changed  # for changed_files
-        return None if head == worktree.base_commit else head
+    async def save(
+        self,
+        worktree: Worktree,
+        message: str,
+        *,
+        excludes: Path | None = None,
+        drop: Sequence[str] = (),
+        kept_ref: str | None = None,
+    ) -> Saved:
+        """The task's work committed on its branch, explicitly (see saving.save)."""
+        saved = await saving.save(
+            self.git, worktree, message, excludes=excludes, drop=drop, kept_ref=kept_ref
+        )
+        if saved.commit is not None and saved.changed is not None:
+            self._changes[(worktree.base_commit, saved.commit)] = saved.changed
+        return saved
+
+    async def keep(
+        self,
+        worktree: Worktree,
+        kept_ref: str,
+        message: str,
+        *,
+        excludes: Path | None = None,
+        drop: Sequence[str] = (),
+    ) -> str | None:
+        """A failed or interrupted attempt's work at `kept_ref` (see saving.keep)."""
+        return await saving.keep(
+            self.git, worktree, kept_ref, message, excludes=excludes, drop=drop
+        )
 
     async def changed_files(self, base: str, head: str) -> list[str]:
         """Paths that differ between two commits (renames as delete + add)."""

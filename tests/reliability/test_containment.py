@@ -1,0 +1,218 @@
+"""A task cannot change the user's repository, and nothing lands that should not.
+
+Issue 14's "Wrong landings" and "Escapes" (but the sandbox's, in test_sandbox.py): each case
+is a real run on a real repository, with a task that does what a sloppy or hostile agent
+does, and the user's repository checked afterwards.
+"""
+
+from __future__ import annotations
+
+import shlex
+import shutil
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from plait.domain.plan.parsing import plan_from_mapping
+from plait.execution.errors import RepositoryChanged
+from tests.gitrepo import commit_file, git, make_repo
+from tests.integration.orchestration_helpers import (
+    Harness,
+    branch_tip,
+    files_on,
+    of_type,
+    open_harness,
+    plan,
+    task,
+    write,
+)
+
+
+def commit_refs(repo: Path) -> list[str]:
+    """Every ref that names a commit (plait keeps other objects under refs/plait/ too)."""
+    listed = git(repo, "for-each-ref", "--format=%(objecttype) %(refname)")
+    return [line.split(" ", 1)[1] for line in listed.splitlines() if line.startswith("commit ")]
+
+
+@pytest.fixture
+async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
+    async with open_harness(tmp_path) as opened:
+        yield opened
+
+
+def refs_of(repo: Path) -> dict[str, str]:
+    """Every ref of the user's but plait's own (its task and result branches, its kept refs)."""
+    listed = git(repo, "for-each-ref", "--format=%(refname) %(objectname)")
+    pairs = (line.split(" ", 1) for line in listed.splitlines())
+    return {
+        name: sha
+        for name, sha in pairs
+        if not name.startswith(("refs/heads/plait/", "refs/plait/"))
+    }
+
+
+# -- wrong landings ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("checkout", ["release", "--ignore-other-worktrees main"])
+async def test_a_task_that_checks_out_another_branch_never_gets_plaits_commit_on_it(
+    harness: Harness, checkout: str
+) -> None:
+    repo = harness.repo
+    git(repo, "branch", "release")
+    before = refs_of(repo)
+    culprit = f"git checkout --quiet {checkout} && " + write("culprit.txt", "breaks the tests")
+
+    done = await harness.run(
+        plan(task("culprit", culprit), base="main", test_command="test ! -e culprit.txt")
+    )
+
+    assert refs_of(repo) == before  # main did not move either: nothing landed
+    assert "culprit.txt" not in files_on(repo, "release")
+    assert "culprit.txt" not in files_on(repo, "main")
+    statuses = {t["task_id"]: t["status"] for t in of_type(done.events, "TaskEjected")}
+    assert statuses == {} or "culprit" in statuses
+    assert done.result.status != "landed", done.result
+
+
+async def test_a_base_the_user_reset_to_drop_a_commit_never_gets_that_commit_back(
+    harness: Harness,
+) -> None:
+    repo = harness.repo
+    dropped = commit_file(repo, "credentials.txt", "password=hunter2\n")
+    reset_to = git(repo, "rev-parse", f"{dropped}~1")
+    # The user, mid-run: `git reset --hard HEAD~1` on main (in their checkout).
+    users_reset = f"git -C {shlex.quote(str(repo))} reset --quiet --hard {reset_to} && "
+
+    done = await harness.run(
+        plan(task("feature", users_reset + write("feature.txt", "f")), test_command="true")
+    )
+
+    assert "credentials.txt" not in files_on(repo, "main")
+    contains = git(repo, "branch", "--contains", dropped, "--format=%(refname:short)")
+    assert "main" not in contains.splitlines()
+    assert branch_tip(repo, "main") == reset_to
+    assert done.result.status == "kept", done.result
+    completed = of_type(done.events, "RunCompleted")[0]
+    assert "not a descendant" in completed["not_landed_reason"]
+    assert completed["land_command"]
+    assert "feature.txt" in files_on(repo, f"plait/{done.run_id}/_result")
+
+
+async def test_a_repository_replaced_by_a_plain_directory_inside_another_is_refused(
+    tmp_path: Path,
+) -> None:
+    parent = make_repo(tmp_path / "parent")
+    inner = make_repo(parent / "project")
+    async with open_harness(tmp_path / "h", repo=inner) as harness:
+        project_id = await harness.project()
+        accepted = plan_from_mapping(plan(task("feature", write("feature.txt", "f"))))
+        await harness.service.submit_plan(project_id, accepted)
+        shutil.rmtree(inner / ".git")  # a plain directory now, inside `parent`'s checkout
+        parent_main = branch_tip(parent, "main")
+
+        with pytest.raises(RepositoryChanged, match="no longer a git repository"):
+            await harness.service.start_run(project_id)
+
+        assert branch_tip(parent, "main") == parent_main
+        assert git(parent, "branch", "--list", "plait/*") == ""
+
+
+async def test_a_repository_replaced_by_another_repository_is_refused(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "repo")
+    async with open_harness(tmp_path / "h", repo=repo) as harness:
+        done = await harness.run(plan(task("one", write("one.txt", "1"))))
+        assert done.result.status == "landed"
+        shutil.rmtree(repo)
+        repo.mkdir()  # the same path, another repository (another root commit)
+        git(repo, "init", "--quiet", "--initial-branch=main")
+        git(repo, "config", "user.name", "Someone Else")
+        git(repo, "config", "user.email", "else@example.invalid")
+        commit_file(repo, "other.txt", "another project\n")
+
+        with pytest.raises(RepositoryChanged, match="another repository"):
+            await harness.service.resume_run(await harness.project(), done.run_id)
+
+
+# -- escapes ----------------------------------------------------------------------------------
+
+
+async def test_a_tasks_git_config_and_hooks_stay_out_of_the_users_repository(
+    harness: Harness,
+) -> None:
+    repo = harness.repo
+    hooks = harness.shared / "evil-hooks"
+    hooks.mkdir()
+    hooked = harness.shared / "hooked"
+    (hooks / "post-checkout").write_text(f"#!/bin/sh\ntouch {shlex.quote(str(hooked))}\n")
+    (hooks / "post-checkout").chmod(0o755)
+    config_before = (repo / ".git" / "config").read_bytes()
+    meddles = (
+        f"git config core.hooksPath {shlex.quote(str(hooks))} && "
+        "git config user.name Mallory && " + write("feature.txt", "f")
+    )
+
+    done = await harness.run(plan(task("feature", meddles)))
+
+    assert done.result.status == "landed", done.result
+    assert (repo / ".git" / "config").read_bytes() == config_before
+    assert "feature.txt" in files_on(repo, "main")
+    git(repo, "checkout", "--quiet", "-b", "after")  # would run the task's post-checkout hook
+    assert not hooked.exists()
+
+
+async def test_a_task_that_reaches_into_the_users_repository_by_path_fails(
+    harness: Harness,
+) -> None:
+    repo = harness.repo
+    by_path = f"git -C {shlex.quote(str(repo))} config alias.st status && " + write("f.txt", "f")
+
+    done = await harness.run(plan(task("sneaky", by_path)))
+
+    failed = of_type(done.events, "TaskFailed")
+    assert failed
+    assert "changed your repository" in failed[0]["error"]
+    assert "config" in failed[0]["error"]
+    assert "f.txt" not in files_on(repo, "main")
+
+
+async def test_in_a_pooled_worktree_a_task_that_sets_the_shared_config_fails(
+    tmp_path: Path,
+) -> None:
+    async with open_harness(tmp_path, reuse_worktrees=True) as pooled:
+        # A linked worktree shares the user's config: plain `git config` writes it.
+        done = await pooled.run(plan(task("meddler", "git config alias.st status && true")))
+
+    failed = of_type(done.events, "TaskFailed")
+    assert failed, [e.type for e in done.events]
+    assert "changed your repository" in failed[0]["error"]
+
+
+async def test_a_task_that_moves_a_users_branch_by_path_fails(harness: Harness) -> None:
+    repo = harness.repo
+    git(repo, "branch", "release")
+    moves = f"git -C {shlex.quote(str(repo))} branch -f release HEAD~1 && " + write("f.txt", "f")
+
+    done = await harness.run(plan(task("sneaky", moves)))
+
+    failed = of_type(done.events, "TaskFailed")
+    assert failed
+    assert "refs/heads/release" in failed[0]["error"]
+    assert "f.txt" not in files_on(repo, "main")
+
+
+async def test_copy_ignored_secrets_are_never_committed_even_when_the_task_unignores_them(
+    harness: Harness,
+) -> None:
+    repo = harness.repo
+    (repo / ".env").write_text("SECRET=hunter2\n")
+    unignores = "printf 'build/\\n' > .gitignore && " + write("feature.txt", "f")
+
+    done = await harness.run(plan(task("feature", unignores), copy_ignored=[".env"]))
+
+    assert done.result.status == "landed", done.result
+    assert ".env" not in files_on(repo, "main")
+    assert "feature.txt" in files_on(repo, "main")
+    for ref in commit_refs(repo):
+        assert ".env" not in files_on(repo, ref), ref
