@@ -216,3 +216,69 @@ async def test_copy_ignored_secrets_are_never_committed_even_when_the_task_unign
     assert "feature.txt" in files_on(repo, "main")
     for ref in commit_refs(repo):
         assert ".env" not in files_on(repo, ref), ref
+
+
+# -- the base branch: the user may move it during a run, a task may not --------------------
+
+
+async def test_a_task_that_commits_onto_the_base_branch_in_a_pooled_worktree_fails(
+    tmp_path: Path,
+) -> None:
+    async with open_harness(tmp_path, reuse_worktrees=True) as pooled:
+        repo = pooled.repo
+        tip = branch_tip(repo, "main")
+        # A pooled slot is a linked worktree: a checkout there moves the user's own branch.
+        sneaky = (
+            "git checkout --quiet --ignore-other-worktrees main && "
+            + write("sneaky.txt", "untested")
+            + " && git add sneaky.txt && git commit --quiet -m sneaky"
+        )
+        done = await pooled.run(plan(task("sneaky", sneaky), base="main"))
+
+    failed = of_type(done.events, "TaskFailed")
+    assert failed, [e.type for e in done.events]
+    assert "refs/heads/main" in failed[0]["error"]
+    assert "changed your repository" in failed[0]["error"]
+    assert done.result.status != "landed", done.result
+    # plait did not move main on top of what the task did, and says what the task did.
+    assert git(repo, "rev-parse", "main~1") == tip
+
+
+async def test_a_task_that_moves_the_base_branch_by_path_to_its_own_commit_fails(
+    harness: Harness,
+) -> None:
+    repo = harness.repo
+    tip = branch_tip(repo, "main")
+    # Its commit is in its own repository: it fetches it into the user's, then moves main.
+    user = shlex.quote(str(repo))
+    moves = (
+        write("sneaky.txt", "untested")
+        + " && git add sneaky.txt && git commit --quiet -m sneaky"
+        + f' && git -C {user} fetch --quiet "$PWD" HEAD'
+        + f" && git -C {user} update-ref refs/heads/main FETCH_HEAD"
+    )
+
+    done = await harness.run(plan(task("sneaky", moves), base="main"))
+
+    failed = of_type(done.events, "TaskFailed")
+    assert failed, [e.type for e in done.events]
+    assert "changed your repository" in failed[0]["error"]
+    assert "refs/heads/main" in failed[0]["error"]
+    assert git(repo, "rev-parse", "main~1") == tip  # what the task did, and nothing more
+    assert done.result.status != "landed", done.result
+
+
+async def test_the_user_moving_the_base_branch_during_a_task_fails_no_task(
+    harness: Harness,
+) -> None:
+    repo = harness.repo
+    # The task itself advances the user's main the way the user would: a commit made in the
+    # user's own checkout, which is no commit of the task's.
+    user = f"git -C {shlex.quote(str(repo))} commit --quiet --allow-empty -m 'the user, meanwhile'"
+    done = await harness.run(
+        plan(task("feature", user + " && " + write("f.txt", "f")), base="main")
+    )
+
+    assert of_type(done.events, "TaskFailed") == []
+    assert done.result.status == "landed", done.result
+    assert "f.txt" in files_on(repo, "main")

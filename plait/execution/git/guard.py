@@ -7,7 +7,8 @@ names the user's repository by its path (`git -C /the/repo config ...`, a write 
 
 Watched: the repository's config files, its hooks and `info/` files, the user's global git
 config, and every ref but plait's own (`refs/heads/plait/`, `refs/plait/`), the run's base
-branch (the user may move it during a run: the landing handles that), remote-tracking refs
+branch (the user may move it during a run: the landing handles that; a move to the task's
+own work is the task's, `moved_exempt` and the task runner tell), remote-tracking refs
 (an editor's background fetch) and the stash. Read from the files (no git process), so it
 costs a task about a millisecond.
 """
@@ -20,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["Snapshot", "changes", "snapshot"]
+__all__ = ["Snapshot", "changes", "moved_exempt", "snapshot"]
 
 _SKIPPED_REFS = ("refs/heads/plait/", "refs/plait/", "refs/remotes/", "refs/stash")
 
@@ -29,15 +30,27 @@ _SKIPPED_REFS = ("refs/heads/plait/", "refs/plait/", "refs/remotes/", "refs/stas
 class Snapshot:
     refs: Mapping[str, str]
     files: Mapping[str, str]  # path -> sha256 of its bytes
+    exempt: Mapping[str, str | None]  # the refs not watched (the base branch): their tips
+
+
+def moved_exempt(before: Snapshot, after: Snapshot) -> dict[str, str]:
+    """The exempt refs that moved (or were created) meanwhile, with their new tips: the
+    caller tells the user's move from a task's (a move to the task's own work)."""
+    return {
+        ref: new
+        for ref, new in after.exempt.items()
+        if new is not None and new != before.exempt.get(ref)
+    }
 
 
 def snapshot(common_dir: Path, *, exempt: Sequence[str] = ()) -> Snapshot:
     """The refs and configuration files of the repository whose git common dir is
     `common_dir`; `exempt`: full ref names not to watch (the run's base branch)."""
     skipped = set(exempt)
+    every = _refs(common_dir)
     refs = {
         name: sha
-        for name, sha in _refs(common_dir).items()
+        for name, sha in every.items()
         if name not in skipped and not name.startswith(_SKIPPED_REFS)
     }
     files: dict[str, str] = {}
@@ -48,7 +61,7 @@ def snapshot(common_dir: Path, *, exempt: Sequence[str] = ()) -> Snapshot:
             continue
         except OSError as exc:
             files[str(path)] = f"unreadable: {exc.strerror}"
-    return Snapshot(refs, files)
+    return Snapshot(refs, files, {name: every.get(name) for name in skipped})
 
 
 def changes(before: Snapshot, after: Snapshot) -> list[str]:

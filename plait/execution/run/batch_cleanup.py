@@ -9,7 +9,7 @@ from plait.domain.events import WorkKept, WorktreeRemoved
 from plait.domain.plan.model import Batch
 from plait.domain.statuses import TaskStatus
 from plait.execution.run.context import RunContext
-from plait.execution.run.task_runner import TaskIds, keep_work, kept_ref
+from plait.execution.run.task_work import TaskIds, keep_work, kept_ref
 from plait.execution.worktrees.manager import Worktree, WorktreeError
 
 

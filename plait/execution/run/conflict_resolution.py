@@ -29,15 +29,9 @@ from plait.domain.events import (
 from plait.domain.plan.model import Task
 from plait.execution.git.cli import GitError
 from plait.execution.run.context import RunContext
-from plait.execution.run.task_runner import (
-    TaskIds,
-    commit_work,
-    environment,
-    exit_text,
-    output_buffer,
-    reported,
-    supervised,
-)
+from plait.execution.run.task_process import environment, exit_text, output_buffer, supervised
+from plait.execution.run.task_runner import reported
+from plait.execution.run.task_work import TaskIds, commit_work
 from plait.execution.runners.agent_output import LineFeed, parser_for
 from plait.execution.runners.agents import build_command, preset_of
 from plait.execution.worktrees.manager import NestedRepository, Worktree, WorktreeError

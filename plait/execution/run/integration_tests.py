@@ -29,7 +29,7 @@ from plait.domain.verdicts import TestRun
 from plait.execution.run.checkout_watch import CheckoutWatch, outside_read_problem
 from plait.execution.run.context import RunContext
 from plait.execution.run.junit import read_report
-from plait.execution.run.task_runner import exit_text
+from plait.execution.run.task_process import exit_text
 from plait.execution.runners.processes import (
     ProcessResult,
     preparation_env,

@@ -2,52 +2,41 @@
 
 from __future__ import annotations
 
-import asyncio
-import os
 import time
 from dataclasses import dataclass
 from enum import Enum
-from pathlib import Path
-from typing import Literal, TypedDict
 
-from plait.domain.agents import BYPRODUCTS, PRESETS
 from plait.domain.events import (
     AgentReported,
     TaskChangedNothing,
     TaskFailed,
     TaskInterrupted,
-    TaskOutput,
     TaskStarted,
     TaskSucceeded,
-    WorkKept,
     WorktreeCreated,
 )
 from plait.domain.plan.model import Task
 from plait.execution.git import guard
 from plait.execution.git.cli import GitError
 from plait.execution.run.context import RunContext
-from plait.execution.runners.agent_check import AgentInfo, with_own_tools
+from plait.execution.run.task_process import (
+    agent_info,
+    environment,
+    exit_text,
+    output_buffer,
+    output_tail,
+    supervised,
+)
+from plait.execution.run.task_work import TaskIds, commit_work, holds_task_work, keep_work
 from plait.execution.runners.agent_output import LineFeed, parser_for
 from plait.execution.runners.agent_report import AgentReport
-from plait.execution.runners.agents import Command, agent_env, build_command
+from plait.execution.runners.agents import Command, build_command
 from plait.execution.runners.output_buffer import OutputBuffer
 from plait.execution.runners.processes import (
-    ProcessHandle,
     ProcessResult,
     preparation_env,
-    start_process,
-    task_env,
 )
-from plait.execution.runners.sandbox import sandboxed
 from plait.execution.worktrees.manager import NestedRepository, Worktree, WorktreeError
-
-
-class TaskIds(TypedDict):
-    run_id: str
-    batch_id: int
-    task_id: str
-    worktree_id: str
-    attempt: int
 
 
 class Outcome(Enum):
@@ -150,7 +139,7 @@ async def run_attempt(
                 return await _interrupted(ctx, ids, worktree, "stopped during setup")
             if setup.timed_out or setup.exit_code != 0:
                 await buffer.close()
-                error = f"setup command failed ({exit_text(setup)}): {_tail(setup)}"
+                error = f"setup command failed ({exit_text(setup)}): {output_tail(setup)}"
                 return await _failed(
                     ctx, ids, worktree, setup.exit_code, error, will_retry, started, setup
                 )
@@ -169,7 +158,12 @@ async def run_attempt(
         if result is None:
             return await _interrupted(ctx, ids, worktree, "stopped")
         report = await reported(ctx, ids, command, feed)
-        if changed_repo := guard.changes(before, guard.snapshot(common, exempt=exempt)):
+        after = guard.snapshot(common, exempt=exempt)
+        changed_repo = guard.changes(before, after)
+        for ref, tip in guard.moved_exempt(before, after).items():
+            if await holds_task_work(worktree, tip):
+                changed_repo.append(f"ref {ref} moved to {tip}, the task's own work")
+        if changed_repo:
             error = (
                 f"the task changed your repository at {ctx.repo}, which a task must not do"
                 f" (plait did not undo it): {'; '.join(changed_repo)}"
@@ -177,7 +171,7 @@ async def run_attempt(
             return await _failed(ctx, ids, worktree, result.exit_code, error, False, started)
         if result.timed_out or result.exit_code != 0:
             # A timed-out task failed, whatever status it exited with after the signal.
-            reason = report.error if report is not None and report.error else _tail(result)
+            reason = report.error if report is not None and report.error else output_tail(result)
             error = f"command failed ({exit_text(result)}): {reason}"
             return await _failed(
                 ctx, ids, worktree, result.exit_code, error, will_retry, started, result
@@ -216,116 +210,13 @@ def _agent_facts(ctx: RunContext, command: Command) -> dict[str, str]:
     """What TaskStarted records of the agent: preset, version (as checked), profile, model."""
     if command.preset is None:
         return {"profile": command.profile.name if command.profile else ""}
-    info = _agent_info(ctx, command)
+    info = agent_info(ctx, command)
     return {
         "agent": command.preset.name,
         "agent_version": info.version if info is not None else "",
         "profile": command.profile.name if command.profile else "",
         "model": command.model,
     }
-
-
-def output_buffer(ctx: RunContext, ids: TaskIds, log_path: Path) -> OutputBuffer:
-    """Output as bounded TaskOutput events, and all of it in the attempt's log file."""
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-
-    async def emit(stream: str, text: str) -> None:
-        kind: Literal["stdout", "stderr"] = "stderr" if stream == "stderr" else "stdout"
-        await ctx.recorder.record(TaskOutput(**ids, stream=kind, text=text))
-
-    return OutputBuffer(
-        emit,
-        chunk_bytes=ctx.settings.output_chunk_bytes,
-        flush_seconds=ctx.settings.output_flush_seconds,
-        budget_bytes=ctx.settings.max_output_event_bytes,
-        log_path=str(log_path),
-    )
-
-
-def environment(
-    ctx: RunContext, task: Task, worktree: Worktree, command: Command
-) -> dict[str, str]:
-    """plait's environment without its own secrets, the task variables, and what the
-    command's preset and profile allow of the provider settings."""
-    variables = {
-        "PLAIT_RUN_ID": ctx.run_id,
-        "PLAIT_TASK_ID": task.id,
-        "PLAIT_TASK_TITLE": task.title or task.id,
-        "PLAIT_TASK_PROMPT": task.prompt or "",
-        "PLAIT_WORKTREE": str(worktree.path),
-    }
-    env = agent_env(task_env(os.environ, variables), command)
-    return with_own_tools(env, _agent_info(ctx, command))
-
-
-def _agent_info(ctx: RunContext, command: Command) -> AgentInfo | None:
-    if command.preset is None:
-        return None
-    program = command.argv[0] if command.argv else command.preset.program
-    return ctx.agents.get(program) or ctx.agents.get(command.preset.program)
-
-
-def kept_ref(ids: TaskIds) -> str:
-    return f"refs/plait/kept/{ids['run_id']}/{ids['task_id']}/{ids['attempt']}"
-
-
-async def commit_work(
-    ctx: RunContext, worktree: Worktree, message: str, ids: TaskIds
-) -> str | None:
-    """Commit the worktree's changes on the task's branch, without tool files, byproducts
-    (see BYPRODUCTS) and copy_ignored secrets. Commits the task made that the result does
-    not reach are kept (WorkKept). NestedRepository: refused, nothing committed."""
-    excludes = await _excludes(ctx)
-    ref = kept_ref(ids)
-    saved = await ctx.worktrees.save(
-        worktree, message, excludes=excludes, drop=ctx.plan.copy_ignored, kept_ref=ref
-    )
-    if saved.kept is not None:
-        await _record_kept(
-            ctx, ids, ref, saved.kept, "commits the task made that its result does not hold"
-        )
-    return saved.commit
-
-
-async def keep_work(ctx: RunContext, ids: TaskIds, worktree: Worktree, why: str) -> None:
-    """A failed or interrupted attempt: whatever it did, committed to its kept ref (and the
-    task branch), so nothing of it is lost when its worktree goes."""
-    ref = kept_ref(ids)
-    try:
-        commit = await ctx.worktrees.keep(
-            worktree,
-            ref,
-            f"plait: kept work of {ids['task_id']} (attempt {ids['attempt']}): {why}"[:200],
-            excludes=await _excludes(ctx),
-            drop=ctx.plan.copy_ignored,
-        )
-    except (GitError, WorktreeError, OSError) as exc:
-        await _record_kept(
-            ctx, ids, "", "", f"plait could not commit it ({exc}); it stays in {worktree.path}"
-        )
-        return
-    if commit is not None:
-        await _record_kept(ctx, ids, ref, commit, why)
-
-
-async def _record_kept(ctx: RunContext, ids: TaskIds, ref: str, commit: str, why: str) -> None:
-    await ctx.recorder.record(
-        WorkKept(
-            run_id=ids["run_id"],
-            batch_id=ids["batch_id"],
-            task_id=ids["task_id"],
-            worktree_id=ids["worktree_id"],
-            attempt=ids["attempt"],
-            branch=ctx.worktrees.task_branch(ids["run_id"], ids["task_id"]) if ref else "",
-            ref=ref,
-            commit=commit,
-            reason=why[:500],
-        )
-    )
-
-
-async def _excludes(ctx: RunContext) -> Path:
-    return await ctx.worktrees.write_excludes(ctx.log_dir / "commit.exclude", _excluded_patterns())
 
 
 async def reported(
@@ -351,11 +242,6 @@ async def reported(
     return report
 
 
-def _excluded_patterns() -> list[str]:
-    scratch = {pattern for preset in PRESETS.values() for pattern in preset.scratch}
-    return [*BYPRODUCTS, *sorted(scratch)]
-
-
 async def _copy_ignored(ctx: RunContext, worktree: Worktree, buffer: OutputBuffer) -> None:
     if not ctx.plan.copy_ignored:
         return
@@ -368,65 +254,6 @@ async def _copy_ignored(ctx: RunContext, worktree: Worktree, buffer: OutputBuffe
         await buffer.add(
             "stderr", f"plait: copy_ignored: not found, skipped: {', '.join(missing)}\n"
         )
-
-
-async def supervised(
-    ctx: RunContext,
-    shell: str | None,
-    argv: list[str] | None,
-    worktree: Worktree,
-    env: dict[str, str],
-    timeout: float,
-    buffer: OutputBuffer,
-    log_path: Path,
-    feed: LineFeed | None = None,
-) -> ProcessResult | None:
-    """Run a process; None if the run was stopped meanwhile (the process group is killed).
-    With `feed` (an agent's output parser) the output events carry its rendering of each
-    line; the log file keeps every byte as the CLI wrote it."""
-
-    async def on_output(stream: str, text: str) -> None:
-        if feed is None:
-            await buffer.add(stream, text)
-            return
-        rendered = feed.add(stream, text)
-        if rendered:
-            await buffer.add(stream, rendered)
-
-    if ctx.plan.sandbox is not None:
-        # The agent's scratch directory (`<task>.<attempt>.scratch`, as the worktree id ends).
-        scratch = ctx.log_dir / f"{worktree.worktree_id.rsplit('/', 1)[-1]}.scratch"
-        argv = sandboxed(
-            argv if argv is not None else ["/bin/sh", "-c", shell or ""],
-            cwd=worktree.path,
-            writable=[scratch] if scratch.is_dir() else [],
-            readable=[ctx.repo, await ctx.git.common_dir()],
-            network=ctx.plan.sandbox_network,
-        )
-        shell = None
-    handle: ProcessHandle = await start_process(
-        argv,
-        shell_command=shell,
-        cwd=worktree.path,
-        env=env,
-        timeout=timeout,
-        on_output=on_output,
-        max_chunk=ctx.settings.output_chunk_bytes,
-        log_path=log_path,
-        grace=ctx.settings.stop_grace,
-    )
-    waiter = asyncio.ensure_future(handle.wait())
-    stopper = asyncio.ensure_future(ctx.stop.wait())
-    await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
-    stopper.cancel()
-    if feed is not None:
-        for stream, text in feed.flush().items():
-            await buffer.add(stream, text)
-    if waiter.done():
-        return waiter.result()
-    waiter.cancel()
-    await handle.terminate(ctx.settings.stop_grace)
-    return None
 
 
 async def _failed(
@@ -461,15 +288,3 @@ async def _interrupted(
     return AttemptResult(
         ids["task_id"], ids["attempt"], Outcome.INTERRUPTED, worktree, error=reason
     )
-
-
-def exit_text(result: ProcessResult) -> str:
-    if result.timed_out:
-        return f"timed out after {result.duration:.0f} s"
-    if result.exit_code is not None and result.exit_code < 0:
-        return f"killed by signal {-result.exit_code}"
-    return f"exit status {result.exit_code}"
-
-
-def _tail(result: ProcessResult, lines: int = 15) -> str:
-    return "\n".join(result.output_tail.strip().splitlines()[-lines:])
