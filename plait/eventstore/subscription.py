@@ -48,6 +48,20 @@ def feed_for(store: EventStore) -> LiveFeed:
     return feed
 
 
+async def read_range(store: EventStore, after: int, until: int) -> AsyncIterator[StoredEvent]:
+    """The stored events after `after` up to `until`, a page at a time, read off the loop:
+    how a subscriber catches up before it joins a live feed."""
+    while after < until:
+        page = await asyncio.to_thread(store.read_all, after, min(PAGE_SIZE, until - after))
+        if not page:
+            return
+        for event in page:
+            if event.position > until:
+                return
+            yield event
+            after = event.position
+
+
 class _Lagged:
     """Queued in place of events a subscriber was too slow to take."""
 
@@ -92,7 +106,7 @@ class LiveFeed:
         try:
             while True:
                 head = await self._join(queue, tick)
-                async for event in self._catch_up(last, head):
+                async for event in read_range(self.store, last, head):
                     last = event.position
                     yield event
                 while True:
@@ -124,19 +138,6 @@ class LiveFeed:
         if not self._queues and self._task is not None:
             self._task.cancel()
             self._task = None
-
-    async def _catch_up(self, after: int, until: int) -> AsyncIterator[StoredEvent]:
-        while after < until:
-            page = await asyncio.to_thread(
-                self.store.read_all, after, min(PAGE_SIZE, until - after)
-            )
-            if not page:
-                return
-            for event in page:
-                if event.position > until:
-                    return
-                yield event
-                after = event.position
 
     async def _run(self) -> None:
         notifier = self.store.notifier

@@ -19,12 +19,11 @@ from dataclasses import dataclass, field
 
 from plait.eventstore import StoredEvent
 from plait.eventstore.interface import EventStore
+from plait.eventstore.subscription import MAX_QUEUED, read_range
 
 log = logging.getLogger(__name__)
 Wanted = Callable[[StoredEvent], Awaitable[bool]]
 Framer = Callable[[StoredEvent], str]
-PAGE_SIZE = 1000
-MAX_QUEUED = 10_000
 
 
 class _Lagged:
@@ -91,18 +90,9 @@ class Channel:
             self.task = None
 
     async def _catch_up(self, after: int, until: int) -> AsyncIterator[tuple[int, str]]:
-        while after < until:
-            page = await asyncio.to_thread(
-                self.store.read_all, after, min(PAGE_SIZE, until - after)
-            )
-            if not page:
-                return
-            for event in page:
-                if event.position > until:
-                    return
-                after = event.position
-                if await self.wanted(event):
-                    yield event.position, self.framer(event)
+        async for event in read_range(self.store, after, until):
+            if await self.wanted(event):
+                yield event.position, self.framer(event)
 
     async def _run(self) -> None:
         try:
