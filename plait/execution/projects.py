@@ -112,18 +112,6 @@ async def repository_root(path: str) -> Path:
     return top.resolve()
 
 
-async def visible_repository(path: str) -> None:
-    """A registered repository as this server sees it now: NotARepository naming the path if
-    it cannot use it (another host's path, moved, deleted), before any git command fails."""
-    try:
-        await repository_root(path)
-    except NotARepository as exc:
-        raise NotARepository(
-            f"this server cannot use the project's repository (is it on another host, moved "
-            f"or deleted?): {exc}"
-        ) from None
-
-
 async def _is_bare(git: Git) -> bool:
     result = await git.run("rev-parse", "--is-bare-repository", check=False)
     return result.returncode == 0 and result.stdout.strip() == "true"
@@ -137,31 +125,29 @@ async def identity(repo: Path) -> tuple[str, str]:
     return str(await git.common_dir()), roots.stdout.split()[-1]
 
 
-async def check_identity(facts: ProjectFacts) -> None:
-    """RepositoryChanged unless `facts.repo_path` is still the root of the repository that
-    was registered there: not gone, not a plain directory inside another repository, not
-    another repository at the same path."""
+async def check_repository(facts: ProjectFacts) -> None:
+    """The registered repository as this server sees it now, before any git command fails:
+    NotARepository naming the path if it cannot use it (another host's path, moved,
+    deleted); RepositoryChanged unless the path is still the root of the repository that
+    was registered there (not a plain directory inside another repository, not another
+    repository at the same path)."""
     where = facts.repo_path
-    path = Path(where)
-    if not path.is_dir():
-        raise RepositoryChanged(
-            f"the repository of project {facts.project_id} is gone: {where} does not exist"
-            " (register it again where it is now)"
-        )
-    git = Git(path)
     try:
-        top = await git.toplevel()
-    except GitError:
-        top = None
-    if top != path.resolve():
-        inside = f" (it is a plain directory inside {top})" if top is not None else ""
+        top = await repository_root(where)
+    except NotARepository as exc:
+        raise NotARepository(
+            f"this server cannot use the project's repository (is it on another host, moved "
+            f"or deleted?): {exc}"
+        ) from None
+    if top != Path(where).resolve():
         raise RepositoryChanged(
-            f"{where} is no longer a git repository{inside}: plait will not run on another"
-            f" repository; restore it, or delete project {facts.project_id}"
+            f"{where} is no longer a git repository (it is a plain directory inside {top}):"
+            f" plait will not run on another repository; restore it, or delete project"
+            f" {facts.project_id}"
         )
     if not facts.root_commit:
         return
-    known = await git.run("cat-file", "-e", f"{facts.root_commit}^{{commit}}", check=False)
+    known = await Git(top).run("cat-file", "-e", f"{facts.root_commit}^{{commit}}", check=False)
     if known.returncode != 0:
         raise RepositoryChanged(
             f"{where} holds another repository than the one registered (its root commit"

@@ -52,10 +52,9 @@ from plait.execution.git.diffs import Diff, NoDiff, task_diff
 from plait.execution.project_service import ProjectService, Registration
 from plait.execution.projects import (
     ProjectFacts,
-    check_identity,
+    check_repository,
     checked_id,
     new_id,
-    visible_repository,
 )
 from plait.execution.run.orchestrator import RunResult
 from plait.execution.run.recovery import adopt_finished_attempts, interrupt_tasks
@@ -126,8 +125,7 @@ class Plait(ProjectService):
             )
         if facts.plan is None:
             raise NoPlan(f"project {project_id} has no plan: submit one first")
-        await visible_repository(facts.repo_path)
-        await check_identity(facts)
+        await check_repository(facts)
         plan, batches = self._accepted(facts, max_concurrency=max_concurrency, base=base)
         git = Git(Path(facts.repo_path))
         base_branch = plan.base or await git.current_branch()
@@ -261,8 +259,7 @@ class Plait(ProjectService):
         run_id = checked_id("run id", run_id) if run_id else facts.last_run
         if run_id is None:
             raise UnknownRun(f"project {project_id} has no run to resume")
-        await visible_repository(facts.repo_path)
-        await check_identity(facts)
+        await check_repository(facts)
         if (active := self.supervisor.driving(run_id)) is not None:
             if action is run_actions.RESUME and active.recovered:
                 # Start-up already resumed it (a crash left it unfinished): that is the
