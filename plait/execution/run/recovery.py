@@ -14,6 +14,7 @@ from plait.domain.statuses import RunStatus, TaskStatus
 from plait.execution.git.cli import Git
 from plait.execution.run.context import RunContext
 from plait.execution.run.recorder import RunRecorder
+from plait.execution.run.task_work import commit_subject
 from plait.execution.runners.orphans import kill_process_groups, processes_inside
 from plait.execution.worktrees.manager import Worktree, WorktreeManager
 
@@ -56,7 +57,7 @@ async def adopt_finished_attempts(recorder: RunRecorder, git: Git) -> list[str]:
             continue
         subject = await git.run("log", "-1", "--format=%s", tip, check=False)
         descends = await git.run("merge-base", "--is-ancestor", task.base_commit, tip, check=False)
-        if subject.stdout.strip() != f"plait: {task.title or task.task_id}":
+        if subject.stdout.strip() != commit_subject(task.title, task.task_id):
             continue
         if descends.returncode != 0:
             continue

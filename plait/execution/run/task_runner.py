@@ -27,7 +27,13 @@ from plait.execution.run.task_process import (
     output_tail,
     supervised,
 )
-from plait.execution.run.task_work import TaskIds, commit_work, holds_task_work, keep_work
+from plait.execution.run.task_work import (
+    TaskIds,
+    commit_subject,
+    commit_work,
+    holds_task_work,
+    keep_work,
+)
 from plait.execution.runners.agent_output import LineFeed, parser_for
 from plait.execution.runners.agent_report import AgentReport
 from plait.execution.runners.agents import Command, build_command
@@ -179,7 +185,7 @@ async def run_attempt(
         if report is not None and report.error:
             # The agent's own verdict: it failed even though it exited 0.
             return await _failed(ctx, ids, worktree, 0, report.error, will_retry, started)
-        commit = await commit_work(ctx, worktree, f"plait: {task.title or task.id}", ids)
+        commit = await commit_work(ctx, worktree, commit_subject(task.title, task.id), ids)
         if commit is not None and not await ctx.git.is_ancestor(worktree.base_commit, commit):
             # Its branch was deleted (HEAD unborn: a root commit) or rewritten: no merge
             # could take it, on this run or any resume. A failure, so it runs again.

@@ -24,6 +24,12 @@ class TaskIds(TypedDict):
     attempt: int
 
 
+def commit_subject(title: str | None, task_id: str) -> str:
+    """The subject of plait's commit of a task's work: how a new owner recognises a finished
+    attempt's commit on the task's branch after its driver died."""
+    return f"plait: {title or task_id}"
+
+
 def kept_ref(ids: TaskIds) -> str:
     return f"refs/plait/kept/{ids['run_id']}/{ids['task_id']}/{ids['attempt']}"
 
