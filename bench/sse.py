@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import json
 import os
 import signal
@@ -174,9 +175,9 @@ async def plait_server(work: Path) -> tuple[ASGI, Control, Callable[[], Awaitabl
     from plait.execution.service import Plait
     from plait.execution.settings import Settings
     from plait.http.app import create_app
-    from plait.projections.codec import encode, run_stream
+    from plait.projections.codec import encode, project_stream, run_stream
     from tests.gitrepo import make_repo
-    from tests.histories import run_events
+    from tests.histories import project_run_start, run_events
 
     repo = make_repo(work / "repo")  # registration needs a first commit
     store = await asyncio.to_thread(SqlEventStore, f"sqlite:///{work / 'sse.db'}")
@@ -188,6 +189,10 @@ async def plait_server(work: Path) -> tuple[ASGI, Control, Callable[[], Awaitabl
     history = run_events(project, run_id, [["t10"]], outputs=0)
     started = next(i for i, e in enumerate(history) if isinstance(e, TaskSucceeded))
     prefix = [encode(e) for e in history[:started]]
+    # The project records the run's start, as every run's start does (RunStarted).
+    await asyncio.to_thread(
+        store.append, project_stream(project), [encode(project_run_start(project, run_id))], None
+    )
     await asyncio.to_thread(store.append, run_stream(run_id), prefix, 0)
     await service.wait_until_projected()
 
@@ -201,7 +206,10 @@ async def plait_server(work: Path) -> tuple[ASGI, Control, Callable[[], Awaitabl
             stream="stdout",
             text=f"{MARK}{time.time():.6f}{MARK}",
         )
-        await asyncio.to_thread(store.append, run_stream(run_id), [encode(event)], None)
+        # As a run's recorder appends: on the store's writer thread (eventstore/writer.py).
+        await store.writer.run(
+            functools.partial(store.append, run_stream(run_id), [encode(event)], None)
+        )
 
     control = Control(append)
     feed = feed_for(store)
@@ -470,8 +478,8 @@ def main() -> None:
         "subscribers run in one Python process on the same 2 cores as the server. CPU: "
         "server utime+stime over the window / wall time. plait: SQLite store, service and "
         "projector running (the projector is one more subscriber of the same feed). Not equal "
-        "guarantees: plait's latency includes the append (a SQLite commit, from a worker "
-        "thread, as a run's recorder makes it) and every event is durable before it is sent; "
+        "guarantees: plait's latency includes the append (a SQLite commit, on the store's "
+        "writer thread, as a run's recorder makes it) and every event is durable before it is sent; "
         "the bare broadcaster stores nothing. Store reads per append: reads the live feed made "
         "while the appends ran (the store hands its events to the feed, so only the feed's "
         "fallback poll reads).",

@@ -48,6 +48,7 @@ from plait.eventstore.records import (
 from plait.eventstore.subscription import feed_for
 from plait.eventstore.urls import display_url, normalise_url
 from plait.eventstore.verification import verify_chain
+from plait.eventstore.writer import SerialWriter
 
 T = TypeVar("T")
 
@@ -117,6 +118,7 @@ class SqlEventStore:
         # SQLite files: WAL checkpoints on a thread of their own (sqlite_store.py).
         self.checkpointer: WalCheckpointer | None = None
         self.notifier = Notifier()
+        self.writer = SerialWriter()  # this process's appends from event loops (writer.py)
         self._closed = False
         self._lock = threading.Lock()
         # Operations in flight: close() waits for them, so no thread is left holding a
@@ -312,8 +314,8 @@ class SqlEventStore:
                     self._idle.notify_all()
 
     def close(self, timeout: float = 30.0) -> None:
-        """Anchor the chain, refuse new work, wait for what is in flight, then release every
-        connection."""
+        """Finish queued appends, anchor the chain, refuse new work, wait, release all."""
+        self.writer.close()
         if self.head_file is not None and not self._closed:
             with contextlib.suppress(StoreError):  # the database is gone: the last anchor stands
                 self.record_head()

@@ -12,6 +12,7 @@ from sqlalchemy.engine import URL
 from plait.eventstore.anchor import ChainHead
 from plait.eventstore.notify import Notifier
 from plait.eventstore.records import Fence, IntegrityReport, NewEvent, StoredEvent
+from plait.eventstore.writer import SerialWriter
 
 
 class EventStore(Protocol):
@@ -20,6 +21,8 @@ class EventStore(Protocol):
     url: URL
     # Wakes this process's live feeds when this process appends (subscription.py).
     notifier: Notifier
+    # Makes the appends coroutines ask for, in order, on one thread of its own (writer.py).
+    writer: SerialWriter
 
     def append(
         self,

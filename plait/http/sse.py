@@ -128,12 +128,16 @@ def project_filter(runtime: Runtime, project_id: str) -> Wanted:
 
 
 async def owner_of(runtime: Runtime, run_id: str, event: StoredEvent) -> str | None:
-    """The project a run belongs to: remembered from RunCreated, else asked for once."""
+    """The project a run belongs to: remembered from RunCreated (or from the project, when a
+    stream opened), else asked for once: the runs this process drives from memory, on the
+    loop; others from the read model, off it."""
     owners = runtime.run_owners
     if run_id not in owners:
         if event.type == "RunCreated":
             owner: str | None = str(event.data.get("project_id"))
         else:
+            owner = runtime.plait.supervisor.project_of_driven(run_id)
+        if owner is None:
             owner = await asyncio.to_thread(runtime.plait.project_of_run, run_id)
             if owner is None:
                 owner = await asyncio.to_thread(_owner_from_store, runtime, run_id)
@@ -168,8 +172,15 @@ def _response(request: Request, project_id: str | None) -> StreamingResponse:
 async def project_events(request: Request) -> StreamingResponse:
     project_id: str = request.path_params["project_id"]
     runtime = runtime_of(request)
-    if await asyncio.to_thread(runtime.read.project, project_id) is None:
+    project = await asyncio.to_thread(runtime.read.project, project_id)
+    if project is None:
         raise ApiError(404, "unknown_project", f"no project {project_id!r}")
+    # The project's current and latest runs are the ones whose events come next: known now,
+    # the channel need not look up their owner (a thread hop and a read) on a live event,
+    # which was the slowest event of a stream that opened after its run had started.
+    for key in ("active_run_id", "last_run_id"):
+        if project.get(key):
+            runtime.run_owners.setdefault(str(project[key]), project_id)
     return _response(request, project_id)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -158,6 +158,30 @@ async def test_last_event_id_wins_over_after(client: httpx.AsyncClient, tmp_path
         client, "/api/events?after=0", reaches(2), headers={"Last-Event-ID": "1"}
     )
     assert [e.id for e in events] == ["2"]
+
+
+async def on_server(server: LiveServer, work: Coroutine[Any, Any, Any]) -> None:
+    """Run `work` on the server's own event loop and wait for it."""
+    loop = server.server.servers[0].get_loop()
+    await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(work, loop))
+
+
+async def test_a_project_stream_knows_the_project_of_its_latest_run_before_the_run_s_next_event(
+    client: httpx.AsyncClient, server: LiveServer, tmp_path: Path
+) -> None:
+    project = await new_project(client, a_repo(tmp_path), SMALL_PLAN)
+    start = await client.post(f"/api/projects/{project}/parallel/start", headers=AUTH)
+    run_id = start.json()["run_id"]
+    runtime = server.app.state.runtime
+    await on_server(server, runtime.plait.wait_run(run_id))
+    await on_server(server, runtime.plait.wait_until_projected())
+    runtime.run_owners.clear()  # as in a server that has not seen the run's RunCreated
+    head = store_of(server).last_position()
+    async with aconnect_sse(client, "GET", f"/api/projects/{project}/events?after={head}") as sse:
+        assert sse.response.status_code == 200
+        # The channel will not look the run's owner up (a thread hop and a read) on its
+        # next event: the stream learnt it from the project as it opened.
+        assert runtime.run_owners == {run_id: project}
 
 
 async def test_a_stream_follows_events_stored_after_it_opened(

@@ -9,7 +9,11 @@ from pathlib import Path
 import pytest
 
 from plait.eventstore import NewEvent, SqlEventStore
-from plait.eventstore.checkpoints import AUTOCHECKPOINT_PAGES, CHECKPOINT_EVERY_COMMITS
+from plait.eventstore.checkpoints import (
+    AUTOCHECKPOINT_PAGES,
+    CHECKPOINT_EVERY_COMMITS,
+    checkpoint_due,
+)
 
 
 def _checkpointer_threads() -> list[threading.Thread]:
@@ -63,3 +67,12 @@ def test_postgres_stores_have_no_checkpointer(pg_schema_url: str) -> None:
         assert store.checkpointer is None
     finally:
         store.close()
+
+
+def test_a_steady_trickle_of_commits_is_checkpointed_by_count_and_a_quiet_second_by_time() -> None:
+    # Ten commits a second never leave a quiet second: only the count brings a checkpoint.
+    assert not checkpoint_due(pending=10, since_commit=0.1, every=100, idle=1.0)
+    assert checkpoint_due(pending=100, since_commit=0.1, every=100, idle=1.0)
+    # Once the commits stop, the WAL is checkpointed a quiet second later.
+    assert checkpoint_due(pending=1, since_commit=1.0, every=100, idle=1.0)
+    assert not checkpoint_due(pending=0, since_commit=5.0, every=100, idle=1.0)

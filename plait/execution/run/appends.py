@@ -10,8 +10,8 @@ writes nothing.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
+import functools
 import socket
 from collections.abc import Sequence
 
@@ -35,15 +35,18 @@ def encoded(events: Sequence[DomainEvent], metadata: Metadata) -> list[NewEvent]
     return [encode(event, metadata) for event in events]
 
 
-def append_now(
+async def append_now(
     store: EventStore,
     stream: str,
     events: Sequence[NewEvent],
     expected: int | None,
     fence: Fence | None = None,
 ) -> list[int]:
-    """store.append with the fence (blocking: call it in a thread)."""
-    return store.append(stream, events, expected, fence=fence)
+    """store.append with the fence, made by the store's writer thread (writer.py): in the
+    order this process asked, and behind no read or projection page of the shared pool."""
+    return await store.writer.run(
+        functools.partial(store.append, stream, events, expected, fence=fence)
+    )
 
 
 async def append(
@@ -55,8 +58,7 @@ async def append(
     metadata: Metadata,
     fence: Fence | None = None,
 ) -> list[int]:
-    stored = encoded(events, metadata)
-    return await asyncio.to_thread(append_now, store, stream, stored, expected, fence)
+    return await append_now(store, stream, encoded(events, metadata), expected, fence)
 
 
 async def end_run(

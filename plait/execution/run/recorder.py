@@ -181,9 +181,7 @@ class RunRecorder:
         delay = 0.1
         while True:
             try:
-                return await asyncio.to_thread(
-                    append_now, self.store, self.stream, stored, self.version, self.fence
-                )
+                return await append_now(self.store, self.stream, stored, self.version, self.fence)
             except StoreUnavailable as exc:
                 if time.monotonic() + delay > deadline:
                     raise
