@@ -479,10 +479,10 @@ def main() -> None:
         "server utime+stime over the window / wall time. plait: SQLite store, service and "
         "projector running (the projector is one more subscriber of the same feed). Not equal "
         "guarantees: plait's latency includes the append (a SQLite commit, on the store's "
-        "writer thread, as a run's recorder makes it) and every event is durable before it is sent; "
-        "the bare broadcaster stores nothing. Store reads per append: reads the live feed made "
-        "while the appends ran (the store hands its events to the feed, so only the feed's "
-        "fallback poll reads).",
+        "writer thread, as a run's recorder makes it) and every event is durable before it is "
+        "sent; the bare broadcaster stores nothing. Store reads per append: reads the live "
+        "feed made while the appends ran (the store hands its events to the feed, so only "
+        "the feed's fallback poll reads).",
     ]
     command = (
         f"python -m bench.sse --subscribers {args.subscribers} --rate {args.rate:g} "

@@ -6,7 +6,9 @@ projection pages were queued there, on whichever of its threads was free, and tw
 asked for in one order could commit in the other. The store's writer is one thread with a
 queue of its own: it makes the appends in the order they were asked for, from any number of
 event loops, and hands each caller its append's result or its error on the caller's loop.
-Nothing but appends waits in that queue.
+Nothing but appends waits in that queue. Both backends make one append at a time anyway
+(SQLite's write lock; PostgreSQL's append function locks the events table until it commits),
+so one thread per store costs no parallelism.
 
 close() lets the appends already asked for finish, then ends the thread; an append asked for
 after that runs on the caller loop's default executor as before (where a closed store refuses
