@@ -30,6 +30,7 @@ from plait.domain.plan.model import (
     Plan,
     Profile,
     Sandbox,
+    Schedule,
     Task,
 )
 from plait.domain.plan.paths import (
@@ -76,6 +77,11 @@ def read_plan(obj: object, user_profiles: object = None) -> Plan:
         task_default = None if default_profile is None else default_profile.agent
     tasks = read_tasks(obj.get("tasks"), task_default, profiles, problems)
     batches = read_batches(obj.get("batches"), problems)
+    if batches is not None and settings.schedule is Schedule.READY:
+        problems.append(
+            "'batches' need 'schedule: batch': with 'schedule: ready' a task starts as soon as"
+            " its dependencies landed, so there are no batches to give"
+        )
     problems.extend(graph_problems(tasks))
     if batches is not None:
         problems.extend(batch_problems(batches, tasks))
@@ -115,7 +121,20 @@ def read_settings(fields: FieldReader, agent: Agent, profiles: tuple[Profile, ..
         on_task_failure=read_on_task_failure(fields),
         sandbox=read_sandbox(fields),
         sandbox_network=read_sandbox_network(fields),
+        schedule=read_schedule(fields),
     )
+
+
+def read_schedule(fields: FieldReader) -> Schedule:
+    value = fields.text("schedule")
+    if value is None:
+        return Schedule.BATCH
+    try:
+        return Schedule(value)
+    except ValueError:
+        choices = " or ".join(repr(str(c)) for c in Schedule)
+        fields.problem(f"'schedule' must be {choices}, got {show(value)}")
+        return Schedule.BATCH
 
 
 def read_sandbox(fields: FieldReader) -> Sandbox | None:
@@ -249,6 +268,7 @@ def read_task(
         timeout=fields.seconds("timeout"),
         profile=profile_name,
         allow_no_change=read_optional_flag(fields, "allow_no_change"),
+        estimate=fields.seconds("estimate"),
     )
     if profile is not None:
         check_runner(fields, profile.agent)

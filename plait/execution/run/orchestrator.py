@@ -23,8 +23,8 @@ from plait.domain.events import (
     RunFailed,
     RunStopped,
 )
-from plait.domain.plan.batching import select_mode
-from plait.domain.plan.model import Batch
+from plait.domain.plan.batching import plan_batches, select_mode
+from plait.domain.plan.model import Batch, Schedule
 from plait.domain.run.decide import batch_has_work, nothing_landed, run_completed
 from plait.domain.run_actions import dependency_skips, land_skips
 from plait.domain.statuses import ACTIVE_RUN, ENDED_RUN, RunStatus
@@ -36,6 +36,7 @@ from plait.execution.run.batch_executor import BatchEnd, BatchExecutor
 from plait.execution.run.context import RunContext
 from plait.execution.run.integration_tests import IntegrationTester
 from plait.execution.run.merge_validator import LandingRaced, MergeValidator
+from plait.execution.run.ready_queue import ReadyQueue
 from plait.execution.run.recovery import interrupt_tasks
 from plait.execution.worktrees.manager import WorktreeError
 
@@ -102,10 +103,16 @@ class RunDriver:
     async def _drive(self) -> RunResult:
         ctx = self.ctx
         state = ctx.recorder.state
+        ready = state.schedule == Schedule.READY
         if state.status == RunStatus.PENDING:
-            decision = select_mode(self._batches(), ctx.plan.max_concurrency)
+            # A ready run has no batches before it runs: its mode follows the plan's levels.
+            planned = list(plan_batches(ctx.plan)) if ready else self._batches()
+            decision = select_mode(planned, ctx.plan.max_concurrency)
+            reason = f"schedule ready: {decision.reason}" if ready else decision.reason
             await ctx.recorder.record(
-                ExecutionModeSelected(run_id=ctx.run_id, mode=decision.mode, reason=decision.reason)
+                ExecutionModeSelected(
+                    run_id=ctx.run_id, mode=decision.mode, reason=reason, schedule=state.schedule
+                )
             )
         await self._ensure_result_ref()
         if state.land_requested:
@@ -117,6 +124,19 @@ class RunDriver:
             if verdict is not None:
                 return verdict
         tip = await ctx.git.rev_parse(ctx.result_ref)
+        if ready:
+            queued = await ReadyQueue(ctx, self.batches).drive(tip)
+            if queued.status is BatchEnd.STOPPED:
+                return await self._stopped()
+            if queued.status is BatchEnd.FAILED:
+                errors = "; ".join(queued.errors) or "a task failed"
+                if queued.unprepared:
+                    return await self._fail(errors)
+                return await self._fail(
+                    f"{errors}; the run stopped once its running tasks landed"
+                    " (on_task_failure: stop)"
+                )
+            return await self._finish(queued.tip)
         for batch in self._batches():
             if not batch_has_work(state, batch.batch_id):
                 continue
