@@ -95,7 +95,8 @@ async def test_a_round_takes_every_task_that_finished_while_the_last_round_was_t
     # `b` and `c` finish only once the first round is being tested, and that test waits
     # until both have finished: the next round must take both at once.
     landing, release = marker(harness, "first-testing"), marker(harness, "release")
-    tests = f"if [ -e first.txt ] && [ ! -e b.txt ]; then touch {landing}; {wait_until(f'[ -e {release} ]')}; fi"
+    hold = wait_until(f"[ -e {release} ]")
+    tests = f"if [ -e first.txt ] && [ ! -e b.txt ]; then touch {landing}; {hold}; fi"
     after_first = wait_until(f"[ -e {landing} ]") + "; "
     tasks = [
         task("first", write("first.txt", "1")),
