@@ -5,13 +5,14 @@ failures and stops behave as in batch mode."""
 from __future__ import annotations
 
 import shlex
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
 
 from plait.domain.ids import result_branch
 from plait.domain.run import replay
+from plait.eventstore import StoredEvent
 from plait.projections.codec import decode
 from tests.integration.orchestration_helpers import (
     Harness,
@@ -36,6 +37,10 @@ async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
 
 def ready(*tasks: dict[str, object], **settings: object) -> dict[str, object]:
     return plan(*tasks, schedule="ready", **settings)
+
+
+def succeeded(task_id: str) -> Callable[[StoredEvent], bool]:
+    return lambda e: e.type == "TaskSucceeded" and e.data["task_id"] == task_id
 
 
 def marker(harness: Harness, name: str) -> str:
@@ -105,9 +110,7 @@ async def test_a_round_takes_every_task_that_finished_while_the_last_round_was_t
     ]
     run_id = await harness.start(ready(*tasks, max_concurrency=3, test_command=tests))
     for finished in ("b", "c"):
-        await harness.wait_for_event(
-            run_id, lambda e, t=finished: e.type == "TaskSucceeded" and e.data["task_id"] == t
-        )
+        await harness.wait_for_event(run_id, succeeded(finished))
     (harness.shared / "release").touch()
     done = await harness.finish(run_id)
 
