@@ -194,7 +194,7 @@ def test_a_resumed_queue_carries_finished_tasks_and_runs_failed_ones_again() -> 
 
 
 def test_nothing_is_stuck_once_every_task_settled() -> None:
-    deps = {"a": []}
+    deps: dict[str, list[str]] = {"a": []}
     assert stuck(ready_run(deps)) == "tasks that could not start: a"
     landed = ready_run(
         deps, *launch(Q, "a"), succeed(Q, "a"), *round_lands(1, "a", before="c0", after="c1")
