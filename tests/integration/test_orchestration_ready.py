@@ -207,3 +207,34 @@ async def test_a_stopped_ready_run_resumes_and_lands_every_task(harness: Harness
 
     assert done.result.status == "landed", done.result.error
     assert {"first.txt", "held.txt"} <= files_on(harness.repo, "main")
+
+
+async def test_a_task_without_a_worktree_makes_the_run_fall_back_to_one_at_a_time(
+    harness: Harness,
+) -> None:
+    # `blocker` takes the directory `b`'s first worktree would get while `b` becomes ready,
+    # and gives it back only once the run fell back; `b` then runs alone and lands.
+    made, release = marker(harness, "blocked"), marker(harness, "release")
+    spot = '"$(dirname "$PLAIT_WORKTREE")/b.1"'
+    blocker = task(
+        "blocker",
+        f"mkdir -p {spot} && touch {spot}/taken && touch {made}; "
+        + wait_until(f"[ -e {release} ]")
+        + f"; rm -r {spot}; "
+        + write("blocker.txt", "x"),
+    )
+    first = task("first", wait_until(f"[ -e {made} ]") + "; " + write("first.txt", "1"))
+    b = task("b", write("b.txt", "b"), "first")
+    run_id = await harness.start(ready(blocker, first, b, max_concurrency=2))
+    fell_back = await harness.wait_for_event(run_id, lambda e: e.type == "FellBackToSequential")
+    (harness.shared / "release").touch()
+    done = await harness.finish(run_id)
+
+    assert done.result.status == "landed", done.result.error
+    assert fell_back.data["batch_id"] is None
+    assert "task 'b': worktree:" in fell_back.data["reason"]
+    assert replay(decode(e) for e in done.events).mode == "sequential"
+    assert {"blocker.txt", "first.txt", "b.txt"} <= files_on(harness.repo, "main")
+    assert first_index(done.events, "TaskStarted", task_id="b") > first_index(
+        done.events, "TaskSucceeded", task_id="blocker"
+    )

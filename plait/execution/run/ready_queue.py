@@ -54,7 +54,6 @@ class ReadyQueue:
         self.files = {task.id: task.files for task in ctx.plan.tasks}
         self.limit = ctx.plan.max_concurrency if ctx.recorder.state.mode == "parallel" else 1
         self.halted = False  # no new task starts: a failure under `stop`, or a stop
-        self.unprepared_once: set[str] = set()
 
     async def drive(self, tip: str) -> QueueOutcome:
         outcome = QueueOutcome(BatchEnd.COMPLETED, tip)
@@ -143,16 +142,16 @@ class ReadyQueue:
     async def _unprepared(
         self, task: Task, exc: BaseException, running: Running, outcome: QueueOutcome
     ) -> None:
-        """No worktree for a task: the run falls back to one task at a time; with nothing
-        else running, the task cannot run at all and the run fails once the rest landed."""
+        """No worktree for a task: the run falls back to one task at a time and tries again
+        once the others are done; with nothing else running, the task cannot run at all and
+        the run fails (resumable) once what finished has landed."""
         error = f"task {task.id!r}: worktree: {exc}"
-        if task.id in self.unprepared_once and not running:
+        if not running:
             self.halted = True
             outcome.status = BatchEnd.FAILED
             outcome.errors.append(error)
             outcome.unprepared.append(task.id)
             return
-        self.unprepared_once.add(task.id)
         if self.limit > 1:
             self.limit = 1
             await self.ctx.recorder.record(
