@@ -29,9 +29,11 @@ from tests.integration.orchestration_helpers import (
 )
 
 
-@pytest.fixture
-async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
-    async with open_harness(tmp_path) as opened:
+@pytest.fixture(params=["fresh", "pooled"])
+async def harness(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[Harness]:
+    """Each test with fresh worktrees and with pooled ones: a ready run provisions while
+    its rounds give worktrees back."""
+    async with open_harness(tmp_path, reuse_worktrees=request.param == "pooled") as opened:
         yield opened
 
 
@@ -210,10 +212,16 @@ async def test_a_stopped_ready_run_resumes_and_lands_every_task(harness: Harness
 
 
 async def test_a_task_without_a_worktree_makes_the_run_fall_back_to_one_at_a_time(
-    harness: Harness,
+    tmp_path: Path,
 ) -> None:
     # `blocker` takes the directory `b`'s first worktree would get while `b` becomes ready,
-    # and gives it back only once the run fell back; `b` then runs alone and lands.
+    # and gives it back only once the run fell back; `b` then runs alone and lands. (Fresh
+    # worktrees: a pooled one's directory is a slot's, not the task's.)
+    async with open_harness(tmp_path) as harness:
+        await falls_back_then_lands(harness)
+
+
+async def falls_back_then_lands(harness: Harness) -> None:
     made, release = marker(harness, "blocked"), marker(harness, "release")
     spot = '"$(dirname "$PLAIT_WORKTREE")/b.1"'
     blocker = task(
