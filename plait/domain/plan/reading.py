@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import replace
+from enum import StrEnum
+from typing import TypeVar
 
 from plait.domain.agents import SHELL
 from plait.domain.errors import PlanError
@@ -126,26 +128,27 @@ def read_settings(fields: FieldReader, agent: Agent, profiles: tuple[Profile, ..
 
 
 def read_schedule(fields: FieldReader) -> Schedule:
-    value = fields.text("schedule")
-    if value is None:
-        return Schedule.BATCH
-    try:
-        return Schedule(value)
-    except ValueError:
-        choices = " or ".join(repr(str(c)) for c in Schedule)
-        fields.problem(f"'schedule' must be {choices}, got {show(value)}")
-        return Schedule.BATCH
+    return read_choice(fields, "schedule", Schedule) or Schedule.BATCH
 
 
 def read_sandbox(fields: FieldReader) -> Sandbox | None:
-    value = fields.text("sandbox")
+    return read_choice(fields, "sandbox", Sandbox)
+
+
+C = TypeVar("C", bound=StrEnum)
+
+
+def read_choice(fields: FieldReader, key: str, kind: type[C]) -> C | None:
+    """One of `kind`'s values, or None when the field is absent or names none of them (then
+    the problem lists the choices)."""
+    value = fields.text(key)
     if value is None:
         return None
     try:
-        return Sandbox(value)
+        return kind(value)
     except ValueError:
-        choices = " or ".join(repr(str(c)) for c in Sandbox)
-        fields.problem(f"'sandbox' must be {choices}, got {show(value)}")
+        choices = " or ".join(repr(str(c)) for c in kind)
+        fields.problem(f"'{key}' must be {choices}, got {show(value)}")
         return None
 
 
@@ -157,15 +160,7 @@ def read_sandbox_network(fields: FieldReader) -> bool:
 
 
 def read_on_task_failure(fields: FieldReader) -> OnTaskFailure:
-    value = fields.text("on_task_failure")
-    if value is None:
-        return OnTaskFailure.STOP
-    try:
-        return OnTaskFailure(value)
-    except ValueError:
-        choices = " or ".join(repr(str(c)) for c in OnTaskFailure)
-        fields.problem(f"'on_task_failure' must be {choices}, got {show(value)}")
-        return OnTaskFailure.STOP
+    return read_choice(fields, "on_task_failure", OnTaskFailure) or OnTaskFailure.STOP
 
 
 def input_path_problem(path: str) -> str | None:

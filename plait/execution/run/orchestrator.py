@@ -32,11 +32,11 @@ from plait.domain.verdicts import baseline
 from plait.eventstore import StoreError
 from plait.execution.git.cli import GitError
 from plait.execution.git.merging import LandOutcome, LandResult, land, merge_chain, update_ref_cas
-from plait.execution.run.batch_executor import BatchEnd, BatchExecutor
+from plait.execution.run.batch_executor import BatchEnd, BatchExecutor, BatchOutcome
 from plait.execution.run.context import RunContext
 from plait.execution.run.integration_tests import IntegrationTester
 from plait.execution.run.merge_validator import LandingRaced, MergeValidator
-from plait.execution.run.ready_queue import ReadyQueue
+from plait.execution.run.ready_queue import QueueOutcome, ReadyQueue
 from plait.execution.run.recovery import interrupt_tasks
 from plait.execution.worktrees.manager import WorktreeError
 
@@ -126,34 +126,29 @@ class RunDriver:
         tip = await ctx.git.rev_parse(ctx.result_ref)
         if ready:
             queued = await ReadyQueue(ctx, self.batches).drive(tip)
-            if queued.status is BatchEnd.STOPPED:
-                return await self._stopped()
-            if queued.status is BatchEnd.FAILED:
-                errors = "; ".join(queued.errors) or "a task failed"
-                if queued.unprepared:
-                    return await self._fail(errors)
-                return await self._fail(
-                    f"{errors}; the run stopped once its running tasks landed"
-                    " (on_task_failure: stop)"
-                )
-            return await self._finish(queued.tip)
+            ended = await self._ended(queued, "once its running tasks landed")
+            return ended or await self._finish(queued.tip)
         for batch in self._batches():
             if not batch_has_work(state, batch.batch_id):
                 continue
             await ctx.recorder.record(*dependency_skips(state, batch.batch_id))
             outcome = await self.batches.execute(batch, tip)
             tip = outcome.tip
-            if outcome.status is BatchEnd.STOPPED:
-                return await self._stopped()
-            if outcome.status is BatchEnd.FAILED:
-                errors = "; ".join(outcome.errors) or "a task failed"
-                if outcome.unprepared:
-                    return await self._fail(errors)
-                return await self._fail(
-                    f"{errors}; the run stopped after batch {batch.batch_id} "
-                    "(on_task_failure: stop)"
-                )
+            ended = await self._ended(outcome, f"after batch {batch.batch_id}")
+            if ended is not None:
+                return ended
         return await self._finish(tip)
+
+    async def _ended(self, outcome: BatchOutcome | QueueOutcome, when: str) -> RunResult | None:
+        """The run's end when a batch (or the ready queue) stopped or failed; None: go on."""
+        if outcome.status is BatchEnd.STOPPED:
+            return await self._stopped()
+        if outcome.status is not BatchEnd.FAILED:
+            return None
+        errors = "; ".join(outcome.errors) or "a task failed"
+        if outcome.unprepared:
+            return await self._fail(errors)
+        return await self._fail(f"{errors}; the run stopped {when} (on_task_failure: stop)")
 
     def _batches(self) -> list[Batch]:
         state = self.ctx.recorder.state
