@@ -25,11 +25,12 @@ from typing import Any, ClassVar
 from sqlalchemy.engine import URL
 
 from plait.eventstore import hashing
-from plait.eventstore.base import COLUMNS, SqlEventStore
+from plait.eventstore.base import SqlEventStore
 from plait.eventstore.checkpoints import WalCheckpointer
 from plait.eventstore.ddl_0006 import SQLITE_NOW, SQLITE_RUN_ACTIVE, SQLITE_RUN_NOT_ACTIVE
 from plait.eventstore.errors import ConcurrencyError, FencedOff, ProjectRunConflict
 from plait.eventstore.records import Fence, StoredEvent, idempotent_positions
+from plait.eventstore.statements import COLUMNS
 
 _new_tuple = tuple.__new__
 
