@@ -312,7 +312,7 @@ def main() -> None:
     ]
     command = (
         f"python -m bench.store --events {args.events} --runs {args.runs} "
-        f"--sqlite-sync {args.sqlite_sync} --pg-sync {args.pg_sync}"
+        f"--backends {args.backends} --sqlite-sync {args.sqlite_sync} --pg-sync {args.pg_sync}"
     )
     if args.no_record:
         print("\n".join([*table, "", *notes]))

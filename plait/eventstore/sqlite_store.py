@@ -119,9 +119,8 @@ class SqliteEventStore(SqlEventStore):
         elif stream_id not in tip.versions:
             if len(tip.versions) >= MAX_TIP_STREAMS:
                 tip.versions.clear()
-            tip.versions[stream_id] = connection.execute(_STREAM_VERSION, (stream_id,)).fetchone()[
-                0
-            ]
+            (current,) = connection.execute(_STREAM_VERSION, (stream_id,)).fetchone()
+            tip.versions[stream_id] = current
         return tip
 
     def _insert(
