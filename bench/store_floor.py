@@ -6,13 +6,14 @@
 bench/store.py compares plait's appends with the `eventsourcing` library's. This one splits
 each figure in two, side by side in one run: the store's whole append (as bench/store.py
 times it), and the same SQLite statements replayed on a raw connection with rows built
-beforehand (BEGIN, one executemany INSERT, COMMIT), on a fresh database whose schema the
-store itself created (plait's triggers and indexes included). The difference is the store's
-Python. Two more plait rows replay its statements on its schema without the unique event-id
-index, and without the project-runs trigger: what-ifs, to price each (plait needs both:
-idempotent retries, one active run per project). Each
-replay also counts the WAL frames (dirty pages) a commit writes. At `synchronous=NORMAL` in
-WAL mode a commit writes its pages to the WAL without a flush, so its cost grows with them.
+beforehand (BEGIN, the INSERTs as the store issues them, COMMIT), on a fresh database whose
+schema the store itself created (plait's triggers and indexes included). The difference is
+the store's Python (plait's includes the plait-only part of its statements: the state read,
+PRAGMA data_version). Two more plait rows replay its statements on its schema without the
+unique event-id index, and without the project-runs trigger: what-ifs, to price each (plait
+needs both: idempotent retries, one active run per project). Each replay also counts the WAL
+frames (dirty pages) a commit writes. At `synchronous=NORMAL` in WAL mode a commit writes its
+pages to the WAL without a flush, so its cost grows with them.
 """
 
 from __future__ import annotations
@@ -79,9 +80,14 @@ class Replay:
         return made
 
     def commit(self, rows: list[tuple[Any, ...]]) -> None:
-        self.connection.execute(self.begin)
-        self.connection.executemany(ES_INSERT if self.kind == "eventsourcing" else _INSERT, rows)
-        self.connection.execute("COMMIT")
+        connection = self.connection
+        connection.execute(self.begin)
+        if self.kind == "eventsourcing":  # as its SQLiteApplicationRecorder: a row at a time
+            for row in rows:
+                connection.execute(ES_INSERT, row)
+        else:
+            connection.executemany(_INSERT, rows)
+        connection.execute("COMMIT")
 
     def untimed_housekeeping(self) -> None:
         self.commits += 1
@@ -151,13 +157,15 @@ def measure(sync: str, appends: int, count: int) -> tuple[dict[str, float], dict
                         (f"s-{i % 200}", (i // 200) * count) for i in _span(round_, per_round)
                     ]
                     if name in sql:
-                        replay = sql[name]
-                        prepared = [replay.rows(s, count, v) for s, v in streams]
-                        started = time.perf_counter()
-                        for rows in prepared:
+                        # Each append's rows are built just before it, untimed: ids made all
+                        # at once would share milliseconds, in random order within each, and
+                        # spread one commit's index entries over more pages than plait's do.
+                        replay, elapsed = sql[name], 0.0
+                        for s, v in streams:
+                            rows = replay.rows(s, count, v)
+                            started = time.perf_counter()
                             replay.commit(rows)
-                        elapsed = time.perf_counter() - started
-                        for _ in prepared:
+                            elapsed += time.perf_counter() - started
                             replay.untimed_housekeeping()
                     else:
                         action = actions[name]
