@@ -12,6 +12,7 @@ from rich.table import Table
 from rich.text import Text
 
 from plait.domain.run import RunState, task_note
+from plait.domain.run.entities import READY_QUEUE
 from plait.domain.statuses import SETTLED_TASK, BatchStatus, RunStatus, TaskStatus
 
 STYLES: dict[str, str] = {
@@ -44,7 +45,8 @@ def badge(status: str | None) -> Text:
 def progress_view(state: RunState) -> RenderableType:
     header = Text.assemble(
         ("run ", "bold"), (state.run_id, "bold"), "  ", badge(state.status),
-        f"  {state.mode or ''} mode", f"  base {state.base_branch or '?'}",
+        f"  {state.mode or ''} mode", f"  schedule {state.schedule}",
+        f"  base {state.base_branch or '?'}",
     )  # fmt: skip
     table = Table(box=None, pad_edge=False, show_header=True, header_style="dim")
     table.add_column("batch / task")
@@ -52,14 +54,20 @@ def progress_view(state: RunState) -> RenderableType:
     table.add_column("status")
     table.add_column("attempt", justify="right")
     table.add_column("last output", overflow="ellipsis", no_wrap=True, max_width=60)
-    for batch_id in sorted(state.batches):
-        batch = state.batches[batch_id]
-        tasks = [state.tasks[t] for t in batch.task_ids if t in state.tasks]
+    groups: list[tuple[str, str | None, list[str]]] = [
+        (f"batch {b.batch_id}" + (" (parallel)" if b.can_parallel else ""), b.status, b.task_ids)
+        for b in state.sorted_batches()
+    ]
+    queued = [t.task_id for t in state.tasks.values() if t.batch_id == READY_QUEUE]
+    if state.schedule == "ready" and queued:  # not in a merge round yet
+        groups.insert(0, ("ready queue", None, queued))
+    for title, status, task_ids in groups:
+        tasks = [state.tasks[t] for t in task_ids if t in state.tasks]
         done = sum(1 for t in tasks if t.status in SETTLED_TASK)
         table.add_row(
-            Text(f"batch {batch_id}" + (" (parallel)" if batch.can_parallel else ""), "bold"),
+            Text(title, "bold"),
             ProgressBar(total=max(len(tasks), 1), completed=done, width=22),
-            badge(batch.status), "", "",
+            badge(status), "", "",
         )  # fmt: skip
         for task in tasks:
             finished = 1 if task.status in SETTLED_TASK else 0

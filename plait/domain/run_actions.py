@@ -41,9 +41,13 @@ class ActionRefused(DomainError):
 def dependency_skips(state: RunState, batch_id: int) -> list[TaskSkipped]:
     """Skip the batch's waiting tasks whose dependency did not land: they would run on a
     tip without the work they build on."""
+    return skips_among(state, state.batches[batch_id].task_ids, batch_id)
+
+
+def skips_among(state: RunState, task_ids: Sequence[str], batch_id: int) -> list[TaskSkipped]:
+    """Skip those of `task_ids` that wait and depend on a task that did not land."""
     skips: list[TaskSkipped] = []
-    batch = state.batches[batch_id]
-    for task_id in batch.task_ids:
+    for task_id in task_ids:
         task = state.tasks[task_id]
         if task.status not in (TaskStatus.PENDING, TaskStatus.RERUN):
             continue

@@ -45,6 +45,7 @@ from plait.eventstore.records import (
     encode_event,
     idempotent_positions,
 )
+from plait.eventstore.statements import Statements
 from plait.eventstore.subscription import feed_for
 from plait.eventstore.urls import display_url, normalise_url
 from plait.eventstore.verification import verify_chain
@@ -52,41 +53,11 @@ from plait.eventstore.writer import SerialWriter
 
 T = TypeVar("T")
 
-COLUMNS = (
-    "position, stream_id, stream_version, event_id, type, schema_version, "
-    "data, metadata, recorded_at, hash"
-)
 # The module of each backend's store class, imported when a URL of that backend is opened.
 BACKENDS = {
     "sqlite": ("plait.eventstore.sqlite_store", "SqliteEventStore"),
     "postgresql": ("plait.eventstore.postgres_store", "PostgresEventStore"),
 }
-
-
-class Statements:
-    """The hot-path reads, in the driver's own parameter style (qmark or format)."""
-
-    def __init__(self, mark: str) -> None:
-        m = self.mark = mark
-        self.select_all = (
-            f"SELECT {COLUMNS} FROM plait_events WHERE position > {m} ORDER BY position LIMIT {m}"
-        )
-        self.select_stream = (
-            f"SELECT {COLUMNS} FROM plait_events WHERE stream_id = {m} "
-            f"AND stream_version >= {m} ORDER BY stream_version"
-        )
-        self.stream_version = (
-            f"SELECT COALESCE(MAX(stream_version), 0) FROM plait_events WHERE stream_id = {m}"
-        )
-        self.last_position = "SELECT COALESCE(MAX(position), 0) FROM plait_events"
-        self.last_event = "SELECT position, hash FROM plait_events ORDER BY position DESC LIMIT 1"
-
-    def find_ids(self, count: int) -> str:
-        marks = ", ".join([self.mark] * count)
-        return (
-            f"SELECT position, stream_id FROM plait_events WHERE event_id IN ({marks}) "
-            "ORDER BY position"
-        )
 
 
 class SqlEventStore:
@@ -301,17 +272,24 @@ class SqlEventStore:
 
     @contextmanager
     def _in_flight(self) -> Iterator[None]:
+        self._enter()
+        try:
+            yield
+        finally:
+            self._leave()
+
+    def _enter(self) -> None:
         with self._lock:
             if self._closed:
                 raise StoreUnavailable(f"{self!r} is closed")
             self._busy += 1
-        try:
-            yield
-        finally:
-            with self._lock:
-                self._busy -= 1
-                if self._busy == 0:
-                    self._idle.notify_all()
+
+    def _leave(self) -> None:
+        with self._lock:
+            self._busy -= 1
+            # Only close() waits for the count to drop, and only once it has set _closed.
+            if self._busy == 0 and self._closed:
+                self._idle.notify_all()
 
     def close(self, timeout: float = 30.0) -> None:
         """Finish queued appends, anchor the chain, refuse new work, wait, release all."""
@@ -337,8 +315,12 @@ class SqlEventStore:
         """Run a database operation, turning driver errors into store errors."""
         failed: tuple[type[Exception], ...] = (DBAPIError, *self.DRIVER_ERRORS)
         try:
-            with self._in_flight():
+            # _in_flight() spelled out: a generator context manager costs every append 1 us.
+            self._enter()
+            try:
                 return operation()
+            finally:
+                self._leave()
         except StoreError:
             raise
         except OperationalError as exc:

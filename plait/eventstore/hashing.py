@@ -36,6 +36,8 @@ def canonical_json(value: Mapping[str, Any]) -> str:
 
 def timestamp_text(moment: datetime) -> str:
     """One spelling of a timestamp, whatever the driver hands back (naive values are UTC)."""
+    if moment.tzinfo is UTC:  # an append's own clock reading: "+00:00" becomes "Z"
+        return moment.isoformat(timespec="microseconds")[:-6] + "Z"
     if moment.tzinfo is not None and moment.utcoffset():
         moment = moment.astimezone(UTC)
     # isoformat is C code and a third of strftime's time; same text for years 1000-9999.
@@ -89,17 +91,17 @@ def chain_hashes(
     sha256 = hashlib.sha256
     head = f"{len(stream_id)}:{stream_id}"
     tail = f"{len(recorded_text)}:{recorded_text}"
-    hashes = []
+    hashes: list[str] = []
+    keep = hashes.append
     previous = previous_hash
-    for version, (event_id, type_, schema_version, data, meta) in enumerate(
-        events, start=first_version
-    ):
+    version = first_version
+    for event_id, type_, schema_version, data, meta in events:
         v, schema = str(version), str(schema_version)
-        encoded = (
+        digest = sha256(
             f"{head}{len(v)}:{v}{len(event_id)}:{event_id}{len(type_)}:{type_}"
-            f"{len(schema)}:{schema}{len(data)}:{data}{len(meta)}:{meta}{tail}"
-        )
-        digest = sha256(encoded.encode("utf-8")).hexdigest()
-        previous = sha256((previous + digest).encode("ascii")).hexdigest()
-        hashes.append(previous)
+            f"{len(schema)}:{schema}{len(data)}:{data}{len(meta)}:{meta}{tail}".encode()
+        ).hexdigest()
+        previous = sha256(f"{previous}{digest}".encode()).hexdigest()
+        keep(previous)
+        version += 1
     return hashes

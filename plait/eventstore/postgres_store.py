@@ -26,7 +26,7 @@ from plait.eventstore.records import Fence, StoredEvent
 _APPEND = "SELECT * FROM plait_append(%s, %s, %b, %b, %b, %b, %b, %s, %s)"
 _APPEND_FENCED = "SELECT * FROM plait_append_fenced(%s, %s, %b, %b, %b, %b, %b, %s, %s, %s, %s)"
 # A C-level callable (no Python frame per row) that makes a StoredEvent from a row tuple
-# whose columns are in StoredEvent's order (base.COLUMNS).
+# whose columns are in StoredEvent's order (statements.COLUMNS).
 _make_stored_event = functools.partial(tuple.__new__, StoredEvent)
 
 

@@ -6,6 +6,12 @@ across processes: the state an append reads (the stream's version, the last even
 position and hash, the run's lease) cannot change before it commits. The project-runs rule
 is kept by a trigger (ddl_0006) in the same transaction. WAL checkpoints run on a thread of
 their own (checkpoints.py), not inside commits.
+
+What an append commits is also the state the next append starts from, so the writer keeps
+it (_Tip) and skips the query for it, as long as `PRAGMA data_version` inside the next
+append's BEGIN IMMEDIATE shows that no other connection (another process, a projection's
+write connection, a lease) committed in between. The lease fence is always read in the
+transaction; the unique constraints still refuse whatever a wrong state would insert.
 """
 
 from __future__ import annotations
@@ -19,11 +25,12 @@ from typing import Any, ClassVar
 from sqlalchemy.engine import URL
 
 from plait.eventstore import hashing
-from plait.eventstore.base import COLUMNS, SqlEventStore
+from plait.eventstore.base import SqlEventStore
 from plait.eventstore.checkpoints import WalCheckpointer
 from plait.eventstore.ddl_0006 import SQLITE_NOW, SQLITE_RUN_ACTIVE, SQLITE_RUN_NOT_ACTIVE
 from plait.eventstore.errors import ConcurrencyError, FencedOff, ProjectRunConflict
 from plait.eventstore.records import Fence, StoredEvent, idempotent_positions
+from plait.eventstore.statements import COLUMNS
 
 _new_tuple = tuple.__new__
 
@@ -34,6 +41,11 @@ _APPEND_STATE = (
     "LEFT JOIN (SELECT position, hash FROM plait_events ORDER BY position DESC LIMIT 1) AS last"
 )
 _INSERT = f"INSERT INTO plait_events ({COLUMNS}) VALUES ({', '.join(['?'] * 10)})"
+_STREAM_VERSION = "SELECT COALESCE(MAX(stream_version), 0) FROM plait_events WHERE stream_id = ?"
+# Changes whenever another connection commits to the database; never for this one's commits.
+_DATA_VERSION = "PRAGMA data_version"
+# The streams whose versions the tip remembers; past this many it starts afresh.
+MAX_TIP_STREAMS = 10_000
 _FENCE = f"SELECT epoch, expires_at > {SQLITE_NOW} FROM plait_run_leases WHERE run_id = ?"
 
 
@@ -48,6 +60,7 @@ class SqliteEventStore(SqlEventStore):
     ) -> None:
         self._writer_lock = threading.Lock()
         self._writer_connection: sqlite3.Connection | None = None
+        self._tip: _Tip | None = None
         super().__init__(url, upgrade=upgrade, sqlite_synchronous=sqlite_synchronous)
         if self.url.database not in (None, "", ":memory:"):
             self.checkpointer = WalCheckpointer(self._detached_connection)
@@ -66,8 +79,13 @@ class SqliteEventStore(SqlEventStore):
             try:
                 if fence is not None:
                     _check_fence(connection, fence)
-                stored = self._insert(connection, stream_id, rows, expected_version, recorded_at)
+                tip = self._state(connection, stream_id)
+                stored = self._insert(
+                    connection, tip, stream_id, rows, expected_version, recorded_at
+                )
                 connection.execute("COMMIT")
+                tip.committed(stream_id, stored[-1])
+                self._tip = tip
                 # Still holding the write lock: the live feeds get them in commit order.
                 self.notifier.notify(stored[-1].position, stored)
                 positions = [event.position for event in stored]
@@ -75,6 +93,7 @@ class SqliteEventStore(SqlEventStore):
                 connection.execute("ROLLBACK")
                 return retry.positions
             except BaseException:
+                self._tip = None  # what was committed, if anything, is read afresh
                 self._roll_back_writer(connection)
                 raise
         self._committed()
@@ -87,15 +106,33 @@ class SqliteEventStore(SqlEventStore):
         tail of every live event stream while a projection wrote."""
         return self._writer_lock
 
+    def _state(self, connection: sqlite3.Connection, stream_id: str) -> _Tip:
+        """The chain's head and the stream's version, inside the append's transaction: kept
+        from this writer's last commit while no other connection has committed since."""
+        data_version = connection.execute(_DATA_VERSION).fetchone()[0]
+        tip = self._tip
+        if tip is None or tip.data_version != data_version:
+            self._tip = None
+            current, position, previous = connection.execute(_APPEND_STATE, (stream_id,)).fetchone()
+            tip = _Tip(data_version, position or 0, previous or hashing.GENESIS_HASH)
+            tip.versions[stream_id] = current
+        elif stream_id not in tip.versions:
+            if len(tip.versions) >= MAX_TIP_STREAMS:
+                tip.versions.clear()
+            (current,) = connection.execute(_STREAM_VERSION, (stream_id,)).fetchone()
+            tip.versions[stream_id] = current
+        return tip
+
     def _insert(
         self,
         connection: sqlite3.Connection,
+        tip: _Tip,
         stream_id: str,
         rows: list[hashing.EncodedEvent],
         expected_version: int | None,
         recorded_at: datetime,
     ) -> list[StoredEvent]:
-        current, position, previous = connection.execute(_APPEND_STATE, (stream_id,)).fetchone()
+        current, position, previous = tip.versions[stream_id], tip.position, tip.hash
         # A retried append shows up as a version mismatch or a duplicate event id; only then
         # are the ids looked up, so the usual append pays for no extra query.
         if expected_version is not None and expected_version != current:
@@ -105,10 +142,8 @@ class SqliteEventStore(SqlEventStore):
         # as is (older rows carry "+00:00", which StoredEvent.recorded_at parses too).
         stamp = hashing.timestamp_text(recorded_at)
         first = current + 1
-        hashes = hashing.chain_hashes(
-            stream_id, first, rows, stamp, previous or hashing.GENESIS_HASH
-        )
-        start = (position or 0) + 1
+        hashes = hashing.chain_hashes(stream_id, first, rows, stamp, previous)
+        start = position + 1
         params = [
             (start + i, stream_id, first + i, *row, stamp, hash_)
             for i, (row, hash_) in enumerate(zip(rows, hashes, strict=True))
@@ -153,6 +188,7 @@ class SqliteEventStore(SqlEventStore):
                 connection.execute("ROLLBACK")
         except sqlite3.Error:
             self._writer_connection = None
+            self._tip = None
             connection.close()
 
     def _fetch(self, sql: str, params: tuple[Any, ...]) -> list[StoredEvent]:
@@ -175,6 +211,7 @@ class SqliteEventStore(SqlEventStore):
             if self._writer_connection is not None:
                 self._writer_connection.close()
                 self._writer_connection = None
+                self._tip = None
 
 
 def _check_fence(connection: sqlite3.Connection, fence: Fence) -> None:
@@ -185,6 +222,23 @@ def _check_fence(connection: sqlite3.Connection, fence: Fence) -> None:
         raise FencedOff(fence.run_id, fence.epoch, f"the lease was taken over (epoch {row[0]})")
     if not row[1]:
         raise FencedOff(fence.run_id, fence.epoch, "the lease expired by the database clock")
+
+
+class _Tip:
+    """The state this store's writer connection committed last: the chain's head, and the
+    versions of the streams it appended to (or looked up) since."""
+
+    __slots__ = ("data_version", "hash", "position", "versions")
+
+    def __init__(self, data_version: int, position: int, hash_: str) -> None:
+        self.data_version = data_version
+        self.position = position
+        self.hash = hash_
+        self.versions: dict[str, int] = {}
+
+    def committed(self, stream_id: str, last: StoredEvent) -> None:
+        self.position, self.hash = last.position, last.hash
+        self.versions[stream_id] = last.stream_version
 
 
 class _AlreadyStored(Exception):

@@ -20,7 +20,7 @@ from plait.domain.events import (
     RunStarted,
 )
 from plait.domain.plan.batching import plan_batches
-from plait.domain.plan.model import Plan
+from plait.domain.plan.model import Plan, Schedule
 from plait.domain.plan.parsing import plan_from_mapping
 from plait.domain.run import RunState
 from plait.domain.run_actions import ActionRefused
@@ -161,7 +161,8 @@ class Plait(ProjectService):
             run_id=run_id,
             project_id=project_id,
             plan=plan.to_dict(),
-            batches=batches,
+            # A ready run's batches are its merge rounds, made as its tasks finish.
+            batches=[] if plan.schedule is Schedule.READY else batches,
             base_branch=base_branch,
             base_commit=base_commit,
             repo_path=facts.repo_path,

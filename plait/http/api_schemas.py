@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from plait.domain.events import EVENT_TYPES
 from plait.domain.ids import ID_REGEX
+from plait.domain.plan.model import Schedule
 from plait.domain.plan.schema import REQUIRED, TABLES
 from plait.domain.statuses import BatchStatus, RunStatus, TaskStatus
 from plait.http.api_details import JSON, detail_schemas, nullable, ref, words
@@ -129,6 +130,7 @@ def schemas() -> JSON:
             "required": STATUS_REQUIRED,
             "properties": {
                 "execution_mode": {"type": "string"},
+                "schedule": {"type": "string", "enum": [str(c) for c in Schedule]},
                 "parallel_started_at": nullable("string"),
                 "batches_total": {"type": "integer"},
                 "current_batch": nullable("integer"),

@@ -268,6 +268,27 @@ def test_plan_says_how_many_tasks_run_at_once_under_max_concurrency(
     assert "6 tasks in parallel" not in shown.out
 
 
+def test_plan_shows_both_schedules_expected_length_and_the_critical_path(
+    tmp_path: Path, home: Path
+) -> None:
+    tasks = [
+        {**writes("a", "a.txt"), "estimate": 1},
+        {**writes("long", "long.txt"), "estimate": 6},
+        {**writes("after_a", "b.txt", "a"), "estimate": 5},
+    ]
+    plan = write_plan(tmp_path / "plan.json", tasks=tasks, schedule="ready")
+    shown = run_plait(home, ["plait", "plan", plan])
+    as_json = run_plait(home, ["plait", "plan", "--json", plan])
+
+    assert shown.code == 0, shown.err
+    assert "schedule: ready" in shown.out
+    assert "dependency levels" in shown.out  # not batches: a ready run has none
+    assert "expected, batch schedule: 11s" in shown.out  # 6 (long), then 5 (after_a)
+    assert "expected, ready schedule: 6s" in shown.out
+    assert "critical path: long (6s)" in shown.out
+    assert json.loads(as_json.out)["expected"]["critical_path"] == ["long"]
+
+
 def test_run_base_lands_on_the_given_branch_and_refuses_an_unknown_one(
     tmp_path: Path, home: Path, db: str, repo: Path
 ) -> None:

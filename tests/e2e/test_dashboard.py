@@ -307,6 +307,37 @@ def test_stop_then_resume_from_the_page(page: Page, server: LiveServer, tmp_path
     expect(page.locator("#resume")).to_be_disabled()
 
 
+def test_a_ready_run_shows_its_queue_then_the_round_that_landed_each_task(
+    page: Page, server: LiveServer, tmp_path: Path
+) -> None:
+    release = tmp_path / "release"
+    plan = {
+        "schedule": "ready",
+        "tasks": [
+            {"id": "first", "run": "echo 1 > first.txt"},
+            {"id": "held", "run": f"{waits_for(release)}; echo h > h.txt", "depends_on": ["first"]},
+        ],
+    }
+    project_id = register(server.url, a_repo(tmp_path), plan)
+    open_project(page, server, project_id)
+    page.locator("#start").click()
+
+    queue = page.locator("#ready-queue")
+    expect(queue.locator('tr.task[data-task="held"]')).to_have_attribute("data-status", "running")
+    expect(
+        page.locator('article.batch[data-batch="1"] tr.task[data-task="first"]')
+    ).to_have_attribute("data-status", "landed")
+    expect(page.locator("body")).to_contain_text("ready")  # the run's schedule fact
+    nothing_shown_as_null(page)
+    release.touch()
+
+    expect(page.locator("#run")).to_have_attribute("data-status", "landed")
+    expect(page.locator("#ready-queue")).to_have_count(0)  # every task is in its round
+    expect(
+        page.locator('article.batch[data-batch="2"] tr.task[data-task="held"]')
+    ).to_have_attribute("data-status", "landed")
+
+
 # --- the run list ---------------------------------------------------------------------------
 
 

@@ -37,7 +37,7 @@ def git(repo: Path, *args: str) -> str:
     ).stdout
 
 
-def make_repo(root: Path) -> tuple[Path, Path]:
+def make_repo(root: Path, schedule: str = "batch") -> tuple[Path, Path]:
     repo = root / "repo"
     repo.mkdir(parents=True)
     (repo / "w.py").write_text(
@@ -58,6 +58,7 @@ def make_repo(root: Path) -> tuple[Path, Path]:
 
     plan = {
         "max_concurrency": 2,
+        "schedule": schedule,
         "test_command": f"{python} check.py",
         "tasks": [task("a"), task("b"), task("c", ["a"])],
     }
@@ -103,10 +104,10 @@ def run_id_in(url: str, repo: Path) -> str:
         store.close()
 
 
-def boundaries(tmp_path: Path, url: str) -> list[str]:
+def boundaries(tmp_path: Path, url: str, schedule: str) -> list[str]:
     """The appends of one uninterrupted run, in order (each line: its event types)."""
     root, appends = tmp_path / "count", tmp_path / "appends.txt"
-    repo, plan = make_repo(root)
+    repo, plan = make_repo(root, schedule)
     assert plait(root, "run", str(plan), "--repo", str(repo), "--db", url, appends=appends) == 0
     return appends.read_text().splitlines()
 
@@ -133,10 +134,11 @@ def assert_run_finished_cleanly(root: Path, repo: Path, url: str, run_id: str) -
     assert branches == "", f"stray branches: {branches}"
 
 
+@pytest.mark.parametrize("schedule", ["batch", "ready"])
 def test_a_run_killed_at_any_event_boundary_resumes_once_and_lands_every_task_once(
-    store_url: str, tmp_path: Path
+    store_url: str, tmp_path: Path, schedule: str
 ) -> None:
-    first = boundaries(tmp_path, store_url)
+    first = boundaries(tmp_path, store_url, schedule)
     assert any("BatchLanded" in a for a in first)
     assert first[-1].startswith("RunCompleted")
     failures = []
@@ -145,7 +147,7 @@ def test_a_run_killed_at_any_event_boundary_resumes_once_and_lands_every_task_on
     chosen = [int(n) for n in picked.split(",")] if picked else cases(first, store_url)
     for n in chosen:
         root = tmp_path / f"crash-{n}"
-        repo, plan = make_repo(root)
+        repo, plan = make_repo(root, schedule)
         killed = plait(root, "run", str(plan), "--repo", str(repo), "--db", store_url, crash_at=n)
         assert killed == -9, f"boundary {n} ({first[n - 1]}): the run was not killed"
         run_id = run_id_in(store_url, repo)

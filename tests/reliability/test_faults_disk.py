@@ -81,6 +81,31 @@ async def test_a_full_disk_fails_the_run_cleanly_and_it_resumes_once_there_is_ro
     assert {"a.txt", "b.txt"} <= files_on(h.repo, "main")
 
 
+async def test_a_full_disk_fails_a_ready_run_cleanly_and_it_resumes_once_there_is_room(
+    tmp_path: Path, full_disk: Path
+) -> None:
+    async with open_harness(tmp_path, worktree_root=full_disk) as h:
+        before = git(h.repo, "rev-parse", "main")
+        project_id = await h.project()
+        tasks = [task("a", write("a.txt", "a")), task("b", write("b.txt", "b"), "a")]
+        failed = await h.run(plan(*tasks, schedule="ready"))
+        # With nothing else running the task cannot run at all: the run fails, saying why.
+        assert failed.result.status == "failed"
+        assert "task 'a': worktree:" in (failed.result.error or "")
+        assert "No space left on device" in (failed.result.error or "")
+        assert "RunCompleted" not in types_of(failed.events)
+        assert git(h.repo, "rev-parse", "main") == before
+        assert [r for r in refs(h.repo) if r.startswith("refs/heads/plait/")] == [
+            f"refs/heads/plait/{failed.run_id}/_result"
+        ]
+        assert worktree_paths(h.repo) == [h.repo]
+        (full_disk / "filler").unlink()
+        await h.service.resume_run(project_id, failed.run_id)
+        done = await h.finish(failed.run_id)
+    assert done.result.status == "landed", done.result.error
+    assert {"a.txt", "b.txt"} <= files_on(h.repo, "main")
+
+
 async def test_an_unusable_worktree_root_fails_the_run_with_the_reason(tmp_path: Path) -> None:
     """Without root: a worktree root below a plain file (ENOTDIR) takes the same path."""
     blocker = tmp_path / "not-a-directory"

@@ -29,6 +29,7 @@ class RunCreated(RunEvent):
 class ExecutionModeSelected(RunEvent):
     mode: str
     reason: str = ""
+    schedule: str = "batch"  # the plan's `schedule`: batch, or ready (no batch barriers)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -30,6 +30,13 @@ class OnTaskFailure(StrEnum):
     LAND = "land"  # the run goes on without it, skips its dependents and lands the rest
 
 
+class Schedule(StrEnum):
+    """When a task starts (`schedule:`)."""
+
+    BATCH = "batch"  # batch by batch: a batch starts once the one before it landed
+    READY = "ready"  # as soon as every task it depends on landed: no batch barriers
+
+
 class Sandbox(StrEnum):
     """How a task's processes are confined (`sandbox:`); absent: not at all."""
 
@@ -48,6 +55,7 @@ class Task:
     timeout: float | None = None  # None: the plan's timeout
     profile: str | None = None  # a named profile (its agent, model, env, limit)
     allow_no_change: bool | None = None  # None: the plan's setting
+    estimate: float | None = None  # seconds it is expected to take (`plait plan`'s paths)
 
     def __post_init__(self) -> None:
         if not self.title:
@@ -65,6 +73,7 @@ class Task:
             "timeout": self.timeout,
             "profile": self.profile,
             "allow_no_change": self.allow_no_change,
+            "estimate": self.estimate,
         }
 
 
@@ -142,6 +151,7 @@ class Plan:
     on_task_failure: OnTaskFailure = OnTaskFailure.STOP
     sandbox: Sandbox | None = None  # None: the task runs as the user, unconfined
     sandbox_network: bool = True  # with a sandbox: False cuts the task off every network
+    schedule: Schedule = Schedule.BATCH
 
     @property
     def task_ids(self) -> tuple[str, ...]:
@@ -204,6 +214,7 @@ class Plan:
             "on_task_failure": str(self.on_task_failure),
             "sandbox": None if self.sandbox is None else str(self.sandbox),
             "sandbox_network": self.sandbox_network,
+            "schedule": str(self.schedule),
         }
 
 

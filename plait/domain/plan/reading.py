@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import replace
+from enum import StrEnum
+from typing import TypeVar
 
 from plait.domain.agents import SHELL
 from plait.domain.errors import PlanError
@@ -30,6 +32,7 @@ from plait.domain.plan.model import (
     Plan,
     Profile,
     Sandbox,
+    Schedule,
     Task,
 )
 from plait.domain.plan.paths import (
@@ -76,6 +79,11 @@ def read_plan(obj: object, user_profiles: object = None) -> Plan:
         task_default = None if default_profile is None else default_profile.agent
     tasks = read_tasks(obj.get("tasks"), task_default, profiles, problems)
     batches = read_batches(obj.get("batches"), problems)
+    if batches is not None and settings.schedule is Schedule.READY:
+        problems.append(
+            "'batches' need 'schedule: batch': with 'schedule: ready' a task starts as soon as"
+            " its dependencies landed, so there are no batches to give"
+        )
     problems.extend(graph_problems(tasks))
     if batches is not None:
         problems.extend(batch_problems(batches, tasks))
@@ -115,18 +123,32 @@ def read_settings(fields: FieldReader, agent: Agent, profiles: tuple[Profile, ..
         on_task_failure=read_on_task_failure(fields),
         sandbox=read_sandbox(fields),
         sandbox_network=read_sandbox_network(fields),
+        schedule=read_schedule(fields),
     )
 
 
+def read_schedule(fields: FieldReader) -> Schedule:
+    return read_choice(fields, "schedule", Schedule) or Schedule.BATCH
+
+
 def read_sandbox(fields: FieldReader) -> Sandbox | None:
-    value = fields.text("sandbox")
+    return read_choice(fields, "sandbox", Sandbox)
+
+
+C = TypeVar("C", bound=StrEnum)
+
+
+def read_choice(fields: FieldReader, key: str, kind: type[C]) -> C | None:
+    """One of `kind`'s values, or None when the field is absent or names none of them (then
+    the problem lists the choices)."""
+    value = fields.text(key)
     if value is None:
         return None
     try:
-        return Sandbox(value)
+        return kind(value)
     except ValueError:
-        choices = " or ".join(repr(str(c)) for c in Sandbox)
-        fields.problem(f"'sandbox' must be {choices}, got {show(value)}")
+        choices = " or ".join(repr(str(c)) for c in kind)
+        fields.problem(f"'{key}' must be {choices}, got {show(value)}")
         return None
 
 
@@ -138,15 +160,7 @@ def read_sandbox_network(fields: FieldReader) -> bool:
 
 
 def read_on_task_failure(fields: FieldReader) -> OnTaskFailure:
-    value = fields.text("on_task_failure")
-    if value is None:
-        return OnTaskFailure.STOP
-    try:
-        return OnTaskFailure(value)
-    except ValueError:
-        choices = " or ".join(repr(str(c)) for c in OnTaskFailure)
-        fields.problem(f"'on_task_failure' must be {choices}, got {show(value)}")
-        return OnTaskFailure.STOP
+    return read_choice(fields, "on_task_failure", OnTaskFailure) or OnTaskFailure.STOP
 
 
 def input_path_problem(path: str) -> str | None:
@@ -249,6 +263,7 @@ def read_task(
         timeout=fields.seconds("timeout"),
         profile=profile_name,
         allow_no_change=read_optional_flag(fields, "allow_no_change"),
+        estimate=fields.seconds("estimate"),
     )
     if profile is not None:
         check_runner(fields, profile.agent)

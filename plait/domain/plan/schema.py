@@ -14,7 +14,13 @@ from typing import Any
 
 from plait.domain.ids import ID_PATTERN
 from plait.domain.plan.fields import MAX_ITEMS, MAX_NAME, MAX_SECONDS, MAX_TEXT
-from plait.domain.plan.model import BUILTIN_AGENTS, PROMPT_PLACEHOLDER, OnTaskFailure, Sandbox
+from plait.domain.plan.model import (
+    BUILTIN_AGENTS,
+    PROMPT_PLACEHOLDER,
+    OnTaskFailure,
+    Sandbox,
+    Schedule,
+)
 
 # Safe as a git branch component and as a directory name: no dots, slashes or leading dash.
 TASK_ID_PATTERN = ID_PATTERN
@@ -98,6 +104,10 @@ PLAN_SCHEMA: dict[str, Schema] = {
         "run each task under bubblewrap: only its own directory writable",
     ),
     "sandbox_network": _optional({"type": "boolean"}, "with a sandbox: false cuts the network"),
+    "schedule": _optional(
+        {"type": "string", "enum": [str(c) for c in Schedule]},
+        "batch (the default): batch by batch; ready: a task starts once its dependencies landed",
+    ),
 }
 TASK_SCHEMA: dict[str, Schema] = {
     "id": TASK_ID,
@@ -110,6 +120,7 @@ TASK_SCHEMA: dict[str, Schema] = {
     "timeout": seconds(),
     "profile": text(description="a profile of the plan or the user"),
     "allow_no_change": flag(),
+    "estimate": seconds(),
 }
 BATCH_SCHEMA: dict[str, Schema] = {
     "batch_id": {"type": "integer", "minimum": 1, "maximum": MAX_BATCH_ID},

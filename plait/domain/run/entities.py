@@ -12,6 +12,9 @@ from plait.domain.statuses import (
 )
 
 SNAPSHOT_VERSION = 2
+# The batch id a `schedule: ready` run's task has until a merge round takes it in: a task
+# runs as soon as its dependencies landed, in no batch (rounds are numbered from 1).
+READY_QUEUE = 0
 OUTPUT_LINE_LIMIT = 500
 
 

@@ -19,7 +19,7 @@ from plait.domain.events import (
 )
 from plait.domain.failures import named_failures
 from plait.domain.lifecycles import RUN
-from plait.domain.run.entities import BatchState, TaskState
+from plait.domain.run.entities import READY_QUEUE, BatchState, TaskState
 from plait.domain.run.moves import transit_run
 from plait.domain.run.registry import folds
 from plait.domain.run.state import RunState
@@ -43,17 +43,24 @@ def _run_created(state: RunState, event: RunCreated, at: str | None) -> None:
     state.worktree_root = event.worktree_root
     state.on_task_failure = str(event.plan.get("on_task_failure") or "stop")
     state.has_tests = bool(event.plan.get("test_command"))
+    state.schedule = str(event.plan.get("schedule") or "batch")
     state.created_at = at
+    if state.schedule == "ready":  # no batch yet: merge rounds are made as tasks finish
+        for task_id, raw in planned.items():
+            state.tasks[task_id] = _planned_task(task_id, READY_QUEUE, raw)
     for batch in batches:
         state.batches[batch.batch_id] = batch
         for task_id in batch.task_ids:
-            raw = planned.get(task_id, {})
-            state.tasks[task_id] = TaskState(
-                task_id=task_id,
-                batch_id=batch.batch_id,
-                title=str(raw.get("title") or ""),
-                depends_on=[str(d) for d in raw.get("depends_on") or ()],
-            )
+            state.tasks[task_id] = _planned_task(task_id, batch.batch_id, planned.get(task_id, {}))
+
+
+def _planned_task(task_id: str, batch_id: int, raw: Mapping[str, Any]) -> TaskState:
+    return TaskState(
+        task_id=task_id,
+        batch_id=batch_id,
+        title=str(raw.get("title") or ""),
+        depends_on=[str(d) for d in raw.get("depends_on") or ()],
+    )
 
 
 def _planned_batch(raw: Mapping[str, Any]) -> BatchState:

@@ -42,7 +42,7 @@ _KEPT_ACROSS_ATTEMPTS = (
 @folds(WorktreeCreated)
 def _worktree_created(state: RunState, event: WorktreeCreated, at: str | None) -> None:
     state.require_active(event.TYPE)
-    state.batch_for(event.batch_id, event.TYPE, in_status=BatchStatus.RUNNING)
+    state.home_for(event.batch_id, event.TYPE, in_status=BatchStatus.RUNNING)
     task = state.task_for(event.task_id, event.TYPE)
     transit((TASK, task, "provision", task.task_id))
     # A fresh worktree is a fresh attempt: nothing of the previous one still describes it.
@@ -59,7 +59,7 @@ def _worktree_created(state: RunState, event: WorktreeCreated, at: str | None) -
 @folds(TaskStarted)
 def _task_started(state: RunState, event: TaskStarted, at: str | None) -> None:
     state.require_active(event.TYPE)
-    state.batch_for(event.batch_id, event.TYPE, in_status=BatchStatus.RUNNING)
+    state.home_for(event.batch_id, event.TYPE, in_status=BatchStatus.RUNNING)
     task = state.task_for(event.task_id, event.TYPE)
     if task.worktree_id != event.worktree_id:
         raise InvalidTransition(
@@ -179,7 +179,7 @@ def _resolution_failed(state: RunState, event: ConflictResolutionFailed, at: str
 @folds(TaskRequeued)
 def _task_requeued(state: RunState, event: TaskRequeued, at: str | None) -> None:
     state.require_active(event.TYPE)
-    state.batch_for(event.batch_id, event.TYPE)
+    state.home_for(event.batch_id, event.TYPE)
     task = state.task_for(event.task_id, event.TYPE)
     transit((TASK, task, "requeue", task.task_id))
     task.batch_id, task.skip_reason = event.batch_id, None

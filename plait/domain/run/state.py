@@ -17,6 +17,7 @@ from plait.domain.events import (
 from plait.domain.ids import result_branch
 from plait.domain.lifecycles import BATCH, Lifecycle
 from plait.domain.run.entities import (
+    READY_QUEUE,
     SNAPSHOT_VERSION,
     BatchState,
     TaskState,
@@ -49,6 +50,9 @@ class RunState:
     status: RunStatus | None = None  # None until RunCreated
     mode: str | None = None
     reason: str = ""
+    # batch: batch by batch; ready: each task as soon as its dependencies landed, and a
+    # batch is a merge round (what finished meanwhile, merged and tested at once).
+    schedule: str = "batch"
     base_branch: str | None = None
     base_commit: str | None = None
     repo_path: str | None = None
@@ -109,6 +113,7 @@ class RunState:
             "project_id": self.project_id,
             "status": self.status,
             "execution_mode": self.mode or "sequential",
+            "schedule": self.schedule,
             "reason": self.reason,
             "parallel_started_at": self.started_at if self.mode == "parallel" else None,
             "batches_total": self.batches_total,
@@ -273,6 +278,15 @@ class RunState:
         if in_status is not None and batch.status != in_status:
             raise InvalidTransition(f"batch {batch_id}", batch.status, trigger)
         return batch
+
+    def home_for(
+        self, batch_id: int, trigger: str, *, in_status: BatchStatus | None = None
+    ) -> BatchState | None:
+        """The batch a task's event names, checked as `batch_for` does; None for the ready
+        queue of a `schedule: ready` run (a task that no merge round has taken in yet)."""
+        if batch_id == READY_QUEUE and self.schedule == "ready":
+            return None
+        return self.batch_for(batch_id, trigger, in_status=in_status)
 
     def task_for(self, task_id: str, trigger: str) -> TaskState:
         task = self.tasks.get(task_id)

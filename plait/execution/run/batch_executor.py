@@ -58,22 +58,46 @@ class BatchExecutor:
     def __init__(self, ctx: RunContext, validator: MergeValidator) -> None:
         self.ctx = ctx
         self.validator = validator
+        # Worktrees are made one at a time, also when a `schedule: ready` run makes them
+        # while a merge round re-runs a conflicted task (see _run_tasks).
+        self._provisioning = asyncio.Lock()
 
     async def execute(self, batch: Batch, tip: str) -> BatchOutcome:
-        ctx, started = self.ctx, time.monotonic()
-        await ctx.recorder.record(
+        """Run the batch's tasks, then merge, test and land what succeeded."""
+        started = time.monotonic()
+        await self._start(batch)
+        outcome = BatchOutcome(status=BatchEnd.COMPLETED, tip=tip)
+        results = await self._run_tasks(batch, tip, outcome)
+        return await self._conclude(batch, results, outcome, started)
+
+    async def merge_round(
+        self, batch: Batch, tip: str, results: list[AttemptResult]
+    ) -> BatchOutcome:
+        """A `schedule: ready` run's merge round: tasks that already ran (`results`, each
+        task's last attempt) become the batch, then merge, test and land as a batch does."""
+        started = time.monotonic()
+        await self._start(batch)
+        outcome = BatchOutcome(status=BatchEnd.COMPLETED, tip=tip)
+        return await self._conclude(batch, results, outcome, started)
+
+    async def _start(self, batch: Batch) -> None:
+        await self.ctx.recorder.record(
             BatchStarted(
-                run_id=ctx.run_id,
+                run_id=self.ctx.run_id,
                 batch_id=batch.batch_id,
                 task_ids=batch.task_ids,
                 can_parallel=batch.can_parallel,
             )
         )
-        outcome = BatchOutcome(status=BatchEnd.COMPLETED, tip=tip)
-        results = await self._run_tasks(batch, tip, outcome)
+
+    async def _conclude(
+        self, batch: Batch, results: list[AttemptResult], outcome: BatchOutcome, started: float
+    ) -> BatchOutcome:
+        ctx = self.ctx
         if ctx.stopping:
             outcome.status = BatchEnd.STOPPED
             return outcome
+        tip = outcome.tip
         candidates = [
             Candidate(r.task_id, ctx.recorder.state.tasks[r.task_id].worktree_id or "", r.commit)
             for r in results
@@ -121,7 +145,7 @@ class BatchExecutor:
         failed_to_prepare: list[Task] = []
         for task in tasks:
             try:
-                ready.append((task, await self._provision(batch.batch_id, task, tip)))
+                ready.append((task, await self.provision(batch.batch_id, task, tip)))
             except (GitError, WorktreeError, OSError) as exc:
                 failed_to_prepare.append(task)
                 outcome.errors.append(f"task {task.id!r}: worktree: {exc}")
@@ -138,7 +162,7 @@ class BatchExecutor:
             profile = ctx.plan.profile_for(task)
             profile_gate = per_profile.get(profile.name) if profile is not None else None
             async with gate, profile_gate or contextlib.nullcontext():
-                return await self._attempts(batch.batch_id, task, worktree, tip, outcome)
+                return await self.attempts(batch.batch_id, task, worktree, tip, outcome)
 
         # A TaskGroup, not gather: if recording fails (the store is gone for good), the
         # sibling tasks are cancelled, which kills their process groups.
@@ -184,24 +208,28 @@ class BatchExecutor:
             if ctx.stopping:
                 break
             try:
-                worktree = await self._provision(batch.batch_id, task, tip)
+                worktree = await self.provision(batch.batch_id, task, tip)
             except (GitError, WorktreeError, OSError) as exc:
                 outcome.left_out[task.id] = f"no worktree could be created: {exc}"
                 outcome.unprepared.append(task.id)
                 continue
-            results.append(await self._attempts(batch.batch_id, task, worktree, tip, outcome))
+            results.append(await self.attempts(batch.batch_id, task, worktree, tip, outcome))
         return results
 
-    async def _provision(self, batch_id: int, task: Task, base: str) -> Worktree:
-        state = self.ctx.recorder.state.tasks[task.id]
-        attempt = (state.attempt or 0) + 1
-        if attempt > 1:
-            await self._release_branch(task.id)
-        return await prepare_worktree(self.ctx, batch_id, task, attempt, base)
+    async def provision(self, batch_id: int, task: Task, base: str) -> Worktree:
+        """A fresh worktree for the task's next attempt, on `base`."""
+        async with self._provisioning:
+            state = self.ctx.recorder.state.tasks[task.id]
+            attempt = (state.attempt or 0) + 1
+            if attempt > 1:
+                await self._release_branch(task.id)
+            return await prepare_worktree(self.ctx, batch_id, task, attempt, base)
 
-    async def _attempts(
+    async def attempts(
         self, batch_id: int, task: Task, worktree: Worktree, base: str, outcome: BatchOutcome
     ) -> AttemptResult:
+        """The task's attempts, the first in `worktree`, each retry in a fresh one, until
+        one does not fail or the plan's retries are spent."""
         retries_left = self.ctx.plan.retries
         while True:
             attempt = self.ctx.recorder.state.tasks[task.id].attempt or 1
@@ -212,7 +240,7 @@ class BatchExecutor:
                 return result
             retries_left -= 1
             try:
-                worktree = await self._provision(batch_id, task, base)
+                worktree = await self.provision(batch_id, task, base)
             except (GitError, WorktreeError, OSError) as exc:
                 # The task waits for a retry that cannot run: the batch failed (resumable),
                 # never a finished run with the task still pending.
@@ -273,12 +301,12 @@ class BatchExecutor:
                     )
                 )
             try:
-                worktree = await self._provision(batch.batch_id, task, outcome.tip)
+                worktree = await self.provision(batch.batch_id, task, outcome.tip)
             except (GitError, WorktreeError, OSError) as exc:
                 outcome.left_out[task_id] = f"no worktree for the re-run: {exc}"
                 outcome.unprepared.append(task_id)  # it never ran: the batch failed
                 continue
-            result = await self._attempts(batch.batch_id, task, worktree, outcome.tip, outcome)
+            result = await self.attempts(batch.batch_id, task, worktree, outcome.tip, outcome)
             if ctx.stopping:
                 outcome.status = BatchEnd.STOPPED
                 return
@@ -293,7 +321,7 @@ class BatchExecutor:
         """The task's own agent resolved its conflict and the result was validated (landed,
         ejected or still conflicting: decided either way). False: re-run it instead."""
         resolution = await resolve_conflict(
-            self.ctx, batch.batch_id, task, outcome.tip, files, self._provision
+            self.ctx, batch.batch_id, task, outcome.tip, files, self.provision
         )
         if resolution.commit is None or resolution.worktree is None or self.ctx.stopping:
             return False

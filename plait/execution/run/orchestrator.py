@@ -23,8 +23,8 @@ from plait.domain.events import (
     RunFailed,
     RunStopped,
 )
-from plait.domain.plan.batching import select_mode
-from plait.domain.plan.model import Batch
+from plait.domain.plan.batching import plan_batches, select_mode
+from plait.domain.plan.model import Batch, Schedule
 from plait.domain.run.decide import batch_has_work, nothing_landed, run_completed
 from plait.domain.run_actions import dependency_skips, land_skips
 from plait.domain.statuses import ACTIVE_RUN, ENDED_RUN, RunStatus
@@ -32,10 +32,11 @@ from plait.domain.verdicts import baseline
 from plait.eventstore import StoreError
 from plait.execution.git.cli import GitError
 from plait.execution.git.merging import LandOutcome, LandResult, land, merge_chain, update_ref_cas
-from plait.execution.run.batch_executor import BatchEnd, BatchExecutor
+from plait.execution.run.batch_executor import BatchEnd, BatchExecutor, BatchOutcome
 from plait.execution.run.context import RunContext
 from plait.execution.run.integration_tests import IntegrationTester
 from plait.execution.run.merge_validator import LandingRaced, MergeValidator
+from plait.execution.run.ready_queue import QueueOutcome, ReadyQueue
 from plait.execution.run.recovery import interrupt_tasks
 from plait.execution.worktrees.manager import WorktreeError
 
@@ -102,10 +103,16 @@ class RunDriver:
     async def _drive(self) -> RunResult:
         ctx = self.ctx
         state = ctx.recorder.state
+        ready = state.schedule == Schedule.READY
         if state.status == RunStatus.PENDING:
-            decision = select_mode(self._batches(), ctx.plan.max_concurrency)
+            # A ready run has no batches before it runs: its mode follows the plan's levels.
+            planned = list(plan_batches(ctx.plan)) if ready else self._batches()
+            decision = select_mode(planned, ctx.plan.max_concurrency)
+            reason = f"schedule ready: {decision.reason}" if ready else decision.reason
             await ctx.recorder.record(
-                ExecutionModeSelected(run_id=ctx.run_id, mode=decision.mode, reason=decision.reason)
+                ExecutionModeSelected(
+                    run_id=ctx.run_id, mode=decision.mode, reason=reason, schedule=state.schedule
+                )
             )
         await self._ensure_result_ref()
         if state.land_requested:
@@ -117,23 +124,31 @@ class RunDriver:
             if verdict is not None:
                 return verdict
         tip = await ctx.git.rev_parse(ctx.result_ref)
+        if ready:
+            queued = await ReadyQueue(ctx, self.batches).drive(tip)
+            ended = await self._ended(queued, "once its running tasks landed")
+            return ended or await self._finish(queued.tip)
         for batch in self._batches():
             if not batch_has_work(state, batch.batch_id):
                 continue
             await ctx.recorder.record(*dependency_skips(state, batch.batch_id))
             outcome = await self.batches.execute(batch, tip)
             tip = outcome.tip
-            if outcome.status is BatchEnd.STOPPED:
-                return await self._stopped()
-            if outcome.status is BatchEnd.FAILED:
-                errors = "; ".join(outcome.errors) or "a task failed"
-                if outcome.unprepared:
-                    return await self._fail(errors)
-                return await self._fail(
-                    f"{errors}; the run stopped after batch {batch.batch_id} "
-                    "(on_task_failure: stop)"
-                )
+            ended = await self._ended(outcome, f"after batch {batch.batch_id}")
+            if ended is not None:
+                return ended
         return await self._finish(tip)
+
+    async def _ended(self, outcome: BatchOutcome | QueueOutcome, when: str) -> RunResult | None:
+        """The run's end when a batch (or the ready queue) stopped or failed; None: go on."""
+        if outcome.status is BatchEnd.STOPPED:
+            return await self._stopped()
+        if outcome.status is not BatchEnd.FAILED:
+            return None
+        errors = "; ".join(outcome.errors) or "a task failed"
+        if outcome.unprepared:
+            return await self._fail(errors)
+        return await self._fail(f"{errors}; the run stopped {when} (on_task_failure: stop)")
 
     def _batches(self) -> list[Batch]:
         state = self.ctx.recorder.state

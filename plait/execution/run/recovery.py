@@ -16,6 +16,7 @@ from plait.execution.run.context import RunContext
 from plait.execution.run.recorder import RunRecorder
 from plait.execution.run.task_work import commit_subject
 from plait.execution.runners.orphans import kill_process_groups, processes_inside
+from plait.execution.worktrees import isolated
 from plait.execution.worktrees.manager import Worktree, WorktreeManager
 
 log = logging.getLogger(__name__)
@@ -121,3 +122,28 @@ async def reap_orphans(recorder: RunRecorder, git: Git, worktrees: WorktreeManag
             # A `worktree add` killed midway: locked "initializing", never used.
             await worktrees.remove(Worktree(path, None, path.name, entry.head or ""))
     await git.run_admin("worktree", "prune")
+    await _clear_unrecorded(recorder, git, worktrees, run_root)
+
+
+async def _clear_unrecorded(
+    recorder: RunRecorder, git: Git, worktrees: WorktreeManager, run_root: Path
+) -> None:
+    """A task directory made for an attempt the history does not have: the driver died
+    between making it and recording it (a ready run makes worktrees while other tasks
+    record), so no task process ever ran in it. Remove it, and the task branch a first
+    attempt made with it while that branch holds nothing the run does not have."""
+    state = recorder.state
+    for task in state.tasks.values():
+        recorded = task.attempt or 0
+        for path in run_root.glob(f"{task.task_id}.*"):
+            attempt = path.name.removeprefix(f"{task.task_id}.")
+            if attempt.isdigit() and int(attempt) > recorded:
+                log.warning("run %s: removing %s, never recorded", recorder.run_id, path)
+                await asyncio.to_thread(isolated.remove_quietly, path)
+        if recorded:
+            continue
+        ref = f"refs/heads/{worktrees.task_branch(recorder.run_id, task.task_id)}"
+        target = await git.ref_target(ref)
+        reached = state.result_commit or state.base_commit
+        if target is not None and reached and await git.is_ancestor(target, reached):
+            await git.run("update-ref", "-d", ref, target, check=False)

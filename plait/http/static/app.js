@@ -442,6 +442,7 @@ function renderRun(run) {
     fact("base", run.base_branch, run.base_commit ? [" @ ", code(short(run.base_commit))] : null),
     fact("result", code(run.result_branch), run.result_commit ? [" @ ", code(short(run.result_commit))] : null),
     fact("mode", run.execution_mode),
+    fact("schedule", run.schedule),
     fact("on_task_failure", run.on_task_failure),
     fact("started", when(run.started_at || run.created_at)),
     fact("ended", when(run.ended_at)),
@@ -464,7 +465,9 @@ function renderRun(run) {
     ...outcome(run),
     state.timeline ? renderTimeline(state.timeline) : null,
     el("div", { class: selected ? "work split" : "work" },
-      el("div", { class: "batches" }, ...(run.batches || []).map((b) => renderBatch(run, b, byBatch.get(b.batch_id) || []))),
+      el("div", { class: "batches" },
+        run.schedule === "ready" && byBatch.has(0) ? renderQueue(run, byBatch.get(0)) : null,
+        ...(run.batches || []).map((b) => renderBatch(run, b, byBatch.get(b.batch_id) || []))),
       selected ? renderPanel(run, selected) : null),
   );
 }
@@ -629,6 +632,21 @@ function renderBatch(run, batch, tasks) {
     ...problems,
     renderTaskTable(run, tasks),
     hasTests ? details : null,
+  );
+}
+
+// A `schedule: ready` run's tasks that no merge round has taken in yet (batch id 0).
+function renderQueue(run, tasks) {
+  return el(
+    "article",
+    { class: "batch", "data-batch": 0, id: "ready-queue" },
+    el(
+      "div",
+      { class: "batch-head" },
+      el("h4", { text: "Ready queue" }),
+      el("span", { class: "muted small", text: "each task starts once its dependencies landed; a merge round takes it in when it finishes" }),
+    ),
+    renderTaskTable(run, tasks),
   );
 }
 
