@@ -178,15 +178,7 @@ class BatchExecutor:
         are (the domain decides, see plait.domain.run.decide.resume_batch)."""
         ctx = self.ctx
         decided = resume_batch(ctx.recorder.state, batch.batch_id)
-        carried = []
-        for task_id in decided.carried:
-            state = ctx.recorder.state.tasks[task_id]
-            worktree = ctx.live_worktrees.get(state.worktree_id or "")
-            carried.append(
-                AttemptResult(
-                    task_id, state.attempt or 1, Outcome.SUCCEEDED, worktree, state.commit
-                )
-            )
+        carried = [carried_result(ctx, task_id) for task_id in decided.carried]
         await ctx.recorder.record(*decided.requeued)
         return [ctx.plan.task(t) for t in decided.to_run], carried
 
@@ -349,3 +341,10 @@ class BatchExecutor:
             outcome.left_out[task_id] = f"still conflicts on the new tip ({files})"
         if task_id in merged.ejected:
             outcome.left_out[task_id] = "its branch broke the tests (culprit)"
+
+
+def carried_result(ctx: RunContext, task_id: str) -> AttemptResult:
+    """A finished task's last attempt as it stands, carried to a merge without running."""
+    task = ctx.recorder.state.tasks[task_id]
+    worktree = ctx.live_worktrees.get(task.worktree_id or "")
+    return AttemptResult(task_id, task.attempt or 1, Outcome.SUCCEEDED, worktree, task.commit)

@@ -31,7 +31,12 @@ from plait.domain.run.decide import batch_has_work
 from plait.domain.run.entities import READY_QUEUE
 from plait.domain.run.ready import next_round, queue_skips, resume_queue, startable, stuck
 from plait.execution.git.cli import GitError
-from plait.execution.run.batch_executor import BatchEnd, BatchExecutor, BatchOutcome
+from plait.execution.run.batch_executor import (
+    BatchEnd,
+    BatchExecutor,
+    BatchOutcome,
+    carried_result,
+)
 from plait.execution.run.context import RunContext
 from plait.execution.run.task_runner import AttemptResult, Outcome
 from plait.execution.worktrees.manager import Worktree, WorktreeError
@@ -64,7 +69,7 @@ class ReadyQueue:
             return outcome  # an unfinished round failed again: no new task starts
         decided = resume_queue(self.ctx.recorder.state)
         await self.ctx.recorder.record(*decided.requeued)
-        finished = [self._carried(task_id) for task_id in decided.carried]
+        finished = [carried_result(self.ctx, t) for t in decided.carried]
         # A TaskGroup: if recording fails for good, every running task is cancelled, which
         # kills its process group.
         async with asyncio.TaskGroup() as group:
@@ -193,8 +198,3 @@ class ReadyQueue:
             for b in state.sorted_batches()
             if batch_has_work(state, b.batch_id)
         ]
-
-    def _carried(self, task_id: str) -> AttemptResult:
-        task = self.ctx.recorder.state.tasks[task_id]
-        worktree = self.ctx.live_worktrees.get(task.worktree_id or "")
-        return AttemptResult(task_id, task.attempt or 1, Outcome.SUCCEEDED, worktree, task.commit)
