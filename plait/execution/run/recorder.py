@@ -1,8 +1,9 @@
 """Records a run's events: validated against the run's lifecycles, appended, then applied.
 
 The in-memory state follows the store and never runs ahead of it: events are first checked
-on a copy of the state (a lifecycle violation is refused before anything is written), then
-appended, and only once the store has them applied to the state everything else reads. An
+on a trial copy of the state (a lifecycle violation is refused before anything is written;
+plait.domain.run.trial copies only what the events touch), then appended, and only once
+the store has them applied to the state everything else reads. An
 append the store refuses leaves the state as it was, so whatever concludes a run (RunEnded,
 the CLI's exit status, the summary) is what was stored.
 
@@ -17,7 +18,6 @@ this process no longer drives the run: `Deposed`.
 from __future__ import annotations
 
 import asyncio
-import copy
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -26,6 +26,7 @@ from typing import Any
 
 from plait.domain.events import BatchLanded, RunCreated, RunEvent, StopRequested
 from plait.domain.run import RunState
+from plait.domain.run.trial import trial
 from plait.domain.statuses import RunStatus
 from plait.eventstore import (
     ChainHead,
@@ -149,9 +150,9 @@ class RunRecorder:
             await self._catch_up()
 
     def _check(self, events: tuple[RunEvent, ...], at: str) -> None:
-        trial = copy.deepcopy(self.state)
+        checked = trial(self.state)  # copies only what the events touch (domain/run/trial.py)
         for event in events:
-            trial.apply(event, at)
+            checked.apply(event, at)
 
     async def _catch_up(self) -> None:
         newer = await asyncio.to_thread(self.store.read_stream, self.stream, self.version + 1)
