@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import re
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
@@ -16,6 +15,7 @@ from plait.eventstore import StoreUnavailable, configured_url
 from plait.eventstore import migrate as store_migrate
 from plait.eventstore.engines import build_engine
 from plait.eventstore.urls import display_url, normalise_url
+from plait.execution.runners import child_watch
 from plait.projections import Projector, all_projections
 from plait.projections.audit import verify_lifecycles
 
@@ -55,7 +55,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
         raise UsageError(f"--expect-head: {exc}") from None
     store = open_store(args)
     try:
-        anchors = asyncio.run(_repository_anchors(store))
+        anchors = child_watch.run(_repository_anchors(store))
         report = store.verify(expect_head=expected, anchors=anchors)
         runs = check_project_runs(store) if report.ok else None
         replay = verify_lifecycles(store) if runs is not None and runs.ok else None
@@ -171,7 +171,7 @@ def cmd_clean(args: argparse.Namespace) -> int:
     if age is not None:
         cutoff = datetime.now(UTC) - age
         states = [s for s in states if (ended := parse_time(s.ended_at)) and ended < cutoff]
-    report = asyncio.run(
+    report = child_watch.run(
         clean_runs(states, discard_unlanded=args.discard_unlanded, dry_run=args.dry_run)
     )
     verb = "would remove" if args.dry_run else "removed"

@@ -26,6 +26,7 @@ from plait.domain.run import RunState
 from plait.domain.statuses import TASK_FAILURE, RunStatus
 from plait.execution.git.cli import GitError
 from plait.execution.planning import PlanningFailed, plan_from_command
+from plait.execution.runners import child_watch
 from plait.execution.runners.user_config import user_profiles
 from plait.execution.service import Plait
 from plait.execution.settings import Settings
@@ -41,9 +42,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     if (args.plan is None) == (args.plan_from is None):
         raise UsageError("give a plan file or --plan-from COMMAND (one of the two)")
     if args.plan_from is not None:
-        return asyncio.run(_plan_then_execute(args))
+        return child_watch.run(_plan_then_execute(args))
     plan = read_plan(args.plan)
-    return asyncio.run(_execute(args, plan, args.repo, source=args.plan))
+    return child_watch.run(_execute(args, plan, args.repo, source=args.plan))
 
 
 async def _plan_then_execute(args: argparse.Namespace) -> int:
@@ -90,7 +91,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
         worktree_root=args.worktree_root,
         log_root=directory / "logs",
     )
-    code = asyncio.run(_execute(args, plan, str(repo), source=str(plan_path), given=demo_settings))
+    code = child_watch.run(
+        _execute(args, plan, str(repo), source=str(plan_path), given=demo_settings)
+    )
     if not args.json:
         console.print(
             "\nThe demo stops on purpose: `rates` fails (the demo has no network), so with the "
@@ -113,21 +116,23 @@ def _make_room(directory: Path, *, replace: bool) -> None:
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
-    return asyncio.run(_continue(args, lambda service: _resumed(service, args.run)))
+    return child_watch.run(_continue(args, lambda service: _resumed(service, args.run)))
 
 
 def cmd_land(args: argparse.Namespace) -> int:
-    return asyncio.run(_continue(args, lambda service: _owned(service, args.run, service.land_run)))
+    return child_watch.run(
+        _continue(args, lambda service: _owned(service, args.run, service.land_run))
+    )
 
 
 def cmd_retry(args: argparse.Namespace) -> int:
-    return asyncio.run(
+    return child_watch.run(
         _continue(args, lambda s: _owned(s, args.run, lambda r: s.retry_task(r, args.task)))
     )
 
 
 def cmd_skip(args: argparse.Namespace) -> int:
-    return asyncio.run(
+    return child_watch.run(
         _continue(args, lambda s: _owned(s, args.run, lambda r: s.skip_task(r, args.task)))
     )
 

@@ -13,6 +13,7 @@ from starlette.applications import Starlette
 
 from plait.eventstore import SqlEventStore, StoreError, configured_url
 from plait.eventstore.urls import normalise_url
+from plait.execution.runners.child_watch import pidfd_children
 from plait.execution.settings import Settings
 from plait.http.app import begin_shutdown, create_app
 from plait.http.security import redact_logs, resolve_token
@@ -32,6 +33,10 @@ class PlaitServer(uvicorn.Server):
         self.app = app
         self.on_ready = on_ready
         self.base_url = ""
+
+    async def serve(self, sockets: list[socket.socket] | None = None) -> None:
+        with pidfd_children():  # git and task processes reaped without a thread each
+            await super().serve(sockets)
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets)
