@@ -23,7 +23,7 @@ import re
 import signal
 import time
 import weakref
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -171,6 +171,7 @@ class Git:
         self.executable = executable
         self._common_dir: Path | None = None
         self._known_commits: set[str] = set()
+        self._parents: dict[str, tuple[str, ...]] = {}  # of commits plait made (made_commit)
         self._identity: list[str] | None = None
 
     async def run(
@@ -241,15 +242,19 @@ class Git:
         self._known_commits.add(sha)
         return sha
 
-    def made_commit(self, printed: str) -> str:
+    def made_commit(self, printed: str, *, parents: Sequence[str] = ()) -> str:
         """The commit id a git command printed as the commit it just created (commit-tree).
 
-        It is remembered like a verified one, so a later rev_parse of it costs no git process.
-        Anything but a full id is returned as is and left for rev_parse to check.
+        It is remembered like a verified one, so a later rev_parse of it costs no git process;
+        `parents` (full ids, as given to commit-tree) too, so `is_ancestor` of one of them
+        needs none either. Anything but a full id is returned as is and left for rev_parse
+        to check.
         """
         sha = printed.strip()
         if _FULL_SHA.fullmatch(sha):
             self._known_commits.add(sha)
+            if parents:
+                self._parents[sha] = tuple(parents)
         return sha
 
     async def head_change(self, base: str, *, cwd: Path) -> tuple[str, list[str] | None]:
@@ -279,6 +284,8 @@ class Git:
     async def is_ancestor(self, ancestor: str, descendant: str) -> bool:
         """Whether `ancestor` is reachable from `descendant` (both must be commits)."""
         a, d = await self.rev_parse(ancestor), await self.rev_parse(descendant)
+        if a == d or a in self._parents.get(d, ()):
+            return True  # a commit plait made on `a` (commits never change their parents)
         result = await self.run("merge-base", "--is-ancestor", a, d, check=False)
         if result.returncode not in (0, 1):
             argv = [self.executable, "merge-base", "--is-ancestor", a, d]
