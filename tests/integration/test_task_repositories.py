@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from plait.execution.git.cli import Git
-from plait.execution.worktrees import isolated
+from plait.execution.worktrees import repo_files
 from plait.execution.worktrees.manager import Worktree, WorktreeManager
 from tests.gitrepo import ENV, commit_file, git, make_repo
 
@@ -87,7 +87,7 @@ async def test_plaits_commit_of_a_task_that_made_no_objects_is_in_the_users_repo
     (worktree.path / "new.txt").write_text("the task's work\n")
     commit = await manager.commit_all(worktree, "task t")
     assert commit is not None
-    assert not isolated.has_own_objects(worktree.path)
+    assert not repo_files.has_own_objects(worktree.path)
     assert own_object_count(worktree.path) == 0
     assert git(worktree.path, "rev-parse", "HEAD") == commit
     await removed(worktree)
@@ -102,7 +102,7 @@ async def test_a_task_that_committed_itself_still_lands_every_object_it_made(
     worktree = await manager.create("r", "t", 1, head)
     own = commit_file(worktree.path, "agent.txt", "committed by the agent\n")
     (worktree.path / "after.txt").write_text("left uncommitted\n")
-    assert isolated.has_own_objects(worktree.path)
+    assert repo_files.has_own_objects(worktree.path)
     commit = await manager.commit_all(worktree, "task t")
     assert commit is not None
     await removed(worktree)

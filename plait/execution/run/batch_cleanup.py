@@ -5,29 +5,37 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from plait.domain.events import WorkKept, WorktreeRemoved
+from plait.domain.events import RunEvent, WorkKept, WorktreeRemoved
 from plait.domain.plan.model import Batch
 from plait.domain.statuses import TaskStatus
+from plait.execution.git.refs import validate_ref_name
 from plait.execution.run.context import RunContext
 from plait.execution.run.task_work import TaskIds, keep_work, kept_ref
 from plait.execution.worktrees.manager import Worktree, WorktreeError
 
 
-async def dispose(ctx: RunContext, worktree: Worktree, *, delete_branch: bool) -> None:
-    """A landed task's worktree: back to the pool, or removed."""
+async def dispose(ctx: RunContext, worktree: Worktree, *, delete_branch: bool) -> str | None:
+    """A landed task's worktree: back to the pool, or removed. Returns its branch's ref
+    when `delete_branch`: the caller deletes the batch's in one git process."""
     pool = ctx.pool
     if pool is not None and worktree.path.parent == await pool.directory():
         try:
             await pool.release(worktree)  # KEPT only if it holds an unreachable commit
         except WorktreeError:
             # Not leased from this pool (left by a process that died): remove it.
-            await ctx.worktrees.remove(worktree, delete_branch=delete_branch)
-            return
-        if delete_branch and worktree.branch:
-            ref = f"refs/heads/{worktree.branch}"
-            await ctx.git.run("update-ref", "-d", ref, check=False)
-        return
-    await ctx.worktrees.remove(worktree, delete_branch=delete_branch)
+            await ctx.worktrees.remove(worktree)
+    else:
+        await ctx.worktrees.remove(worktree)
+    if delete_branch and worktree.branch:
+        return f"refs/heads/{validate_ref_name(worktree.branch)}"
+    return None
+
+
+async def _delete_refs(ctx: RunContext, refs: list[str]) -> None:
+    """One `update-ref --stdin` for them all (deleting a ref that is gone already is no
+    error there either)."""
+    if refs:
+        await ctx.git.run("update-ref", "--stdin", input="".join(f"delete {r}\n" for r in refs))
 
 
 async def _keep_earlier(ctx: RunContext, batch_id: int, task_id: str, worktree: Worktree) -> None:
@@ -55,39 +63,59 @@ def _kept_already(ctx: RunContext, task_id: str) -> bool:
 
 
 async def clean_up(ctx: RunContext, batch: Batch, left_out: Mapping[str, str]) -> None:
-    """Remove what landed; keep (and record) every worktree and branch that did not."""
-    for task_id in batch.task_ids:
-        branch = ctx.worktrees.task_branch(ctx.run_id, task_id)
-        mine = [
-            w
-            for w in ctx.live_worktrees.values()
-            if w.worktree_id.startswith(f"{ctx.run_id}/{task_id}.")
-        ]
-        status = ctx.recorder.state.tasks[task_id].status
-        if status in (TaskStatus.NO_CHANGE, TaskStatus.LANDED):
-            # Landed work, or none at all (no change): nothing here is worth keeping.
-            current = ctx.recorder.state.tasks[task_id].worktree_id
-            for worktree in sorted(mine, key=lambda w: w.worktree_id != current):
-                if worktree.worktree_id != current:
-                    await _keep_earlier(ctx, batch.batch_id, task_id, worktree)
-                await dispose(ctx, worktree, delete_branch=worktree.branch == branch)
-                ctx.live_worktrees.pop(worktree.worktree_id, None)
-                await ctx.recorder.record(
-                    WorktreeRemoved(
+    """Remove what landed; keep (and record) every worktree and branch that did not.
+
+    The batch's branch deletions are one git process and its WorktreeRemoved and WorkKept
+    events one append, in the order of the batch's tasks (made before an earlier attempt's
+    work is kept, which records on its own; and before an error goes on up)."""
+    refs: list[str] = []
+    events: list[RunEvent] = []
+
+    async def settle() -> None:
+        await _delete_refs(ctx, refs)
+        await ctx.recorder.record(*events)
+        refs.clear()
+        events.clear()
+
+    try:
+        for task_id in batch.task_ids:
+            branch = ctx.worktrees.task_branch(ctx.run_id, task_id)
+            mine = [
+                w
+                for w in ctx.live_worktrees.values()
+                if w.worktree_id.startswith(f"{ctx.run_id}/{task_id}.")
+            ]
+            status = ctx.recorder.state.tasks[task_id].status
+            if status in (TaskStatus.NO_CHANGE, TaskStatus.LANDED):
+                # Landed work, or none at all (no change): nothing here is worth keeping.
+                current = ctx.recorder.state.tasks[task_id].worktree_id
+                for worktree in sorted(mine, key=lambda w: w.worktree_id != current):
+                    if worktree.worktree_id != current:
+                        await settle()
+                        await _keep_earlier(ctx, batch.batch_id, task_id, worktree)
+                    ref = await dispose(ctx, worktree, delete_branch=worktree.branch == branch)
+                    refs += [ref] if ref is not None else []
+                    ctx.live_worktrees.pop(worktree.worktree_id, None)
+                    events.append(
+                        WorktreeRemoved(
+                            run_id=ctx.run_id,
+                            task_id=task_id,
+                            worktree_id=worktree.worktree_id,
+                            batch_id=batch.batch_id,
+                        )
+                    )
+            elif task_id in left_out and not _kept_already(ctx, task_id):
+                events.append(
+                    WorkKept(
                         run_id=ctx.run_id,
                         task_id=task_id,
-                        worktree_id=worktree.worktree_id,
+                        branch=branch,
+                        reason=left_out[task_id][:500],
+                        worktree_id=ctx.recorder.state.tasks[task_id].worktree_id,
                         batch_id=batch.batch_id,
                     )
                 )
-        elif task_id in left_out and not _kept_already(ctx, task_id):
-            await ctx.recorder.record(
-                WorkKept(
-                    run_id=ctx.run_id,
-                    task_id=task_id,
-                    branch=branch,
-                    reason=left_out[task_id][:500],
-                    worktree_id=ctx.recorder.state.tasks[task_id].worktree_id,
-                    batch_id=batch.batch_id,
-                )
-            )
+    except Exception:
+        await settle()  # what was removed is recorded as such
+        raise
+    await settle()

@@ -19,6 +19,7 @@ from plait.domain.events import (
     BatchFailed,
     BatchStarted,
     FellBackToSequential,
+    RunEvent,
     TaskRequeued,
 )
 from plait.domain.plan.model import Batch, Task
@@ -32,7 +33,7 @@ from plait.execution.run.merge_validator import Candidate, MergeValidator
 from plait.execution.run.task_runner import (
     AttemptResult,
     Outcome,
-    prepare_worktree,
+    make_worktree,
     run_attempt,
 )
 from plait.execution.worktrees.manager import Worktree, WorktreeError
@@ -139,16 +140,20 @@ class BatchExecutor:
     ) -> list[AttemptResult]:
         ctx = self.ctx
         tasks, carried = await self._resume_aware(batch)
-        # Worktrees first, one at a time: git's worktree administration races with commits
-        # made by tasks already running in other worktrees of the same repository.
-        ready: list[tuple[Task, Worktree]] = []
-        failed_to_prepare: list[Task] = []
-        for task in tasks:
-            try:
-                ready.append((task, await self.provision(batch.batch_id, task, tip)))
-            except (GitError, WorktreeError, OSError) as exc:
-                failed_to_prepare.append(task)
-                outcome.errors.append(f"task {task.id!r}: worktree: {exc}")
+        # Worktrees first, one at a time (git's worktree administration races with commits
+        # in other worktrees), their WorktreeCreated one append before any task starts.
+        ready, created, failed_to_prepare = [], [], []
+        async with self._provisioning:
+            for task in tasks:
+                try:
+                    worktree, event = await self._make(batch.batch_id, task, tip)
+                except (GitError, WorktreeError, OSError) as exc:
+                    failed_to_prepare.append(task)
+                    outcome.errors.append(f"task {task.id!r}: worktree: {exc}")
+                    continue
+                ready.append((task, worktree))
+                created.append(event)
+            await ctx.recorder.record(*created)
         limit = ctx.plan.max_concurrency if batch.can_parallel else 1
         gate = asyncio.Semaphore(limit)
         # A profile's own limit (providers rate-limit): at most that many of its tasks at once.
@@ -209,13 +214,18 @@ class BatchExecutor:
         return results
 
     async def provision(self, batch_id: int, task: Task, base: str) -> Worktree:
-        """A fresh worktree for the task's next attempt, on `base`."""
+        """A fresh worktree for the task's next attempt, on `base`, recorded."""
         async with self._provisioning:
-            state = self.ctx.recorder.state.tasks[task.id]
-            attempt = (state.attempt or 0) + 1
-            if attempt > 1:
-                await self._release_branch(task.id)
-            return await prepare_worktree(self.ctx, batch_id, task, attempt, base)
+            worktree, created = await self._make(batch_id, task, base)
+            await self.ctx.recorder.record(created)
+            return worktree
+
+    async def _make(self, batch_id: int, task: Task, base: str) -> tuple[Worktree, RunEvent]:
+        """The worktree of the task's next attempt (`_provisioning` held), not recorded yet."""
+        attempt = (self.ctx.recorder.state.tasks[task.id].attempt or 0) + 1
+        if attempt > 1:
+            await self._release_branch(task.id)
+        return await make_worktree(self.ctx, batch_id, task, attempt, base)
 
     async def attempts(
         self, batch_id: int, task: Task, worktree: Worktree, base: str, outcome: BatchOutcome

@@ -62,10 +62,12 @@ class AttemptResult:
     error: str = ""
 
 
-async def prepare_worktree(
+async def make_worktree(
     ctx: RunContext, batch_id: int, task: Task, attempt: int, base_commit: str
-) -> Worktree:
-    """Create the attempt's worktree on the task's branch and record it."""
+) -> tuple[Worktree, WorktreeCreated]:
+    """Create the attempt's worktree on the task's branch; the caller records the event
+    (a batch's first worktrees are recorded in one append) before the task starts in it.
+    Recovery finds one the driver died before recording (recovery._clear_unrecorded)."""
     if ctx.pool is not None:
         worktree = await ctx.pool.acquire(
             ctx.run_id, task.id, attempt, base_commit, keep=ctx.plan.keep_ignored
@@ -73,19 +75,17 @@ async def prepare_worktree(
     else:
         worktree = await ctx.worktrees.create(ctx.run_id, task.id, attempt, base_commit)
     ctx.live_worktrees[worktree.worktree_id] = worktree
-    await ctx.recorder.record(
-        WorktreeCreated(
-            run_id=ctx.run_id,
-            batch_id=batch_id,
-            task_id=task.id,
-            worktree_id=worktree.worktree_id,
-            attempt=attempt,
-            path=str(worktree.path),
-            branch=worktree.branch or "",
-            base_commit=worktree.base_commit,
-        )
+    created = WorktreeCreated(
+        run_id=ctx.run_id,
+        batch_id=batch_id,
+        task_id=task.id,
+        worktree_id=worktree.worktree_id,
+        attempt=attempt,
+        path=str(worktree.path),
+        branch=worktree.branch or "",
+        base_commit=worktree.base_commit,
     )
-    return worktree
+    return worktree, created
 
 
 async def run_attempt(

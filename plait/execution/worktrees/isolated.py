@@ -10,21 +10,16 @@ branches, config or hooks stays there. plait takes the work back itself:
 - `save`: the task's files (a temporary index, so the task's own index is left as it was)
   committed on top of the task's HEAD with `commit-tree` (its merge in progress too), and
   the task's branch in the user's repository moved to it by compare-and-swap (`update-ref
-  <branch> NEW OLD`): never "whatever HEAD is". plait's own git commands there write their
-  objects straight into the user's object store (GIT_OBJECT_DIRECTORY, the task's objects
-  read as an alternate), so the commit is fetched into the user's repository only when
-  the task's repository holds objects of its own (its own `git add`, its commits): else
-  every object the commit reaches is in the user's store already, and the fetch (a git
-  process) would copy nothing.
+  <branch> NEW OLD`): never "whatever HEAD is". The commit's objects are written into
+  the user's store; it is fetched there only from a task that made objects of its own.
 - commits the task made that the result does not reach (it committed, then detached or
   reset) are kept: one commit whose parents are their tips, at the attempt's kept ref.
 - a nested repository (a gitlink the base did not have) is refused: NestedRepository.
 
 The user's identity (user.name, user.email) and local ignore rules (info/exclude) are
-copied in, so an agent's own commits work as they did in a linked worktree. Only the first
-task repository of a directory costs a `git init`: the next ones get the files it wrote
-(HEAD naming their branch), and the task's HEAD is read from its files where it still names
-the base.
+copied in, so an agent's own commits work as they did in a linked worktree. Where a file
+does what a git process would, plait writes or reads it (repo_files.py: one `git init` per
+directory, the objects, the fetch rule).
 """
 
 from __future__ import annotations
@@ -39,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from plait.execution.git.cli import Git
+from plait.execution.worktrees import repo_files
 
 __all__ = ["NestedRepository", "Saved", "create", "is_isolated", "nested_paths", "save"]
 
@@ -76,7 +72,7 @@ async def create(git: Git, path: Path, branch: str, sha: str, *, alias: str | No
     (the run's base branch) names `sha` too, so `git diff main` works in it."""
     common = await git.common_dir()
     path.parent.mkdir(parents=True, exist_ok=True)
-    await _init(git, path, branch)
+    await repo_files.init(git, path, branch)
     own = path / ".git"
     (own / "objects" / "info").mkdir(parents=True, exist_ok=True)
     (own / "objects" / "info" / "alternates").write_text(f"{common / 'objects'}\n")
@@ -132,18 +128,11 @@ async def save(
     NestedRepository unless `allow_nested` (then gitlinks are left out instead).
     """
     head, head_tree = await _head(git, path, base)
-    objects = await _into_users_objects(git, path)
+    objects = await repo_files.into_users_objects(git, path)
     # Saving a result stages it in the task's own index (its checkout then shows it
     # committed); keeping a failed attempt's work leaves the index as the task left it.
     tree = await _tree_of_files(
-        git,
-        path,
-        base,
-        excludes,
-        drop,
-        strip_gitlinks=allow_nested,
-        own_index=not allow_nested,
-        objects=objects,
+        git, path, base, excludes, drop, strip_gitlinks=allow_nested, own_index=not allow_nested
     )
     merging = _merge_heads(path)
     parents = [head, *merging]
@@ -194,24 +183,13 @@ async def nested_paths(git: Git, path: Path, base: str, commit: str) -> tuple[li
 async def _head(git: Git, path: Path, base: str) -> tuple[str, str]:
     """The commit HEAD names (`base` when it names none: an orphan branch) and its tree."""
     if head_of(path)[1] == base:  # read from the files: HEAD (or its branch) names the base
-        return base, await _tree_of(git, path, base)
+        return base, await repo_files.tree_of(git, path, base)
     result = await git.run("rev-parse", "HEAD^{commit}", "HEAD^{tree}", cwd=path, check=False)
     lines = result.stdout.split()
     if result.returncode == 0 and len(lines) == 2:
         return lines[0], lines[1]
     tree = await git.run("rev-parse", f"{base}^{{tree}}", cwd=path)
     return base, tree.stdout.strip()
-
-
-_TREES: dict[str, str] = {}  # commit -> its tree: objects never change
-
-
-async def _tree_of(git: Git, path: Path, commit: str) -> str:
-    tree = _TREES.get(commit)
-    if tree is None:
-        tree = (await git.run("rev-parse", f"{commit}^{{tree}}", cwd=path)).stdout.strip()
-        _TREES[commit] = tree
-    return tree
 
 
 def _merge_heads(path: Path) -> list[str]:
@@ -235,12 +213,11 @@ async def _tree_of_files(
     *,
     strip_gitlinks: bool,
     own_index: bool,
-    objects: dict[str, str],
 ) -> str:
     """The tree of every file in the checkout (as `git add -A` sees them), staged in the
     task's index, or else in a temporary copy of it so the task's own is left alone."""
     with tempfile.TemporaryDirectory(prefix="plait-index-") as scratch:
-        env: dict[str, str] = dict(objects)
+        env = await repo_files.into_users_objects(git, path)
         if not own_index:
             index = Path(scratch) / "index"
             own = await git.run("rev-parse", "--git-path", "index", cwd=path)
@@ -317,18 +294,13 @@ async def _fetch(git: Git, path: Path, commits: Sequence[str], *, head: str | No
     `head`: the task's HEAD moves there too (the result it was staged for)."""
     if not is_isolated(path):
         return  # a linked worktree writes its objects into the user's repository already
-    if not has_own_objects(path):
-        # plait wrote the result into the user's store itself (_into_users_objects) and the
-        # task made no object of its own: whatever the commits reach is there already.
-        if head is not None:
-            _move_head(path / ".git", head)
-        return
-    # By id: protocol v2's upload-pack serves any object the repository has, so the task's
-    # repository needs no ref for it.
-    await git.run(
-        "fetch", "--quiet", "--no-tags", "--no-write-fetch-head", "--no-auto-gc",
-        "--no-recurse-submodules", str(path), *commits,
-    )  # fmt: skip
+    if repo_files.has_own_objects(path):  # else the commits' objects are all there already
+        # By id: protocol v2's upload-pack serves any object the repository has, so the
+        # task's repository needs no ref for it.
+        await git.run(
+            "fetch", "--quiet", "--no-tags", "--no-write-fetch-head", "--no-auto-gc",
+            "--no-recurse-submodules", str(path), *commits,
+        )  # fmt: skip
     if head is not None:
         _move_head(path / ".git", head)
 
@@ -340,84 +312,6 @@ def _move_head(own: Path, commit: str) -> None:
     target = own / text.removeprefix("ref: ") if text.startswith("ref: refs/") else own / "HEAD"
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(f"{commit}\n")
-
-
-async def _into_users_objects(git: Git, path: Path) -> dict[str, str]:
-    """The environment that has plait's own git commands in a task repository (add,
-    write-tree, commit-tree) write their objects into the user's object store, reading the
-    task's own objects too: then a task that made none leaves nothing to fetch."""
-    if not is_isolated(path):
-        return {}
-    return {
-        "GIT_OBJECT_DIRECTORY": str(await git.common_dir() / "objects"),
-        "GIT_ALTERNATE_OBJECT_DIRECTORIES": str(path / ".git" / "objects"),
-    }
-
-
-def has_own_objects(path: Path) -> bool:
-    """The task's repository holds objects of its own, loose or packed (its own `git add`
-    or commits); True too when that cannot be read (then plait fetches, as it always may)."""
-    objects = path / ".git" / "objects"
-    try:
-        with os.scandir(objects) as entries:
-            for entry in entries:
-                if entry.name == "info":
-                    continue  # alternates, no object
-                if entry.name != "pack":
-                    return True  # a loose object's directory (or something unknown)
-                with os.scandir(entry.path) as packs:
-                    if any(True for _ in packs):
-                        return True
-    except OSError:
-        return True
-    return False
-
-
-# What `git init --template=` wrote for the first task repository of a directory (a run's,
-# the pool's): every other task repository there gets the same files, written directly.
-_INIT_FILES: dict[Path, list[tuple[str, int, bytes | None]]] = {}
-
-
-async def _init(git: Git, path: Path, branch: str) -> None:
-    """`git init` at `path` on `branch`: a real one for the first repository of its
-    directory, the same files written for the next ones (git's probes of the file system,
-    e.g. core.filemode, hold for the whole directory; only HEAD names another branch)."""
-    made = _INIT_FILES.get(path.parent)
-    own = path / ".git"
-    if made is None:
-        await git.run("init", "--quiet", "--template=", f"--initial-branch={branch}", str(path))
-        _INIT_FILES[path.parent] = _read_init(own)
-        return
-    _write_init(own, made, f"ref: refs/heads/{branch}\n".encode())
-
-
-def _read_init(own: Path) -> list[tuple[str, int, bytes | None]]:
-    """Every directory and file of a fresh repository's git dir but HEAD: (relative path,
-    mode, bytes or None for a directory), parents before children."""
-    found: list[tuple[str, int, bytes | None]] = []
-    for directory, subdirs, names in os.walk(own):
-        subdirs.sort()
-        here = Path(directory)
-        found.append((str(here.relative_to(own)), here.stat().st_mode & 0o7777, None))
-        for name in sorted(names):
-            if here == own and name == "HEAD":
-                continue
-            file = here / name
-            found.append(
-                (str(file.relative_to(own)), file.stat().st_mode & 0o7777, file.read_bytes())
-            )
-    return found
-
-
-def _write_init(own: Path, made: list[tuple[str, int, bytes | None]], head: bytes) -> None:
-    for relative, mode, data in made:
-        target = own / relative
-        if data is None:
-            target.mkdir(parents=True, exist_ok=True)
-        else:
-            target.write_bytes(data)
-        os.chmod(target, mode)
-    (own / "HEAD").write_bytes(head)
 
 
 def remove_quietly(path: Path) -> None:
