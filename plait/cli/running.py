@@ -25,7 +25,6 @@ from plait.domain.plan.model import Plan
 from plait.domain.run import RunState
 from plait.domain.statuses import TASK_FAILURE, RunStatus
 from plait.execution.git.cli import GitError
-from plait.execution.planning import PlanningFailed, plan_from_command
 from plait.execution.runners import child_watch
 from plait.execution.runners.user_config import user_profiles
 from plait.execution.service import Plait
@@ -49,6 +48,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 async def _plan_then_execute(args: argparse.Namespace) -> int:
     """Session 0: the planning command makes the plan; nothing runs unless it is valid."""
+    from plait.execution.planning import PlanningFailed, plan_from_command  # only here
+
     console = Console(stderr=True)
     console.print(f"planning with {args.plan_from!r} ...")
     try:

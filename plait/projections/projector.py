@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 from sqlalchemy import Connection, Table, delete, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import sqlite
 
 from plait.eventstore import EventStore, StoredEvent, StoreError
 from plait.projections.tables import checkpoints
@@ -161,5 +161,7 @@ def _locked_checkpoint(conn: Connection, name: str) -> int:
 def _insert_if_absent(conn: Connection, name: str) -> Any:
     row = {"name": name, "position": 0}
     if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects import postgresql  # a SQLite store never pays its import
+
         return postgresql.insert(checkpoints).values(**row).on_conflict_do_nothing()
     return sqlite.insert(checkpoints).values(**row).on_conflict_do_nothing()
