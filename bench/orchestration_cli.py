@@ -1,7 +1,7 @@
 """The whole `plait run` command against the bash+git floor, start-up and exit included.
 
     python -m bench.orchestration_cli [--sizes 10,30,100,300] [--batches 3] [--concurrency 3]
-                                      [--runs 3] [--no-count] [--no-record]
+                                      [--runs 3] [--no-count] [--no-record] [--no-compile]
 
 What a user runs: `plait run PLAN --repo REPO --db sqlite:///FILE` as a fresh process (the
 interpreter's start-up, imports, the store's creation and migration, the run, the terminal
@@ -22,6 +22,10 @@ from 10 to 300, read as plait's marginal cost per task from 100 to 300 tasks at 
 floor's over the same step (growth that the git work itself has, e.g. more refs, is on both
 sides).
 
+plait's bytecode is compiled first (`compileall`), as an installed plait has it: where
+PYTHONDONTWRITEBYTECODE is set, each run would otherwise compile every module again
+(about 0.1 s here); `--no-compile` leaves it as it is.
+
 Unless `--no-count`, one more run of each at the 30-task size goes through a counting `git`
 first on PATH (a shell script that logs its first argument and execs the real git; the
 counting run is not timed) and the git processes per task are printed by subcommand.
@@ -30,6 +34,7 @@ counting run is not timed) and the git processes per task are printed by subcomm
 from __future__ import annotations
 
 import argparse
+import compileall
 import json
 import os
 import shutil
@@ -41,6 +46,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import plait as plait_package
 from bench.machine import describe
 from bench.orchestration import (
     GIT_LOGGER,
@@ -118,8 +124,16 @@ def main() -> None:
         "--fresh-db", action="store_true", help="plait on a database it must create and migrate"
     )
     parser.add_argument("--no-record", action="store_true", help="print only")
+    parser.add_argument(
+        "--no-compile", action="store_true", help="leave plait's bytecode as it is (or is not)"
+    )
     args = parser.parse_args()
     print(describe(), flush=True)
+    if not args.no_compile:
+        # An installed plait has its bytecode (pip compiles at install; an editable one
+        # writes it on first import), unless PYTHONDONTWRITEBYTECODE is set, as it may be
+        # where benches run: then each run would compile every module again.
+        compileall.compile_dir(Path(plait_package.__file__).parent, quiet=1)
     sizes = [int(s) for s in args.sizes.split(",")]
     times: dict[int, dict[str, list[float]]] = {}
     notes: list[str] = []
@@ -201,12 +215,18 @@ def main() -> None:
         "its default durability) in a database that exists already (created untimed before "
         "the run, as a user's first command does; `--fresh-db` times its creation and "
         "migration too); the floor keeps no record at all. Both leave every task's file on "
-        "`main` (checked).",
+        "`main` (checked). "
+        + (
+            "plait's bytecode as it was (`--no-compile`)."
+            if args.no_compile
+            else "plait's bytecode compiled first, as an installed plait has it."
+        ),
     )
     command = (
         f"python -m bench.orchestration_cli --sizes {args.sizes} --batches {args.batches} "
         f"--concurrency {args.concurrency} --runs {args.runs}"
         + (" --fresh-db" if args.fresh_db else "")
+        + (" --no-compile" if args.no_compile else "")
     )
     if args.no_record:
         print("\n".join(notes))
