@@ -76,7 +76,8 @@ def lands_whole(repo: Path, commit: str, *files: str) -> None:
         git(repo, "cat-file", "-e", f"{commit}:{name}")
 
 
-async def removed(worktree: Worktree) -> None:
+def removed(worktree: Worktree) -> None:
+    """The task's directory gone, as after its batch: only the user's repository is left."""
     shutil.rmtree(worktree.path)
 
 
@@ -90,7 +91,7 @@ async def test_plaits_commit_of_a_task_that_made_no_objects_is_in_the_users_repo
     assert not repo_files.has_own_objects(worktree.path)
     assert own_object_count(worktree.path) == 0
     assert git(worktree.path, "rev-parse", "HEAD") == commit
-    await removed(worktree)
+    removed(worktree)
     lands_whole(repo, commit, "new.txt")
     assert git(repo, "show", f"{commit}:new.txt") == "the task's work"
     assert git(repo, "rev-parse", f"refs/heads/{worktree.branch}") == commit
@@ -105,7 +106,7 @@ async def test_a_task_that_committed_itself_still_lands_every_object_it_made(
     assert repo_files.has_own_objects(worktree.path)
     commit = await manager.commit_all(worktree, "task t")
     assert commit is not None
-    await removed(worktree)
+    removed(worktree)
     lands_whole(repo, commit, "agent.txt", "after.txt")
     assert git(repo, "rev-parse", f"{commit}^") == own
 
@@ -118,7 +119,7 @@ async def test_a_task_that_only_staged_its_files_still_lands_them(
     git(worktree.path, "add", "staged.txt")  # a blob in the task's own store
     commit = await manager.commit_all(worktree, "task t")
     assert commit is not None
-    await removed(worktree)
+    removed(worktree)
     lands_whole(repo, commit, "staged.txt")
 
 
@@ -132,7 +133,7 @@ async def test_a_task_that_packed_its_objects_still_lands_them(
     )
     commit = await manager.commit_all(worktree, "task t")
     assert commit is not None
-    await removed(worktree)
+    removed(worktree)
     lands_whole(repo, commit, "agent.txt")
 
 
@@ -143,7 +144,7 @@ async def test_a_failed_attempts_kept_work_is_in_the_users_repository(
     (worktree.path / "half.txt").write_text("half done\n")
     kept = await manager.keep(worktree, "refs/plait/kept/r/t/1", "kept")
     assert kept is not None
-    await removed(worktree)
+    removed(worktree)
     lands_whole(repo, kept, "half.txt")
     assert git(repo, "rev-parse", "refs/plait/kept/r/t/1") == kept
 
@@ -158,3 +159,16 @@ async def test_a_commit_plait_made_on_its_base_descends_from_it(
     assert await manager.git.is_ancestor(head, commit)
     assert not await manager.git.is_ancestor(commit, head)
     assert await Git(repo).is_ancestor(head, commit)  # as git itself says
+
+
+async def test_a_task_that_committed_itself_lands_from_a_root_whose_path_has_a_colon(
+    repo: Path, tmp_path: Path, head: str
+) -> None:
+    manager = WorktreeManager(Git(repo), tmp_path / 'odd:"root')
+    worktree = await manager.create("r", "t", 1, head)
+    commit_file(worktree.path, "agent.txt", "committed by the agent\n")
+    (worktree.path / "after.txt").write_text("left uncommitted\n")
+    commit = await manager.commit_all(worktree, "task t")
+    assert commit is not None
+    removed(worktree)
+    lands_whole(repo, commit, "agent.txt", "after.txt")

@@ -45,8 +45,18 @@ async def into_users_objects(git: Git, path: Path) -> dict[str, str]:
         return {}  # a linked worktree: the user's store is its own already
     return {
         "GIT_OBJECT_DIRECTORY": str(await git.common_dir() / "objects"),
-        "GIT_ALTERNATE_OBJECT_DIRECTORIES": str(path / ".git" / "objects"),
+        "GIT_ALTERNATE_OBJECT_DIRECTORIES": _one_alternate(path / ".git" / "objects"),
     }
+
+
+def _one_alternate(path: Path) -> str:
+    """`path` as the one entry of a colon-separated alternates list: C-quoted when it holds
+    a colon or starts with a quote (git reads such an entry unquoted)."""
+    text = str(path)
+    if ":" not in text and not text.startswith('"'):
+        return text
+    escaped = text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    return f'"{escaped}"'
 
 
 def has_own_objects(path: Path) -> bool:
