@@ -223,8 +223,13 @@ async def _follow(
             await asyncio.wait_for(printer, timeout=30)
         else:
             console = Console()
+            # Piped (not a terminal) a live view shows only its last state, at its end: no
+            # thread rebuilding it eight times a second meanwhile.
             with Live(
-                console=console, refresh_per_second=8, get_renderable=lambda: progress_view(state)
+                console=console,
+                refresh_per_second=8,
+                auto_refresh=console.is_terminal,
+                get_renderable=lambda: progress_view(state),
             ):
                 await service.wait_run(run_id)
             if not console.is_terminal:
