@@ -172,3 +172,18 @@ async def test_a_task_that_committed_itself_lands_from_a_root_whose_path_has_a_c
     assert commit is not None
     removed(worktree)
     lands_whole(repo, commit, "agent.txt", "after.txt")
+
+
+async def test_in_a_repository_shared_by_a_group_the_objects_come_through_the_fetch(
+    tmp_path: Path,
+) -> None:
+    repo = make_repo(tmp_path / "shared")
+    git(repo, "config", "core.sharedRepository", "group")
+    manager = WorktreeManager(Git(repo), tmp_path / "trees")
+    worktree = await manager.create("r", "t", 1, git(repo, "rev-parse", "HEAD"))
+    (worktree.path / "new.txt").write_text("the task's work\n")
+    commit = await manager.commit_all(worktree, "task t")
+    assert commit is not None
+    assert repo_files.has_own_objects(worktree.path)  # plait's objects, fetched from there
+    removed(worktree)
+    lands_whole(repo, commit, "new.txt")  # written by git in the shared repository itself

@@ -12,7 +12,8 @@ process (worktrees/isolated.py uses them; bench/RESULTS.md counts the processes)
   object store, the task's own objects read as an alternate. `has_own_objects`: whether
   the task made objects itself (its own `git add`, its commits). Without any, everything
   the result reaches is in the user's store already, and the fetch that would copy it
-  there (a git process) is skipped: it would copy nothing.
+  there (a git process) is skipped: it would copy nothing. Not in a repository shared by
+  a group (core.sharedRepository): there the objects come through the fetch, as before.
 - `tree_of`: a base commit's tree, asked once (a commit never changes its tree).
 """
 
@@ -43,10 +44,28 @@ async def into_users_objects(git: Git, path: Path) -> dict[str, str]:
     task's own objects too: then a task that made none leaves nothing to fetch."""
     if not (path / ".git").is_dir():
         return {}  # a linked worktree: the user's store is its own already
+    common = await git.common_dir()
+    if await _shared(git, common):
+        return {}  # git in the user's repository writes there, with the group's permissions
     return {
-        "GIT_OBJECT_DIRECTORY": str(await git.common_dir() / "objects"),
+        "GIT_OBJECT_DIRECTORY": str(common / "objects"),
         "GIT_ALTERNATE_OBJECT_DIRECTORIES": _one_alternate(path / ".git" / "objects"),
     }
+
+
+_SHARED: dict[Path, bool] = {}  # common dir -> its core.sharedRepository asks for a group
+
+
+async def _shared(git: Git, common: Path) -> bool:
+    """The user's repository is shared by a group (core.sharedRepository): the objects
+    written into it must get the group's permissions, which only git running in that
+    repository gives them (the fetch does). Asked once per repository and process."""
+    known = _SHARED.get(common)
+    if known is None:
+        got = await git.run("config", "--get", "core.sharedRepository", check=False)
+        known = got.stdout.strip().lower() not in ("", "false", "umask", "0", "no", "off")
+        _SHARED[common] = known
+    return known
 
 
 def _one_alternate(path: Path) -> str:
