@@ -282,3 +282,60 @@ async def test_the_user_moving_the_base_branch_during_a_task_fails_no_task(
     assert of_type(done.events, "TaskFailed") == []
     assert done.result.status == "landed", done.result
     assert "f.txt" in files_on(repo, "main")
+
+
+# -- a task's repository swapped for a way into the user's ------------------------------------
+
+
+def users_git_state(repo: Path) -> dict[str, bytes | str]:
+    """What plait's git commands would write in the user's repository: refs, HEAD, index,
+    config (the objects plait itself writes only for a task whose work it took)."""
+    own = repo / ".git"
+    return {
+        "refs": "\n".join(sorted(f"{n} {s}" for n, s in refs_of(repo).items())),
+        "plait refs": git(repo, "for-each-ref", "refs/heads/plait/", "refs/plait/"),
+        "HEAD": (own / "HEAD").read_bytes(),
+        "index": (own / "index").read_bytes(),
+        "config": (own / "config").read_bytes(),
+    }
+
+
+LINKS = {
+    # its .git replaced by a link to the user's
+    "git dir linked": 'rm -rf .git && ln -s "$USER_GIT" .git',
+    # a gitfile, as a linked worktree has, naming the user's
+    "gitfile": 'rm -rf .git && echo "gitdir: $USER_GIT" > .git',
+    # its refs replaced by the user's: plait's moves of its HEAD would move the user's
+    "refs linked": 'rm -rf .git/refs && ln -s "$USER_GIT/refs" .git/refs',
+    # its objects replaced by the user's: plait's commit would be written there
+    "objects linked": 'rm -rf .git/objects && ln -s "$USER_GIT/objects" .git/objects',
+    # a commondir file: git then takes refs and config from the user's
+    "commondir": 'echo "$USER_GIT" > .git/commondir',
+}
+
+
+@pytest.mark.parametrize("link", LINKS.values(), ids=LINKS.keys())
+async def test_a_task_that_links_its_repository_to_the_users_fails_and_plait_never_touches_it(
+    harness: Harness, link: str
+) -> None:
+    repo = harness.repo
+    before = users_git_state(repo)
+    user_git = shlex.quote(str(repo / ".git"))
+    hostile = f"USER_GIT={user_git} && {write('work.txt', 'the work')} && {link}"
+
+    done = await harness.run(plan(task("hostile", hostile), base="main"))
+
+    failed = of_type(done.events, "TaskFailed")
+    assert failed, [e.type for e in done.events]
+    assert "not the repository plait made" in failed[0]["error"]
+    assert done.result.status != "landed", done.result
+    after = users_git_state(repo)
+    assert {k: v for k, v in after.items() if k != "plait refs"} == {
+        k: v for k, v in before.items() if k != "plait refs"
+    }
+    assert "work.txt" not in files_on(repo, "main")
+    # The work stays where the task left it, and the report says where.
+    path = Path(of_type(done.events, "WorktreeCreated")[0]["path"])
+    assert (path / "work.txt").read_text() == "the work\n"
+    kept = of_type(done.events, "WorkKept")
+    assert any(str(path) in k["reason"] for k in kept), kept
