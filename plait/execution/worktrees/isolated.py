@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from plait.execution.git.cli import Git
+from plait.execution.worktrees import own_files
 
 __all__ = ["NestedRepository", "Saved", "create", "is_isolated", "nested_paths", "save"]
 
@@ -122,7 +123,9 @@ async def save(
 
     `drop`: paths never committed (copy_ignored secrets) unless the base tracks them.
     NestedRepository unless `allow_nested` (then gitlinks are left out instead).
+    ForeignRepository, before any git runs there: `path` no longer holds plait's repository.
     """
+    own_files.check(path)
     head, head_tree = await _head(git, path, base)
     # Saving a result stages it in the task's own index (its checkout then shows it
     # committed); keeping a failed attempt's work leaves the index as the task left it.
