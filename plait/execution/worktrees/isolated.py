@@ -33,7 +33,15 @@ from pathlib import Path
 from plait.execution.git.cli import Git
 from plait.execution.worktrees import own_files
 
-__all__ = ["NestedRepository", "Saved", "create", "is_isolated", "nested_paths", "save"]
+__all__ = [
+    "NestedRepository",
+    "Saved",
+    "create",
+    "is_isolated",
+    "nested_paths",
+    "renew",
+    "save",
+]
 
 GITLINK = "160000"
 
@@ -64,11 +72,59 @@ def is_isolated(path: Path) -> bool:
     return (path / ".git").is_dir()
 
 
-async def create(git: Git, path: Path, branch: str, sha: str, *, alias: str | None) -> None:
+async def create(
+    git: Git,
+    path: Path,
+    branch: str,
+    sha: str,
+    *,
+    alias: str | None,
+    sparse: Sequence[str] | None = None,
+) -> None:
     """A repository at `path` on `branch` at `sha`, reading the user's objects. `alias`
-    (the run's base branch) names `sha` too, so `git diff main` works in it."""
+    (the run's base branch) names `sha` too, so `git diff main` works in it. `sparse`:
+    non-cone sparse-checkout patterns (a pooled slot's), applied before the checkout."""
     common = await git.common_dir()
     path.parent.mkdir(parents=True, exist_ok=True)
+    await _own_repository(git, common, path, branch, sha, alias)
+    await _check_out(git, path, sparse)
+
+
+async def renew(
+    git: Git,
+    path: Path,
+    branch: str,
+    sha: str,
+    *,
+    alias: str | None,
+    sparse: Sequence[str] | None = None,
+) -> None:
+    """A pooled slot's repository made anew for its next task, as `create` makes one: its
+    HEAD, refs, reflogs, config, hooks and info are gone, its alternates written again, and
+    only its index and objects kept, so the checkout writes just the files that differ from
+    the previous task's (and `git clean` then takes what is left). ForeignRepository first,
+    when the previous task left a repository that is not plait's (see own_files)."""
+    own_files.check(path)
+    own = path / ".git"
+    for entry in list(os.scandir(own)):
+        if entry.name in _KEPT_ON_RENEW:
+            continue
+        if entry.is_dir(follow_symlinks=False):
+            shutil.rmtree(entry.path)
+        else:
+            os.unlink(entry.path)
+    await _own_repository(git, await git.common_dir(), path, branch, sha, alias)
+    await _check_out(git, path, sparse)
+
+
+_KEPT_ON_RENEW = ("index", "objects")
+
+
+async def _own_repository(
+    git: Git, common: Path, path: Path, branch: str, sha: str, alias: str | None
+) -> None:
+    """`git init` at `path` (again, for a renewed slot: it fills in what is missing), then
+    the user's objects as alternates, their ignore rules and identity, and the branches."""
     await git.run("init", "--quiet", "--template=", f"--initial-branch={branch}", str(path))
     own = path / ".git"
     (own / "objects" / "info").mkdir(parents=True, exist_ok=True)
@@ -86,6 +142,12 @@ async def create(git: Git, path: Path, branch: str, sha: str, *, alias: str | No
         ref = own / "refs" / "heads" / name
         ref.parent.mkdir(parents=True, exist_ok=True)
         ref.write_text(f"{sha}\n")
+
+
+async def _check_out(git: Git, path: Path, sparse: Sequence[str] | None) -> None:
+    """The checkout of HEAD: with the index a renewed slot kept, only differing files."""
+    if sparse is not None:
+        await git.run("sparse-checkout", "set", "--no-cone", "--", *sparse, cwd=path)
     await git.run("reset", "--quiet", "--hard", cwd=path)
 
 

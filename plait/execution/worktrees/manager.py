@@ -50,6 +50,7 @@ __all__ = [
 ]
 
 INTEGRATION_DIR = "_integration"
+POOL_DIR = "_pool"  # the pool's slots (pool.py), task repositories like the runs' ones
 LEGACY_ROOT = "plait-worktrees"  # under the git common dir, before worktrees moved out
 _KEY_UNSAFE = re.compile(r"[^a-z0-9_.-]+")
 
@@ -157,22 +158,32 @@ class WorktreeManager:
         sha = await self.git.rev_parse(base_commit)
         if path.exists() and any(path.iterdir()):
             raise WorktreeError(f"{path} exists already; refusing to overwrite it")
-        ref = f"refs/heads/{branch}"
-        # Attempt 1 creates the branch (the all-zero old value refuses an existing one, which
-        # may hold someone's work); a later attempt moves it to its new base.
-        old = ("0" * 40,) if attempt == 1 else ()
-        made = await self.git.run("update-ref", ref, sha, *old, check=False)
-        if made.returncode != 0 and await self.git.ref_target(ref) != sha:
-            raise WorktreeError(f"branch {branch!r} already exists; refusing to reset it")
+        ref = await self.claim_branch(branch, sha, attempt)
         try:
             await isolated.create(self.git, path, branch, sha, alias=self.alias)
             saving.BRANCH_TIPS[(path, ref)] = sha
         except BaseException:
-            if attempt == 1:
-                await self.git.run("update-ref", "-d", ref, sha, check=False)
+            await self.unclaim_branch(ref, sha, attempt)
             isolated.remove_quietly(path)
             raise
         return Worktree(path, branch, f"{run_id}/{path.name}", sha)
+
+    async def claim_branch(self, branch: str, sha: str, attempt: int) -> str:
+        """The task branch in the user's repository at `sha` (its full ref): attempt 1
+        creates it (the all-zero old value refuses an existing one, which may hold someone's
+        work); a later attempt moves it to its new base. Fresh and pooled task repositories
+        alike: only plait moves it afterwards (saving.py)."""
+        ref = f"refs/heads/{branch}"
+        old = ("0" * 40,) if attempt == 1 else ()
+        made = await self.git.run("update-ref", ref, sha, *old, check=False)
+        if made.returncode != 0 and await self.git.ref_target(ref) != sha:
+            raise WorktreeError(f"branch {branch!r} already exists; refusing to reset it")
+        return ref
+
+    async def unclaim_branch(self, ref: str, sha: str, attempt: int) -> None:
+        """Undo `claim_branch` when the task's repository could not be made (attempt 1)."""
+        if attempt == 1:
+            await self.git.run("update-ref", "-d", ref, sha, check=False)
 
     async def create_detached(self, path: Path, commit: str) -> Worktree:
         """A worktree with a detached HEAD at `commit` (the integration worktree)."""
@@ -255,9 +266,9 @@ class WorktreeManager:
     def _task_repositories(root: Path) -> list[WorktreeEntry]:
         found: list[WorktreeEntry] = []
         for run_dir in sorted(root.iterdir()) if root.is_dir() else ():
-            if not run_dir.is_dir() or run_dir.name.startswith("_"):
+            if not run_dir.is_dir() or (run_dir.name.startswith("_") and run_dir.name != POOL_DIR):
                 continue
-            for path in sorted(run_dir.iterdir()):
+            for path in sorted(run_dir.iterdir(), key=_slot_order):
                 if isolated.is_isolated(path):
                     branch, head = isolated.head_of(path)
                     found.append(WorktreeEntry(path, head, branch, detached=branch is None))
@@ -339,6 +350,11 @@ class WorktreeManager:
             return known  # commit_all saw them
         out = await self.git.run("diff", "--name-only", "--no-renames", "-z", a, b, "--")
         return [name for name in out.stdout.split("\0") if name]
+
+
+def _slot_order(path: Path) -> tuple[int, str]:
+    """Pool slots (`1`, `2`, ... `10`) by number; task directories by name."""
+    return (int(path.name), "") if path.name.isdigit() else (0, path.name)
 
 
 def _read(path: Path) -> str | None:
