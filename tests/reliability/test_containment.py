@@ -18,6 +18,7 @@ from plait.domain.plan.parsing import plan_from_mapping
 from plait.execution.errors import RepositoryChanged
 from tests.gitrepo import commit_file, git, make_repo
 from tests.integration.orchestration_helpers import (
+    WORKTREE_MODES,
     Harness,
     branch_tip,
     files_on,
@@ -35,9 +36,10 @@ def commit_refs(repo: Path) -> list[str]:
     return [line.split(" ", 1)[1] for line in listed.splitlines() if line.startswith("commit ")]
 
 
-@pytest.fixture
-async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
-    async with open_harness(tmp_path) as opened:
+@pytest.fixture(params=WORKTREE_MODES)
+async def harness(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[Harness]:
+    """Each test with fresh task repositories and with pooled ones: the same promises."""
+    async with open_harness(tmp_path, reuse_worktrees=request.param == "pooled") as opened:
         yield opened
 
 
@@ -177,18 +179,6 @@ async def test_a_task_that_reaches_into_the_users_repository_by_path_fails(
     assert "f.txt" not in files_on(repo, "main")
 
 
-async def test_in_a_pooled_worktree_a_task_that_sets_the_shared_config_fails(
-    tmp_path: Path,
-) -> None:
-    async with open_harness(tmp_path, reuse_worktrees=True) as pooled:
-        # A linked worktree shares the user's config: plain `git config` writes it.
-        done = await pooled.run(plan(task("meddler", "git config alias.st status && true")))
-
-    failed = of_type(done.events, "TaskFailed")
-    assert failed, [e.type for e in done.events]
-    assert "changed your repository" in failed[0]["error"]
-
-
 async def test_a_task_that_moves_a_users_branch_by_path_fails(harness: Harness) -> None:
     repo = harness.repo
     git(repo, "branch", "release")
@@ -221,27 +211,38 @@ async def test_copy_ignored_secrets_are_never_committed_even_when_the_task_unign
 # -- the base branch: the user may move it during a run, a task may not --------------------
 
 
-async def test_a_task_that_commits_onto_the_base_branch_in_a_pooled_worktree_fails(
-    tmp_path: Path,
+async def test_a_task_that_commits_onto_the_base_branch_moves_only_its_own_repositorys(
+    harness: Harness,
 ) -> None:
-    async with open_harness(tmp_path, reuse_worktrees=True) as pooled:
-        repo = pooled.repo
-        tip = branch_tip(repo, "main")
-        # A pooled slot is a linked worktree: a checkout there moves the user's own branch.
-        sneaky = (
-            "git checkout --quiet --ignore-other-worktrees main && "
-            + write("sneaky.txt", "untested")
-            + " && git add sneaky.txt && git commit --quiet -m sneaky"
-        )
-        done = await pooled.run(plan(task("sneaky", sneaky), base="main"))
+    repo = harness.repo
+    tip = branch_tip(repo, "main")
+    # `main` in the task's repository (fresh or a pooled slot) is its own: the commit stays
+    # there, and plait takes it as the task's work (tested like any other: here, red).
+    sneaky = (
+        "git checkout --quiet main && "
+        + write("sneaky.txt", "untested")
+        + " && git add sneaky.txt && git commit --quiet -m sneaky"
+    )
+    done = await harness.run(
+        plan(task("sneaky", sneaky), base="main", test_command="test ! -e sneaky.txt")
+    )
 
-    failed = of_type(done.events, "TaskFailed")
-    assert failed, [e.type for e in done.events]
-    assert "refs/heads/main" in failed[0]["error"]
-    assert "changed your repository" in failed[0]["error"]
+    assert branch_tip(repo, "main") == tip
     assert done.result.status != "landed", done.result
-    # plait did not move main on top of what the task did, and says what the task did.
-    assert git(repo, "rev-parse", "main~1") == tip
+
+
+async def test_a_task_that_sets_its_repositorys_config_leaves_the_users_alone(
+    harness: Harness,
+) -> None:
+    repo = harness.repo
+    config_before = (repo / ".git" / "config").read_bytes()
+
+    done = await harness.run(
+        plan(task("meddler", "git config alias.st status && " + write("f.txt", "f")))
+    )
+
+    assert done.result.status == "landed", done.result
+    assert (repo / ".git" / "config").read_bytes() == config_before
 
 
 async def test_a_task_that_moves_the_base_branch_by_path_to_its_own_commit_fails(
@@ -311,6 +312,8 @@ LINKS = {
     "objects linked": 'rm -rf .git/objects && ln -s "$USER_GIT/objects" .git/objects',
     # a commondir file: git then takes refs and config from the user's
     "commondir": 'echo "$USER_GIT" > .git/commondir',
+    # its config pointing git at the user's checkout
+    "core.worktree": 'git config core.worktree "$(dirname "$USER_GIT")"',
 }
 
 
