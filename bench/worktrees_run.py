@@ -175,9 +175,7 @@ def main() -> None:
                     elapsed = run_plait(
                         repo, work, pool_root, task_ids, args.concurrency, pooled=True
                     )
-                (pooled_cold if name == "plait run" and run == 0 else times[name]).append(
-                    elapsed
-                )
+                (pooled_cold if name == "plait run" and run == 0 else times[name]).append(elapsed)
                 print(f"run {run + 1}: {name} {elapsed:,.1f} s", flush=True)
                 shutil.rmtree(root, ignore_errors=True)
         if not args.no_profile:
@@ -231,7 +229,10 @@ def main() -> None:
         print("\n".join(notes))
     else:
         append_section(
-            "A run on a big repository: pooled task repositories (the default) and fresh ones", command, table, notes
+            "A run on a big repository: pooled task repositories (the default) and fresh ones",
+            command,
+            table,
+            notes,
         )
 
 
