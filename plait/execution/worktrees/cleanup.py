@@ -123,7 +123,7 @@ async def _clean_run(
 
 
 async def _drain_pool(manager: WorktreeManager, report: CleanReport, dry_run: bool) -> None:
-    """The repository's idle pooled worktrees (`--reuse-worktrees` keeps them for the next
+    """The repository's idle pooled task repositories (`plait run` keeps them for the next
     run): detached, every commit on a ref, nothing of anyone's in them. A busy slot (a
     task's, or kept work) is left alone."""
     pool = WorktreePool(manager, max_idle=0)
