@@ -271,7 +271,9 @@ class WorktreeManager:
             for path in sorted(run_dir.iterdir(), key=_slot_order):
                 if isolated.is_isolated(path):
                     branch, head = isolated.head_of(path)
-                    found.append(WorktreeEntry(path, head, branch, detached=branch is None))
+                    detached = branch is None
+                    entry = WorktreeEntry(path, head, branch, detached, own_repository=True)
+                    found.append(entry)
         return found
 
     async def write_excludes(self, path: Path, patterns: Sequence[str]) -> Path:

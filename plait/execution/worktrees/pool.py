@@ -51,6 +51,7 @@ task prefers a slot with the same ones.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import enum
 from collections.abc import Sequence
@@ -77,6 +78,10 @@ class Released(enum.Enum):
 class _Slot:
     path: Path
     sparse: tuple[str, ...] | None = None  # patterns applied now; None: full checkout
+    # A linked worktree an older plait made (as git's own list of worktrees says, not the
+    # files in it): removed once released, never recycled. Every other slot must hold
+    # plait's own repository (own_files), or no git runs in it.
+    linked: bool = False
 
 
 class WorktreePool:
@@ -147,18 +152,18 @@ class WorktreePool:
         """
         slot = self._take(worktree)
         saving.BRANCH_TIPS.pop((slot.path, f"refs/heads/{worktree.branch}"), None)
-        if isolated.is_isolated(slot.path) and own_files.problem(slot.path) is not None:
+        if not slot.linked and own_files.problem(slot.path) is not None:
             self._leased[slot.path] = slot
             return Released.KEPT
         try:
-            unsaved = await ops.unsaved_commits(self.git, slot.path)
+            unsaved = await ops.unsaved_commits(self.git, slot.path, linked=slot.linked)
         except BaseException:
             self._leased[slot.path] = slot
             raise
         if unsaved:
             self._leased[slot.path] = slot
             return Released.KEPT
-        if not isolated.is_isolated(slot.path) or len(self._idle) >= self.max_idle:
+        if slot.linked or len(self._idle) >= self.max_idle:
             await self._remove(slot)  # a linked slot of an older plait's: never pooled
             return Released.REMOVED
         try:
@@ -174,9 +179,9 @@ class WorktreePool:
         commit no ref reaches, or what is not plait's repository any more)."""
         slot = self._take(worktree)
         try:
-            if why := own_files.problem(slot.path) if isolated.is_isolated(slot.path) else None:
+            if why := None if slot.linked else own_files.problem(slot.path):
                 raise WorktreeError(f"{worktree.path}: refusing to remove it, {why}")
-            if reason := await ops.unsaved_commits(self.git, slot.path):
+            if reason := await ops.unsaved_commits(self.git, slot.path, linked=slot.linked):
                 raise WorktreeError(f"{worktree.path}: refusing to remove it, {reason}")
             await self.manager.remove(worktree, delete_branch=delete_branch)
         except BaseException:
@@ -211,7 +216,8 @@ class WorktreePool:
         interrupted, which its run adopts again) is never recycled. Returns those kept."""
         kept = []
         for busy in await self.recover():
-            foreign = isolated.is_isolated(busy.path) and own_files.problem(busy.path)
+            linked = self._leased[busy.path].linked
+            foreign = not linked and own_files.problem(busy.path) is not None
             dirty = foreign or await ops.uncommitted_changes(self.git, busy.path)
             if dirty or await self.release(busy) is Released.KEPT:
                 kept.append(busy)
@@ -235,16 +241,18 @@ class WorktreePool:
                 continue
             if entry.prunable is not None or entry.locked is not None:
                 continue
-            own = isolated.is_isolated(path)
-            foreign = own and own_files.problem(path) is not None
-            if not foreign and entry.detached and not await ops.unsaved_commits(self.git, path):
-                slot = _Slot(path, await self._sparse_of(path))
-                if own:
-                    self._idle.append(slot)
-                else:
+            linked = not entry.own_repository
+            foreign = not linked and own_files.problem(path) is not None
+            idle = not foreign and entry.detached
+            if idle and not await ops.unsaved_commits(self.git, path, linked=linked):
+                slot = _Slot(path, await self._sparse_of(path), linked)
+                if linked:
                     await self._remove(slot)
+                else:
+                    self._idle.append(slot)
                 continue
-            self._leased[path] = _Slot(path, None if foreign else await self._sparse_of(path))
+            sparse = None if foreign else await self._sparse_of(path)
+            self._leased[path] = _Slot(path, sparse, linked)
             busy.append(Worktree(path, entry.branch_name, f"{POOL_DIR}/{path.name}", entry.head))
         return busy
 
@@ -324,7 +332,11 @@ class WorktreePool:
             await self._remove(slot)
 
     async def _remove(self, slot: _Slot) -> None:
-        await self.manager.remove(Worktree(slot.path, None, slot.path.name, ""))
+        worktree = Worktree(slot.path, None, slot.path.name, "")
+        if slot.linked:
+            await self.manager.remove(worktree)  # `git worktree remove`: git knows of it
+        else:
+            await asyncio.to_thread(isolated.remove, slot.path)  # never git: plain files
 
     @staticmethod
     async def _sparse_of(path: Path) -> tuple[str, ...] | None:

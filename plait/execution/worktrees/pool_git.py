@@ -45,14 +45,14 @@ async def clean(git: Git, path: Path, *, keep_ignored: bool, keep: Sequence[str]
         await asyncio.to_thread(remove_caches, path, keep)
 
 
-async def unsaved_commits(git: Git, path: Path) -> str | None:
+async def unsaved_commits(git: Git, path: Path, *, linked: bool = False) -> str | None:
     """Why recycling the slot could lose a commit, or None when every commit it holds is
     accounted for: HEAD must name a commit, and nothing its HEAD, branches, tags or HEAD's
     reflog reach may be missing from every ref of the user's repository (plait's save
     fetches the task's result and the commits it kept there). Run it only on a slot that
     holds plait's own repository (own_files)."""
     argv: tuple[str, ...]
-    if not isolated.is_isolated(path):  # a linked slot an older plait made shares the refs
+    if linked:  # a linked slot an older plait made shares the user's refs
         argv = ("rev-list", "--max-count=1", "HEAD", "--not", "--branches", "--tags", "--remotes")
     else:  # nothing reached from its own refs, HEAD or reflog but by no ref of the user's
         argv = ("rev-list", "--max-count=1", "HEAD", "--branches", "--tags", "--reflog")
