@@ -17,6 +17,11 @@ branches, config or hooks stays there. plait takes the work back itself:
 
 The user's identity (user.name, user.email) and local ignore rules (info/exclude) are
 copied in, so an agent's own commits work as they did in a linked worktree.
+
+`create` makes one; a pool slot is made anew the same way for its next task (pool_git.renew,
+its index and objects kept). Before any git runs in a task's directory after the task ran,
+own_files.py checks that it still holds the repository made here; task_dirs.py reads and
+removes them.
 """
 
 from __future__ import annotations
@@ -33,15 +38,7 @@ from pathlib import Path
 from plait.execution.git.cli import Git
 from plait.execution.worktrees import own_files
 
-__all__ = [
-    "NestedRepository",
-    "Saved",
-    "create",
-    "is_isolated",
-    "nested_paths",
-    "renew",
-    "save",
-]
+__all__ = ["NestedRepository", "Saved", "create", "is_isolated", "nested_paths", "save"]
 
 GITLINK = "160000"
 
@@ -86,45 +83,16 @@ async def create(
     non-cone sparse-checkout patterns (a pooled slot's), applied before the checkout."""
     common = await git.common_dir()
     path.parent.mkdir(parents=True, exist_ok=True)
-    await _own_repository(git, common, path, branch, sha, alias)
-    await _check_out(git, path, sparse)
+    await own_repository(git, common, path, branch, sha, alias)
+    await check_out(git, path, sparse)
 
 
-async def renew(
-    git: Git,
-    path: Path,
-    branch: str,
-    sha: str,
-    *,
-    alias: str | None,
-    sparse: Sequence[str] | None = None,
-) -> None:
-    """A pooled slot's repository made anew for its next task, as `create` makes one: its
-    HEAD, refs, reflogs, config, hooks and info are gone, its alternates written again, and
-    only its index and objects kept, so the checkout writes just the files that differ from
-    the previous task's (and `git clean` then takes what is left). ForeignRepository first,
-    when the previous task left a repository that is not plait's (see own_files)."""
-    own_files.check(path)
-    own = path / ".git"
-    for entry in list(os.scandir(own)):
-        if entry.name in _KEPT_ON_RENEW:
-            continue
-        if entry.is_dir(follow_symlinks=False):
-            shutil.rmtree(entry.path)
-        else:
-            os.unlink(entry.path)
-    await _own_repository(git, await git.common_dir(), path, branch, sha, alias)
-    await _check_out(git, path, sparse)
-
-
-_KEPT_ON_RENEW = ("index", "objects")
-
-
-async def _own_repository(
+async def own_repository(
     git: Git, common: Path, path: Path, branch: str, sha: str, alias: str | None
 ) -> None:
-    """`git init` at `path` (again, for a renewed slot: it fills in what is missing), then
-    the user's objects as alternates, their ignore rules and identity, and the branches."""
+    """`git init` at `path` (again, for a pool slot's renewal, pool_git.renew: it fills in
+    what is missing), the user's objects as alternates, their ignore rules and identity, and
+    the branches."""
     await git.run("init", "--quiet", "--template=", f"--initial-branch={branch}", str(path))
     own = path / ".git"
     (own / "objects" / "info").mkdir(parents=True, exist_ok=True)
@@ -144,8 +112,8 @@ async def _own_repository(
         ref.write_text(f"{sha}\n")
 
 
-async def _check_out(git: Git, path: Path, sparse: Sequence[str] | None) -> None:
-    """The checkout of HEAD: with the index a renewed slot kept, only differing files."""
+async def check_out(git: Git, path: Path, sparse: Sequence[str] | None) -> None:
+    """The checkout of HEAD (with the index a renewed slot kept: only differing files)."""
     if sparse is not None:
         await git.run("sparse-checkout", "set", "--no-cone", "--", *sparse, cwd=path)
     await git.run("reset", "--quiet", "--hard", cwd=path)
@@ -369,46 +337,3 @@ def _move_head(own: Path, commit: str) -> None:
     target = own / text.removeprefix("ref: ") if text.startswith("ref: refs/") else own / "HEAD"
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(f"{commit}\n")
-
-
-def remove_quietly(path: Path) -> None:
-    with contextlib.suppress(OSError):
-        remove(path)
-
-
-def head_of(path: Path) -> tuple[str | None, str | None]:
-    """(the full ref HEAD is on or None when detached, the sha HEAD names or None), read
-    from the files alone (recovery and `plait clean` look at many)."""
-    own = path / ".git"
-    try:
-        text = (own / "HEAD").read_text().strip()
-    except OSError:
-        return None, None
-    if not text.startswith("ref: "):
-        return None, text or None
-    ref = text.removeprefix("ref: ")
-    try:
-        return ref, (own / ref).read_text().strip() or None
-    except OSError:
-        pass
-    try:
-        packed = (own / "packed-refs").read_text().splitlines()
-    except OSError:
-        return ref, None
-    for line in packed:
-        sha, _, name = line.partition(" ")
-        if name == ref:
-            return ref, sha
-    return ref, None
-
-
-def remove(path: Path) -> None:
-    """Delete a task's repository and checkout (its kept work was fetched first)."""
-    shutil.rmtree(path, ignore_errors=False, onerror=_writable_then_retry)
-
-
-def _writable_then_retry(function: object, name: str, _info: object) -> None:
-    os.chmod(name, 0o700)
-    os.chmod(os.path.dirname(name), 0o700)
-    if callable(function):
-        function(name)

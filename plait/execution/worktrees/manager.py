@@ -32,7 +32,7 @@ from plait.execution.git.cli import Git, GitError
 from plait.execution.git.copy import CopyReport, checked_relative, copy_paths
 from plait.execution.git.porcelain import WorktreeEntry, parse_worktree_list
 from plait.execution.git.refs import validate_ref_name
-from plait.execution.worktrees import isolated, saving
+from plait.execution.worktrees import isolated, saving, task_dirs
 from plait.execution.worktrees.clean_tree import clean_argv, remove_caches
 from plait.execution.worktrees.isolated import NestedRepository, Saved
 
@@ -164,15 +164,14 @@ class WorktreeManager:
             saving.BRANCH_TIPS[(path, ref)] = sha
         except BaseException:
             await self.unclaim_branch(ref, sha, attempt)
-            isolated.remove_quietly(path)
+            task_dirs.remove_quietly(path)
             raise
         return Worktree(path, branch, f"{run_id}/{path.name}", sha)
 
     async def claim_branch(self, branch: str, sha: str, attempt: int) -> str:
-        """The task branch in the user's repository at `sha` (its full ref): attempt 1
-        creates it (the all-zero old value refuses an existing one, which may hold someone's
-        work); a later attempt moves it to its new base. Fresh and pooled task repositories
-        alike: only plait moves it afterwards (saving.py)."""
+        """The task branch (its full ref) at `sha` in the user's repository, for a fresh or
+        pooled task repository: attempt 1 creates it (the all-zero old value refuses an
+        existing one, maybe someone's work), a later one moves it to its new base."""
         ref = f"refs/heads/{branch}"
         old = ("0" * 40,) if attempt == 1 else ()
         made = await self.git.run("update-ref", ref, sha, *old, check=False)
@@ -181,8 +180,7 @@ class WorktreeManager:
         return ref
 
     async def unclaim_branch(self, ref: str, sha: str, attempt: int) -> None:
-        """Undo `claim_branch` when the task's repository could not be made (attempt 1)."""
-        if attempt == 1:
+        if attempt == 1:  # the task's repository could not be made: the branch goes too
             await self.git.run("update-ref", "-d", ref, sha, check=False)
 
     async def create_detached(self, path: Path, commit: str) -> Worktree:
@@ -236,7 +234,7 @@ class WorktreeManager:
         """Remove the worktree (even dirty or locked, e.g. by an interrupted add)."""
         if isolated.is_isolated(worktree.path):
             saving.BRANCH_TIPS.pop((worktree.path, f"refs/heads/{worktree.branch}"), None)
-            await asyncio.to_thread(isolated.remove, worktree.path)
+            await asyncio.to_thread(task_dirs.remove, worktree.path)
         else:
             await self._remove_linked(worktree)
         if delete_branch and worktree.branch:
@@ -268,9 +266,9 @@ class WorktreeManager:
         for run_dir in sorted(root.iterdir()) if root.is_dir() else ():
             if not run_dir.is_dir() or (run_dir.name.startswith("_") and run_dir.name != POOL_DIR):
                 continue
-            for path in sorted(run_dir.iterdir(), key=_slot_order):
+            for path in sorted(run_dir.iterdir()):
                 if isolated.is_isolated(path):
-                    branch, head = isolated.head_of(path)
+                    branch, head = task_dirs.head_of(path)
                     detached = branch is None
                     entry = WorktreeEntry(path, head, branch, detached, own_repository=True)
                     found.append(entry)
@@ -352,11 +350,6 @@ class WorktreeManager:
             return known  # commit_all saw them
         out = await self.git.run("diff", "--name-only", "--no-renames", "-z", a, b, "--")
         return [name for name in out.stdout.split("\0") if name]
-
-
-def _slot_order(path: Path) -> tuple[int, str]:
-    """Pool slots (`1`, `2`, ... `10`) by number; task directories by name."""
-    return (int(path.name), "") if path.name.isdigit() else (0, path.name)
 
 
 def _read(path: Path) -> str | None:

@@ -4,7 +4,7 @@ A slot is a task repository of its own, made as a fresh one is (isolated.py: `gi
 the user's objects read through alternates): the task's HEAD, refs, config and hooks are
 its alone, so a pooled task is contained exactly as a fresh one. What the pool saves is the
 checkout: a fresh task repository writes every file of the repository; a recycled slot is
-made anew (`isolated.renew`: everything but its index and objects) and checked out at the
+made anew (`pool_git.renew`: everything but its index and objects) and checked out at the
 next task's base, which writes only the files that differ, then cleaned. Its work is saved
 as a fresh one's is (saving.py: commit-tree, fetch into the user's repository,
 compare-and-swap of the task branch).
@@ -60,7 +60,7 @@ from pathlib import Path
 
 from plait.execution.git.cli import GitError
 from plait.execution.git.refs import validate_ref_name
-from plait.execution.worktrees import isolated, own_files, saving
+from plait.execution.worktrees import isolated, own_files, saving, task_dirs
 from plait.execution.worktrees import pool_git as ops
 from plait.execution.worktrees.manager import POOL_DIR, Worktree, WorktreeError, WorktreeManager
 
@@ -270,7 +270,7 @@ class WorktreePool:
         while self._idle:
             slot = self._pick(sparse)
             try:
-                await isolated.renew(
+                await ops.renew(
                     self.git, slot.path, branch, sha, alias=self.manager.alias, sparse=sparse
                 )
                 slot.sparse = sparse
@@ -336,7 +336,7 @@ class WorktreePool:
         if slot.linked:
             await self.manager.remove(worktree)  # `git worktree remove`: git knows of it
         else:
-            await asyncio.to_thread(isolated.remove, slot.path)  # never git: plain files
+            await asyncio.to_thread(task_dirs.remove, slot.path)  # never git: plain files
 
     @staticmethod
     async def _sparse_of(path: Path) -> tuple[str, ...] | None:

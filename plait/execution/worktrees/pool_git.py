@@ -7,12 +7,14 @@ touches only its index, HEAD and files; none touches the user's repository.
 from __future__ import annotations
 
 import asyncio
+import os
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
 from plait.domain.plan.paths import path_parts
 from plait.execution.git.cli import Git
-from plait.execution.worktrees import isolated
+from plait.execution.worktrees import isolated, own_files, task_dirs
 from plait.execution.worktrees.clean_tree import anchored_pattern, clean_argv, remove_caches
 
 # Root-level files (build configuration, lockfiles) stay in every sparse
@@ -32,6 +34,36 @@ def sparse_patterns(paths: Sequence[str]) -> tuple[str, ...] | None:
             return None
         anchored.append(anchored_pattern(path))
     return (*_ROOT_FILES, *sorted(set(anchored))) if anchored else None
+
+
+async def renew(
+    git: Git,
+    path: Path,
+    branch: str,
+    sha: str,
+    *,
+    alias: str | None,
+    sparse: Sequence[str] | None = None,
+) -> None:
+    """A pooled slot's repository made anew for its next task, as `isolated.create` makes one: its
+    HEAD, refs, reflogs, config, hooks and info are gone, its alternates written again, and
+    only its index and objects kept, so the checkout writes just the files that differ from
+    the previous task's (and `git clean` then takes what is left). ForeignRepository first,
+    when the previous task left a repository that is not plait's (see own_files)."""
+    own_files.check(path)
+    own = path / ".git"
+    for entry in list(os.scandir(own)):
+        if entry.name in _KEPT_ON_RENEW:
+            continue
+        if entry.is_dir(follow_symlinks=False):
+            shutil.rmtree(entry.path)
+        else:
+            os.unlink(entry.path)
+    await isolated.own_repository(git, await git.common_dir(), path, branch, sha, alias)
+    await isolated.check_out(git, path, sparse)
+
+
+_KEPT_ON_RENEW = ("index", "objects")
 
 
 async def clean(git: Git, path: Path, *, keep_ignored: bool, keep: Sequence[str] = ()) -> None:
@@ -67,7 +99,7 @@ async def unsaved_commits(git: Git, path: Path, *, linked: bool = False) -> str 
 def detach(path: Path) -> None:
     """An idle slot's HEAD detached where it is (a file write: the repository is plait's),
     so that a later process sees it idle (`recover`)."""
-    _, head = isolated.head_of(path)
+    _, head = task_dirs.head_of(path)
     if head is None:
         raise OSError(f"{path}: HEAD names no commit")
     (path / ".git" / "HEAD").write_text(f"{head}\n")
