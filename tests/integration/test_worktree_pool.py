@@ -459,3 +459,18 @@ async def test_a_slot_whose_repository_was_linked_to_the_users_is_kept_and_never
     assert (first.path / "work.txt").read_text() == "the work\n"
     assert (repo / ".git" / "HEAD").read_bytes() == users_head
     assert (repo / ".git" / "index").read_bytes() == users_index
+
+
+async def test_an_idle_linked_slot_an_older_plait_left_is_removed_not_recycled(
+    repo: Path, pool: WorktreePool, head: str
+) -> None:
+    old_slot = (await pool.directory()) / "1"
+    old_slot.parent.mkdir(parents=True, exist_ok=True)
+    git(repo, "worktree", "add", "--quiet", "--detach", str(old_slot), head)
+
+    assert await pool.recover() == []
+    wt = await pool.acquire("run1", "a", 1, head)
+
+    assert pool.idle == 0
+    assert (wt.path / ".git").is_dir()  # a task repository of its own
+    assert str(old_slot) not in git(repo, "worktree", "list", "--porcelain")
