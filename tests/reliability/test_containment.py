@@ -164,6 +164,34 @@ async def test_a_tasks_git_config_and_hooks_stay_out_of_the_users_repository(
     assert not hooked.exists()
 
 
+COMMANDS = {
+    # a file monitor: git's `add`, `write-tree` and `diff-tree` run it
+    "core.fsmonitor": 'git config core.fsmonitor "$COMMAND"',
+    # a clean filter for every file: `add` runs it
+    "filter": 'echo "* filter=mine" > .gitattributes && git config filter.mine.clean "$COMMAND"',
+}
+
+
+@pytest.mark.parametrize("configures", COMMANDS.values(), ids=COMMANDS.keys())
+async def test_a_command_a_task_configures_for_git_never_runs_for_plait(
+    harness: Harness, configures: str
+) -> None:
+    ran = harness.shared / "command-ran"
+    command = harness.shared / "command"
+    command.write_text(f"#!/bin/sh\ntouch {shlex.quote(str(ran))}\ncat\n")
+    command.chmod(0o755)
+    # Its last step: no git of its own runs after it, only plait's would.
+    sets = f"COMMAND={shlex.quote(str(command))} && {write('f.txt', 'f')} && {configures}"
+
+    done = await harness.run(plan(task("configures", sets)))
+
+    assert not ran.exists()
+    failed = of_type(done.events, "TaskFailed")
+    assert failed, [e.type for e in done.events]
+    assert "not the repository plait made" in failed[0]["error"]
+    assert "f.txt" not in files_on(harness.repo, "main")
+
+
 async def test_a_task_that_reaches_into_the_users_repository_by_path_fails(
     harness: Harness,
 ) -> None:

@@ -5,7 +5,9 @@ a link to the user's, or for a gitfile naming it (as a linked worktree's does); 
 `objects/` linked into the user's; a `commondir` file, which makes git take refs and config
 from elsewhere; `core.worktree` in its config, which points git at another checkout. Every
 git command plait then ran in the task's directory (its `add`, `commit-tree`, the move of its
-HEAD, a pooled slot's reset) would act on the user's repository. So before plait runs any git
+HEAD, a pooled slot's reset) would act on the user's repository. And its config can make
+plait's git run a command of the task's choosing, outside any sandbox (`core.fsmonitor`, a
+filter's `clean`: `add` and `write-tree` run them). So before plait runs any git
 there after the task ran, `problem` reads the files alone (no git process) and names what is
 not plait's: the attempt fails, its files stay where the task left them, and plait runs no
 git in it.
@@ -14,7 +16,6 @@ git in it.
 from __future__ import annotations
 
 import os
-import re
 import stat
 from pathlib import Path
 
@@ -22,13 +23,8 @@ __all__ = ["ForeignRepository", "check", "problem"]
 
 # Files whose presence makes git read another repository's state (a linked worktree's).
 _REDIRECTS = ("commondir", "gitdir")
-# A config key that points git at another checkout (`core.worktree`): a key line
-# `worktree = ...` or `worktree` alone, possibly after its section header on one line; and
-# includes, which could hide one. (Hooks, a task's own `core.hooksPath` as husky sets, stay
-# allowed: plait's git in a task's directory runs no hook, and a pooled slot's config and
-# hooks are made anew before its next task.)
-_KEYS = re.compile(r"^\s*(?:\[[^\]]*\]\s*)?(worktree)\s*(?:=|$)", re.IGNORECASE | re.MULTILINE)
-_INCLUDES = re.compile(r"^\s*\[\s*include", re.IGNORECASE | re.MULTILINE)
+# Values of core.fsmonitor that name git's own monitor or none, not a command.
+_BOOLEANS = {"", "true", "false", "yes", "no", "on", "off", "1", "0"}
 
 
 class ForeignRepository(Exception):
@@ -53,7 +49,7 @@ def check(path: Path) -> None:
 def problem(path: Path) -> str | None:
     """What in `path`'s repository is not plait's, or None: the directory and its `.git`
     are real directories, nothing inside `.git` is a symbolic link, no file redirects git
-    to another repository, and its config names no other worktree."""
+    to another repository, and its config points git nowhere else and names no command."""
     for place, what in ((path, "the task's directory"), (path / ".git", ".git")):
         try:
             mode = os.lstat(place).st_mode
@@ -80,8 +76,34 @@ def problem(path: Path) -> str | None:
             continue
         except OSError as exc:
             return f".git/{name} cannot be read ({exc})"
-        if found := _KEYS.search(text):
-            return f".git/{name} sets {found.group(1)}"
-        if _INCLUDES.search(text):
-            return f".git/{name} includes other config"
+        if why := _config_problem(text):
+            return f".git/{name} {why}"
+    return None
+
+
+def _config_problem(text: str) -> str | None:
+    """What in a config file points git elsewhere (core.worktree, includes, which could hide
+    it) or makes plait's git run a command the task chose (a file monitor, a filter: `add`
+    and `write-tree` run them). Hooks stay allowed, a task's own `core.hooksPath` as husky
+    sets: no git plait runs in a task's directory runs a hook, and a pooled slot's config
+    and hooks are made anew before its next task."""
+    section = ""
+    for raw in text.splitlines():
+        line = raw.strip()
+        if line.startswith("["):
+            header, _, line = line[1:].partition("]")
+            section = header.strip().lower().replace('"', " ").replace(".", " ").split(" ")[0]
+            if section in ("include", "includeif"):
+                return "includes other config"
+            line = line.strip()
+        if not line or line[0] in "#;":
+            continue
+        key, has_value, value = line.partition("=")
+        key, value = key.strip().lower(), value.strip().strip('"').lower()
+        if section == "core" and key == "worktree":
+            return "sets core.worktree"
+        if section == "core" and key == "fsmonitor" and has_value and value not in _BOOLEANS:
+            return "sets core.fsmonitor to a command"
+        if section == "filter" and key in ("clean", "smudge", "process"):
+            return f"sets a filter's {key} command"
     return None

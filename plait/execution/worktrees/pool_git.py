@@ -84,16 +84,32 @@ async def unsaved_commits(git: Git, path: Path, *, linked: bool = False) -> str 
     fetches the task's result and the commits it kept there). Run it only on a slot that
     holds plait's own repository (own_files)."""
     argv: tuple[str, ...]
+    given = None
     if linked:  # a linked slot an older plait made shares the user's refs
         argv = ("rev-list", "--max-count=1", "HEAD", "--not", "--branches", "--tags", "--remotes")
-    else:  # nothing reached from its own refs, HEAD or reflog but by no ref of the user's
-        argv = ("rev-list", "--max-count=1", "HEAD", "--branches", "--tags", "--reflog")
-        argv += ("--not", "--alternate-refs")
-    result = await git.run(*argv, cwd=path, check=False)
+    else:  # nothing its own refs, HEAD or reflog reach but the user's refs do not
+        argv = ("rev-list", "--max-count=1", "--stdin", "HEAD", "--branches", "--tags", "--reflog")
+        given = "".join(f"^{commit}\n" for commit in await _users_commits(git))
+    result = await git.run(*argv, cwd=path, check=False, input=given)
     if result.returncode != 0:
         return f"HEAD names no commit ({result.stderr.strip()})"
     commit = result.stdout.strip()
     return f"commit {commit} is on no branch, tag or ref of the repository" if commit else None
+
+
+async def _users_commits(git: Git) -> set[str]:
+    """The commits the user's repository's refs name (tags peeled); read there, not through
+    the slot's config (`--alternate-refs` would run its `core.alternateRefsCommand`)."""
+    fields = "%(objecttype):%(objectname):%(*objecttype):%(*objectname)"
+    listed = await git.run("for-each-ref", f"--format={fields}")
+    commits = set()
+    for line in listed.stdout.splitlines():
+        kind, sha, peeled_kind, peeled = line.split(":")
+        if kind == "commit":
+            commits.add(sha)
+        elif peeled_kind == "commit":
+            commits.add(peeled)
+    return commits
 
 
 def detach(path: Path) -> None:
