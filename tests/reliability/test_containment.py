@@ -150,13 +150,21 @@ async def test_a_tasks_git_config_and_hooks_stay_out_of_the_users_repository(
     (hooks / "post-checkout").write_text(f"#!/bin/sh\ntouch {shlex.quote(str(hooked))}\n")
     (hooks / "post-checkout").chmod(0o755)
     config_before = (repo / ".git" / "config").read_bytes()
+    own_hook = f"#!/bin/sh\ntouch {shlex.quote(str(hooked))}\n"
     meddles = (
         f"git config core.hooksPath {shlex.quote(str(hooks))} && "
-        "git config user.name Mallory && " + write("feature.txt", "f")
+        "git config user.name Mallory && "
+        # a hook in its own repository's hooks directory too
+        f"mkdir -p .git/hooks && printf %s {shlex.quote(own_hook)} > .git/hooks/post-checkout"
+        " && chmod +x .git/hooks/post-checkout && "
+        # its own main moved to its own commit: the user's stays (or the task would fail)
+        "git commit --quiet --allow-empty -m mine && git update-ref refs/heads/main HEAD && "
+        + write("feature.txt", "f")
     )
 
-    done = await harness.run(plan(task("feature", meddles)))
+    done = await harness.run(plan(task("feature", meddles), base="main"))
 
+    assert of_type(done.events, "TaskFailed") == []
     assert done.result.status == "landed", done.result
     assert (repo / ".git" / "config").read_bytes() == config_before
     assert "feature.txt" in files_on(repo, "main")
