@@ -67,13 +67,20 @@ class Bench:
         self.fresh_sparse_pool = WorktreePool(self.manager, max_idle=0)
         self.integration = "refs/heads/bench/integration"
 
-    async def floor(self, t: Timings, worktree: Worktree, run: int) -> None:
-        """A task's own edits, then the git steps every task costs: commit, merge, land."""
+    async def floor(self, t: Timings, worktree: Worktree, run: int, *, linked: bool) -> None:
+        """A task's own edits, then the git steps every task costs: commit, merge, land.
+        (plait commits only in a repository of the task's own: a linked worktree's commit is
+        plain git's `add -A` and `commit`.)"""
         for name in task_files(self.repo, run):
             (worktree.path / name).parent.mkdir(parents=True, exist_ok=True)
             (worktree.path / name).write_text(f"task {run}\n")
         (worktree.path / f"task-{run}.txt").write_text("new file\n")
-        commit = await timed(t["commit"], self.manager.commit_all(worktree, f"task {run}"))
+        commit = await timed(
+            t["commit"],
+            self._plain_commit(worktree, run)
+            if linked
+            else self.manager.commit_all(worktree, f"task {run}"),
+        )
         assert commit is not None
         tip = worktree.base_commit
         await self.git.run("update-ref", self.integration, tip)
@@ -85,19 +92,25 @@ class Bench:
         new = (await timed(t["commit-tree"], self.git.run(*argv))).stdout.strip()
         await timed(t["update-ref"], self.git.run("update-ref", self.integration, new, tip))
 
+    async def _plain_commit(self, worktree: Worktree, run: int) -> str:
+        await self.git.run("add", "-A", cwd=worktree.path)
+        argv = ("-c", "commit.gpgsign=false", "commit", "--quiet", "--no-verify", "-m")
+        await self.git.run(*argv, f"task {run}", cwd=worktree.path)
+        return (await self.git.run("rev-parse", "HEAD", cwd=worktree.path)).stdout.strip()
+
     async def plain_task(self, t: Timings, run: int, base: str) -> None:
         path = self.repo.path.parent / f"plain-{run}"
         branch = f"bench/plain-{run}"
         await timed(
             t["add"], self.git.run("worktree", "add", "--quiet", "-B", branch, str(path), base)
         )
-        await self.floor(t, Worktree(path, branch, path.name, base), run)
+        await self.floor(t, Worktree(path, branch, path.name, base), run, linked=True)
         await timed(t["remove"], self.git.run("worktree", "remove", "--force", str(path)))
         await self.git.run("branch", "--quiet", "-D", branch)
 
     async def pooled_task(self, t: Timings, run: int, base: str) -> None:
         wt = await timed(t["acquire"], self.pool.acquire("bench", f"pooled-{run}", 1, base))
-        await self.floor(t, wt, run)
+        await self.floor(t, wt, run, linked=False)
         await timed(t["release"], self.pool.release(wt))
 
     async def sparse_tasks(self, t: Timings, run: int, base: str) -> None:

@@ -1,4 +1,4 @@
-"""A whole `plait run` on a big repository, with and without `--reuse-worktrees`.
+"""A whole `plait run` on a big repository, with pooled task repositories and fresh ones.
 
     python -m bench.worktrees_run [--files 20000] [--tasks 6] [--concurrency 3] [--runs 2]
                                   [--no-profile] [--no-record]
@@ -12,15 +12,17 @@ from spawn to exit, with task ids of its own (so each lands new files on `main`)
 - floor: FLOOR_SCRIPT of bench/orchestration.py for one batch of `--tasks` trivial tasks at
   `--concurrency` (worktree add, the task, add + commit, merge-tree/commit-tree chain, CAS
   update-ref, worktree remove, ff landing): the same git work as plait;
-- plait run: fresh worktrees (the default);
-- plait run --reuse-worktrees: the pool in the worktree root it shares with its previous
-  rounds. Round 1 starts with no pool ("cold"); from round 2 on the pool the previous
-  `plait run` left is there ("warm"): the pool outlives the process.
+- plait run --fresh-worktrees: a new task repository (and a checkout of every file) per task;
+- plait run: pooled task repositories (the default), the pool in the worktree root it shares
+  with its previous rounds. Round 1 starts with no pool ("cold"); from round 2 on the pool
+  the previous `plait run` left is there ("warm"): the pool outlives the process.
 
 Unless `--no-profile`, one more run of each plait contender goes through a timing `git`
 first on PATH (a bash script that logs each subcommand and its wall time) and the git time
 per subcommand is printed: where the time goes (worktree add/remove, checkout, clean,
-status, add -A, commit ...).
+status, add -A, commit ...). Both plait contenders' tasks have repositories of their own
+(containment is the same): the pool's slots are recycled (`init` again, `reset --hard` of
+the kept index: only the files that differ), the fresh ones made (`init`, `reset --hard`).
 """
 
 from __future__ import annotations
@@ -98,7 +100,7 @@ def run_plait(
     plan_file = work / f"plan-{task_ids[0]}.json"
     plan_file.write_text(json.dumps(plan_for([task_ids], concurrency, WRITE_FILE).to_dict()))
     argv = [PLAIT, "run", str(plan_file), "--repo", str(repo), "--worktree-root", str(root)]
-    argv += ["--db", f"sqlite:///{work / 'plait.db'}"] + (["--reuse-worktrees"] if pooled else [])
+    argv += ["--db", f"sqlite:///{work / 'plait.db'}"] + ([] if pooled else ["--fresh-worktrees"])
     started = time.perf_counter()
     subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
     elapsed = time.perf_counter() - started
@@ -148,7 +150,7 @@ def main() -> None:
     parser.add_argument("--no-record", action="store_true", help="print only")
     args = parser.parse_args()
     print(describe(), flush=True)
-    names = ["adds", "floor", "plait run", "plait run --reuse-worktrees"]
+    names = ["adds", "floor", "plait run --fresh-worktrees", "plait run"]
     times: dict[str, list[float]] = {n: [] for n in names}
     pooled_cold: list[float] = []
     notes: list[str] = []
@@ -167,21 +169,19 @@ def main() -> None:
                     elapsed = run_adds(repo, root, task_ids)
                 elif name == "floor":
                     elapsed = run_floor(repo, root, task_ids, args.concurrency)
-                elif name == "plait run":
+                elif name == "plait run --fresh-worktrees":
                     elapsed = run_plait(repo, work, root, task_ids, args.concurrency, pooled=False)
                 else:
                     elapsed = run_plait(
                         repo, work, pool_root, task_ids, args.concurrency, pooled=True
                     )
-                (pooled_cold if name.endswith("worktrees") and run == 0 else times[name]).append(
-                    elapsed
-                )
+                (pooled_cold if name == "plait run" and run == 0 else times[name]).append(elapsed)
                 print(f"run {run + 1}: {name} {elapsed:,.1f} s", flush=True)
                 shutil.rmtree(root, ignore_errors=True)
         if not args.no_profile:
             for label, pooled, root in (
-                ("plait run", False, work / "profile-root"),
-                ("plait run --reuse-worktrees (warm)", True, pool_root),
+                ("plait run --fresh-worktrees", False, work / "profile-root"),
+                ("plait run, pooled (warm)", True, pool_root),
             ):
                 task_ids = ids(f"p{int(pooled)}", args.tasks)
                 measured = git_times(
@@ -203,9 +203,9 @@ def main() -> None:
     ]
     rows = [
         ("floor (bash + git, same git work)", times["floor"]),
-        ("plait run (fresh worktrees)", times["plait run"]),
-        ("plait run --reuse-worktrees, no pool yet (round 1)", pooled_cold),
-        ("plait run --reuse-worktrees, the pool a previous run left", times[names[3]]),
+        ("plait run --fresh-worktrees", times[names[2]]),
+        ("plait run (pooled, the default), no pool yet (round 1)", pooled_cold),
+        ("plait run (pooled, the default), the pool a previous run left", times[names[3]]),
     ]
     for label, values in rows:
         ratio = f"{statistics.median(values) / adds:.2f}x" if values else "-"
@@ -217,8 +217,9 @@ def main() -> None:
         f"{args.tasks} trivial tasks at max_concurrency {args.concurrency}, {args.runs} rounds, "
         "contenders in turn on the same repository; each is a fresh process timed from spawn "
         "to exit; median (min-max) in seconds. Equal guarantees: both plait contenders check "
-        "isolation and keep unlanded work; a pooled worktree is verified clean (`git status` "
-        "empty, index flags checked) before each task.",
+        "isolation and keep unlanded work, and give every task a repository of its own; a "
+        "pooled slot is made anew and verified clean (`git status` empty, index flags "
+        "checked) before each task.",
     )
     command = (
         f"python -m bench.worktrees_run --files {args.files} --tasks {args.tasks} "
@@ -228,7 +229,10 @@ def main() -> None:
         print("\n".join(notes))
     else:
         append_section(
-            "A run on a big repository, with and without the pool", command, table, notes
+            "A run on a big repository: pooled task repositories (the default) and fresh ones",
+            command,
+            table,
+            notes,
         )
 
 

@@ -23,10 +23,13 @@ from pathlib import Path
 
 Handler = Callable[[argparse.Namespace], int]
 
-REUSE_HELP = (
-    "reuse task worktrees from a pool (a checkout of the changed files instead of a full "
-    "`git worktree add` per task: much faster on large repositories)"
+FRESH_HELP = (
+    "give each task a new repository of its own, with a checkout of every file, instead "
+    "of a pooled one (the default: a slot of the repository's pool, recycled with a "
+    "checkout of the files that differ, much faster on large repositories; both are task "
+    "repositories of their own, equally contained)"
 )
+REUSE_HELP = "the default now (pooled task repositories); accepted, and ignored, for old scripts"
 WORKTREE_ROOT_HELP = (
     "where plait makes its worktrees (each repository in a directory of its own below it; "
     "default: the plan's worktree_root, else worktrees/ in your data directory). Never "
@@ -57,6 +60,7 @@ def _add_db(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_worktree_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--fresh-worktrees", action="store_true", help=FRESH_HELP)
     parser.add_argument("--reuse-worktrees", action="store_true", help=REUSE_HELP)
     parser.add_argument("--worktree-root", metavar="DIR", type=Path, help=WORKTREE_ROOT_HELP)
 

@@ -49,7 +49,7 @@ def settings(args: argparse.Namespace, *, serving: bool = False) -> Settings:
         if tolerance is None:  # the default, unless the lease is too short for it
             tolerance = min(Settings.outage_tolerance, (leases.ttl - leases.renew_every) / 2)
         return Settings(
-            reuse_worktrees=getattr(args, "reuse_worktrees", False),
+            reuse_worktrees=not getattr(args, "fresh_worktrees", False),
             worktree_root=getattr(args, "worktree_root", None),
             leases=leases,
             outage_tolerance=tolerance,

@@ -88,7 +88,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         args.worktree_root = directory / "worktrees"
     plan = read_plan(str(plan_path))
     demo_settings = Settings(
-        reuse_worktrees=args.reuse_worktrees,
+        reuse_worktrees=not args.fresh_worktrees,
         worktree_root=args.worktree_root,
         log_root=directory / "logs",
     )

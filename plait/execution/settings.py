@@ -34,12 +34,13 @@ class Settings:
     outage_tolerance: float = 15.0
     # The run lease's TTL, renewal interval and takeover interval (docs/reliability.md).
     leases: LeaseTimings = field(default_factory=LeaseTimings)
-    # Reuse task worktrees from a per-repository pool instead of a `git worktree add` per
-    # task: on a large repository preparing a worktree then costs a checkout of the files
-    # that differ, not of every file. Pooled worktrees stay (idle, detached) until the
-    # service closes, or, with keep_pool, after it too: the next process on the repository
-    # takes them back (`plait run` keeps them, so each run reuses the previous one's).
-    reuse_worktrees: bool = False
+    # Task repositories from a per-repository pool (the default; `--fresh-worktrees` turns it
+    # off): a slot is a task repository of its own like a fresh one (worktrees/pool.py), so
+    # both are equally contained, but preparing a recycled slot costs a checkout of the
+    # files that differ, not of every file. Idle slots stay (detached) until the service
+    # closes, or, with keep_pool, after it too: the next process on the repository takes
+    # them back (`plait run` keeps them, so each run reuses the previous one's).
+    reuse_worktrees: bool = True
     keep_pool: bool = False
     # Keep the read models following the store while runs go (a server, whose readers want
     # them current). Without it they catch up when read and once more at close: a `plait

@@ -31,6 +31,9 @@ PYTHON = shlex.quote(sys.executable)
 WAIT_ITERATIONS = 400  # x 0.05 s
 ENDS = ("TaskSucceeded", "TaskFailed", "TaskInterrupted")
 RUN_ENDS = ("RunCompleted", "RunFailed", "RunStopped")
+# A harness fixture's params: every containment, lost-work and landing promise is proven for
+# fresh task repositories and for pooled slots (`open_harness(reuse_worktrees=...)`).
+WORKTREE_MODES = ["fresh", "pooled"]
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ import pytest
 
 from plait.execution.service import NotResumable
 from tests.integration.orchestration_helpers import (
+    WORKTREE_MODES,
     Harness,
     branch_tip,
     files_on,
@@ -24,9 +25,10 @@ from tests.integration.orchestration_helpers import (
 )
 
 
-@pytest.fixture
-async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
-    async with open_harness(tmp_path) as opened:
+@pytest.fixture(params=WORKTREE_MODES)
+async def harness(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[Harness]:
+    """Each test with fresh task repositories and with pooled ones: the same promises."""
+    async with open_harness(tmp_path, reuse_worktrees=request.param == "pooled") as opened:
         yield opened
 
 

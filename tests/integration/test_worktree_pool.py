@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
 from pathlib import Path
 
 import pytest
@@ -37,11 +38,11 @@ def head(repo: Path) -> str:
 
 
 def files_on_disk(worktree: Path) -> dict[str, bytes]:
-    """Every file under the worktree except its `.git` link, with its content."""
+    """Every file under the worktree except its repository's (`.git`), with its content."""
     return {
         p.relative_to(worktree).as_posix(): p.read_bytes()
         for p in worktree.rglob("*")
-        if p.is_file() and p.name != ".git"
+        if p.is_file() and p.relative_to(worktree).parts[0] != ".git"
     }
 
 
@@ -220,7 +221,8 @@ async def test_a_kept_worktree_is_pooled_once_its_commit_is_on_a_branch(
     lost = commit_file(first.path, "precious.txt", "only here\n")
     assert await pool.release(first) is Released.KEPT
 
-    git(repo, "branch", "rescued", lost)
+    # Its commit is in the slot's own repository: rescued into the user's, on a branch.
+    git(repo, "fetch", "--quiet", str(first.path), f"{lost}:refs/heads/rescued")
 
     assert await pool.release(first) is Released.POOLED
 
@@ -407,3 +409,68 @@ async def test_releasing_the_same_worktree_twice_at_once_pools_it_once(
     assert outcomes[0] is Released.POOLED
     assert isinstance(outcomes[1], WorktreeError)
     assert (pool.idle, pool.leased) == (1, 0)
+
+
+async def test_a_slot_is_a_repository_of_its_own_and_keeps_no_git_state_of_its_last_task(
+    repo: Path, manager: WorktreeManager, pool: WorktreePool, head: str
+) -> None:
+    users_config = (repo / ".git" / "config").read_bytes()
+    first = await pool.acquire("run1", "a", 1, head)
+    hooked = first.path.parent / "hooked"
+    git(first.path, "config", "alias.st", "status")
+    git(first.path, "tag", "mine")
+    git(first.path, "checkout", "--quiet", "-b", "elsewhere")
+    hook = first.path / ".git" / "hooks" / "post-checkout"
+    hook.parent.mkdir(parents=True, exist_ok=True)
+    hook.write_text(f"#!/bin/sh\ntouch {hooked}\n")
+    hook.chmod(0o755)
+    write(first.path, "work.txt", "work\n")
+    await finished(manager, first)
+    assert await pool.release(first) is Released.POOLED
+
+    second = await pool.acquire("run1", "b", 1, head)
+
+    assert second.path == first.path
+    assert (repo / ".git" / "config").read_bytes() == users_config
+    assert "alias" not in (second.path / ".git" / "config").read_text()
+    assert git(second.path, "for-each-ref", "--format=%(refname)").splitlines() == [
+        "refs/heads/plait/run1/b"
+    ]
+    assert not hook.exists()
+    assert not hooked.exists()
+    assert git(repo, "rev-parse", "refs/heads/plait/run1/b") == head
+
+
+async def test_a_slot_whose_repository_was_linked_to_the_users_is_kept_and_never_recycled(
+    repo: Path, pool: WorktreePool, head: str
+) -> None:
+    first = await pool.acquire("run1", "a", 1, head)
+    write(first.path, "work.txt", "the work\n")
+    git_dir = first.path / ".git"
+    shutil.rmtree(git_dir)
+    git_dir.symlink_to(repo / ".git")
+    users_head = (repo / ".git" / "HEAD").read_bytes()
+    users_index = (repo / ".git" / "index").read_bytes()
+
+    assert await pool.release(first) is Released.KEPT
+    second = await pool.acquire("run1", "b", 1, head)
+
+    assert second.path != first.path
+    assert (first.path / "work.txt").read_text() == "the work\n"
+    assert (repo / ".git" / "HEAD").read_bytes() == users_head
+    assert (repo / ".git" / "index").read_bytes() == users_index
+
+
+async def test_an_idle_linked_slot_an_older_plait_left_is_removed_not_recycled(
+    repo: Path, pool: WorktreePool, head: str
+) -> None:
+    old_slot = (await pool.directory()) / "1"
+    old_slot.parent.mkdir(parents=True, exist_ok=True)
+    git(repo, "worktree", "add", "--quiet", "--detach", str(old_slot), head)
+
+    assert await pool.recover() == []
+    wt = await pool.acquire("run1", "a", 1, head)
+
+    assert pool.idle == 0
+    assert (wt.path / ".git").is_dir()  # a task repository of its own
+    assert str(old_slot) not in git(repo, "worktree", "list", "--porcelain")

@@ -66,7 +66,8 @@ TASK = textwrap.dedent(
         sys.exit(3)
     (gate / f"{task}.{time.time_ns()}.started").write_text(os.uname().nodename)
     deadline = time.monotonic() + 120
-    while not (gate / "release").exists() and time.monotonic() < deadline:
+    released = (gate / "release", gate / f"{task}.release")
+    while not any(p.exists() for p in released) and time.monotonic() < deadline:
         time.sleep(0.05)
     Path(f"{task}.txt").write_text(task + "\\n")
     """
@@ -88,8 +89,16 @@ def git(repo: Path, *args: str) -> str:
     ).stdout
 
 
-def make_project(root: Path) -> tuple[Path, Path, Path]:
-    """A repository with task.py, a gate directory, and a plan: a, b, c at once, then d."""
+BATCHED_PLAN = {"a": [], "b": [], "c": [], "d": ["a", "b", "c"]}
+
+
+def make_project(
+    root: Path, schedule: str = "batch", depends: dict[str, list[str]] | None = None
+) -> tuple[Path, Path, Path]:
+    """A repository with task.py, a gate directory, and a plan: a, b, c at once, then d,
+    in batches or (`schedule="ready"`) each as soon as what it depends on landed; `depends`
+    gives other tasks and dependencies instead. Each task waits for `gate/release` or
+    `gate/<task>.release`."""
     repo, gate = root / "repo", root / "gate"
     repo.mkdir()
     gate.mkdir()
@@ -107,8 +116,9 @@ def make_project(root: Path) -> tuple[Path, Path, Path]:
         }
 
     plan = {
+        "schedule": schedule,
         "max_concurrency": 3,
-        "tasks": [task("a"), task("b"), task("c"), task("d", ["a", "b", "c"])],
+        "tasks": [task(task_id, after) for task_id, after in (depends or BATCHED_PLAN).items()],
     }
     plan_path = root / "plan.yaml"
     plan_path.write_text(yaml.safe_dump(plan))

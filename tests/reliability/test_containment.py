@@ -18,6 +18,7 @@ from plait.domain.plan.parsing import plan_from_mapping
 from plait.execution.errors import RepositoryChanged
 from tests.gitrepo import commit_file, git, make_repo
 from tests.integration.orchestration_helpers import (
+    WORKTREE_MODES,
     Harness,
     branch_tip,
     files_on,
@@ -35,9 +36,10 @@ def commit_refs(repo: Path) -> list[str]:
     return [line.split(" ", 1)[1] for line in listed.splitlines() if line.startswith("commit ")]
 
 
-@pytest.fixture
-async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
-    async with open_harness(tmp_path) as opened:
+@pytest.fixture(params=WORKTREE_MODES)
+async def harness(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[Harness]:
+    """Each test with fresh task repositories and with pooled ones: the same promises."""
+    async with open_harness(tmp_path, reuse_worktrees=request.param == "pooled") as opened:
         yield opened
 
 
@@ -148,18 +150,54 @@ async def test_a_tasks_git_config_and_hooks_stay_out_of_the_users_repository(
     (hooks / "post-checkout").write_text(f"#!/bin/sh\ntouch {shlex.quote(str(hooked))}\n")
     (hooks / "post-checkout").chmod(0o755)
     config_before = (repo / ".git" / "config").read_bytes()
+    own_hook = f"#!/bin/sh\ntouch {shlex.quote(str(hooked))}\n"
     meddles = (
         f"git config core.hooksPath {shlex.quote(str(hooks))} && "
-        "git config user.name Mallory && " + write("feature.txt", "f")
+        "git config user.name Mallory && "
+        # a hook in its own repository's hooks directory too
+        f"mkdir -p .git/hooks && printf %s {shlex.quote(own_hook)} > .git/hooks/post-checkout"
+        " && chmod +x .git/hooks/post-checkout && "
+        # its own main moved to its own commit: the user's stays (or the task would fail)
+        "git commit --quiet --allow-empty -m mine && git update-ref refs/heads/main HEAD && "
+        + write("feature.txt", "f")
     )
 
-    done = await harness.run(plan(task("feature", meddles)))
+    done = await harness.run(plan(task("feature", meddles), base="main"))
 
+    assert of_type(done.events, "TaskFailed") == []
     assert done.result.status == "landed", done.result
     assert (repo / ".git" / "config").read_bytes() == config_before
     assert "feature.txt" in files_on(repo, "main")
     git(repo, "checkout", "--quiet", "-b", "after")  # would run the task's post-checkout hook
     assert not hooked.exists()
+
+
+COMMANDS = {
+    # a file monitor: git's `add`, `write-tree` and `diff-tree` run it
+    "core.fsmonitor": 'git config core.fsmonitor "$COMMAND"',
+    # a clean filter for every file: `add` runs it
+    "filter": 'echo "* filter=mine" > .gitattributes && git config filter.mine.clean "$COMMAND"',
+}
+
+
+@pytest.mark.parametrize("configures", COMMANDS.values(), ids=COMMANDS.keys())
+async def test_a_command_a_task_configures_for_git_never_runs_for_plait(
+    harness: Harness, configures: str
+) -> None:
+    ran = harness.shared / "command-ran"
+    command = harness.shared / "command"
+    command.write_text(f"#!/bin/sh\ntouch {shlex.quote(str(ran))}\ncat\n")
+    command.chmod(0o755)
+    # Its last step: no git of its own runs after it, only plait's would.
+    sets = f"COMMAND={shlex.quote(str(command))} && {write('f.txt', 'f')} && {configures}"
+
+    done = await harness.run(plan(task("configures", sets)))
+
+    assert not ran.exists()
+    failed = of_type(done.events, "TaskFailed")
+    assert failed, [e.type for e in done.events]
+    assert "not the repository plait made" in failed[0]["error"]
+    assert "f.txt" not in files_on(harness.repo, "main")
 
 
 async def test_a_task_that_reaches_into_the_users_repository_by_path_fails(
@@ -175,18 +213,6 @@ async def test_a_task_that_reaches_into_the_users_repository_by_path_fails(
     assert "changed your repository" in failed[0]["error"]
     assert "config" in failed[0]["error"]
     assert "f.txt" not in files_on(repo, "main")
-
-
-async def test_in_a_pooled_worktree_a_task_that_sets_the_shared_config_fails(
-    tmp_path: Path,
-) -> None:
-    async with open_harness(tmp_path, reuse_worktrees=True) as pooled:
-        # A linked worktree shares the user's config: plain `git config` writes it.
-        done = await pooled.run(plan(task("meddler", "git config alias.st status && true")))
-
-    failed = of_type(done.events, "TaskFailed")
-    assert failed, [e.type for e in done.events]
-    assert "changed your repository" in failed[0]["error"]
 
 
 async def test_a_task_that_moves_a_users_branch_by_path_fails(harness: Harness) -> None:
@@ -221,27 +247,38 @@ async def test_copy_ignored_secrets_are_never_committed_even_when_the_task_unign
 # -- the base branch: the user may move it during a run, a task may not --------------------
 
 
-async def test_a_task_that_commits_onto_the_base_branch_in_a_pooled_worktree_fails(
-    tmp_path: Path,
+async def test_a_task_that_commits_onto_the_base_branch_moves_only_its_own_repositorys(
+    harness: Harness,
 ) -> None:
-    async with open_harness(tmp_path, reuse_worktrees=True) as pooled:
-        repo = pooled.repo
-        tip = branch_tip(repo, "main")
-        # A pooled slot is a linked worktree: a checkout there moves the user's own branch.
-        sneaky = (
-            "git checkout --quiet --ignore-other-worktrees main && "
-            + write("sneaky.txt", "untested")
-            + " && git add sneaky.txt && git commit --quiet -m sneaky"
-        )
-        done = await pooled.run(plan(task("sneaky", sneaky), base="main"))
+    repo = harness.repo
+    tip = branch_tip(repo, "main")
+    # `main` in the task's repository (fresh or a pooled slot) is its own: the commit stays
+    # there, and plait takes it as the task's work (tested like any other: here, red).
+    sneaky = (
+        "git checkout --quiet main && "
+        + write("sneaky.txt", "untested")
+        + " && git add sneaky.txt && git commit --quiet -m sneaky"
+    )
+    done = await harness.run(
+        plan(task("sneaky", sneaky), base="main", test_command="test ! -e sneaky.txt")
+    )
 
-    failed = of_type(done.events, "TaskFailed")
-    assert failed, [e.type for e in done.events]
-    assert "refs/heads/main" in failed[0]["error"]
-    assert "changed your repository" in failed[0]["error"]
+    assert branch_tip(repo, "main") == tip
     assert done.result.status != "landed", done.result
-    # plait did not move main on top of what the task did, and says what the task did.
-    assert git(repo, "rev-parse", "main~1") == tip
+
+
+async def test_a_task_that_sets_its_repositorys_config_leaves_the_users_alone(
+    harness: Harness,
+) -> None:
+    repo = harness.repo
+    config_before = (repo / ".git" / "config").read_bytes()
+
+    done = await harness.run(
+        plan(task("meddler", "git config alias.st status && " + write("f.txt", "f")))
+    )
+
+    assert done.result.status == "landed", done.result
+    assert (repo / ".git" / "config").read_bytes() == config_before
 
 
 async def test_a_task_that_moves_the_base_branch_by_path_to_its_own_commit_fails(
@@ -282,3 +319,62 @@ async def test_the_user_moving_the_base_branch_during_a_task_fails_no_task(
     assert of_type(done.events, "TaskFailed") == []
     assert done.result.status == "landed", done.result
     assert "f.txt" in files_on(repo, "main")
+
+
+# -- a task's repository swapped for a way into the user's ------------------------------------
+
+
+def users_git_state(repo: Path) -> dict[str, bytes | str]:
+    """What plait's git commands would write in the user's repository: refs, HEAD, index,
+    config (the objects plait itself writes only for a task whose work it took)."""
+    own = repo / ".git"
+    return {
+        "refs": "\n".join(sorted(f"{n} {s}" for n, s in refs_of(repo).items())),
+        "plait refs": git(repo, "for-each-ref", "refs/heads/plait/", "refs/plait/"),
+        "HEAD": (own / "HEAD").read_bytes(),
+        "index": (own / "index").read_bytes(),
+        "config": (own / "config").read_bytes(),
+    }
+
+
+LINKS = {
+    # its .git replaced by a link to the user's
+    "git dir linked": 'rm -rf .git && ln -s "$USER_GIT" .git',
+    # a gitfile, as a linked worktree has, naming the user's
+    "gitfile": 'rm -rf .git && echo "gitdir: $USER_GIT" > .git',
+    # its refs replaced by the user's: plait's moves of its HEAD would move the user's
+    "refs linked": 'rm -rf .git/refs && ln -s "$USER_GIT/refs" .git/refs',
+    # its objects replaced by the user's: plait's commit would be written there
+    "objects linked": 'rm -rf .git/objects && ln -s "$USER_GIT/objects" .git/objects',
+    # a commondir file: git then takes refs and config from the user's
+    "commondir": 'echo "$USER_GIT" > .git/commondir',
+    # its config pointing git at the user's checkout
+    "core.worktree": 'git config core.worktree "$(dirname "$USER_GIT")"',
+}
+
+
+@pytest.mark.parametrize("link", LINKS.values(), ids=LINKS.keys())
+async def test_a_task_that_links_its_repository_to_the_users_fails_and_plait_never_touches_it(
+    harness: Harness, link: str
+) -> None:
+    repo = harness.repo
+    before = users_git_state(repo)
+    user_git = shlex.quote(str(repo / ".git"))
+    hostile = f"USER_GIT={user_git} && {write('work.txt', 'the work')} && {link}"
+
+    done = await harness.run(plan(task("hostile", hostile), base="main"))
+
+    failed = of_type(done.events, "TaskFailed")
+    assert failed, [e.type for e in done.events]
+    assert "not the repository plait made" in failed[0]["error"]
+    assert done.result.status != "landed", done.result
+    after = users_git_state(repo)
+    assert {k: v for k, v in after.items() if k != "plait refs"} == {
+        k: v for k, v in before.items() if k != "plait refs"
+    }
+    assert "work.txt" not in files_on(repo, "main")
+    # The work stays where the task left it, and the report says where.
+    path = Path(of_type(done.events, "WorktreeCreated")[0]["path"])
+    assert (path / "work.txt").read_text() == "the work\n"
+    kept = of_type(done.events, "WorkKept")
+    assert any(str(path) in k["reason"] for k in kept), kept

@@ -96,7 +96,7 @@ def killed_mid_batch(
     """`plait run` started, all of batch 1 running, then the plait process SIGKILLed."""
     repo, plan, gate = repo_and_plan
     env = {**os.environ, "XDG_DATA_HOME": str(tmp_path / "data")}
-    pooled = ["--reuse-worktrees"] if reuse else []
+    pooled = [] if reuse else ["--fresh-worktrees"]  # pooled: the default
     proc = subprocess.Popen(
         [PLAIT, "run", str(plan), "--repo", str(repo), "--db", store_url, "--json", *pooled],
         stdout=subprocess.PIPE,

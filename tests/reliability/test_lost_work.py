@@ -15,6 +15,7 @@ import pytest
 from plait.domain.run import task_note
 from tests.gitrepo import git
 from tests.integration.orchestration_helpers import (
+    WORKTREE_MODES,
     Harness,
     files_on,
     of_type,
@@ -32,9 +33,10 @@ def commit_refs(repo: Path) -> list[str]:
     return [line.split(" ", 1)[1] for line in listed.splitlines() if line.startswith("commit ")]
 
 
-@pytest.fixture
-async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
-    async with open_harness(tmp_path) as opened:
+@pytest.fixture(params=WORKTREE_MODES)
+async def harness(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[Harness]:
+    """Each test with fresh task repositories and with pooled ones: the same promises."""
+    async with open_harness(tmp_path, reuse_worktrees=request.param == "pooled") as opened:
         yield opened
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from plait.domain.ids import result_branch
 from plait.eventstore import SqlEventStore
 from plait.eventstore.leases import LeaseStore
 from tests.reliability import servers
@@ -20,6 +21,7 @@ from tests.reliability.servers import (
     attempts_alive,
     ended,
     events,
+    git,
     make_project,
     merges,
     project_events,
@@ -55,15 +57,16 @@ def lease_epoch(store: SqlEventStore, run_id: str) -> int:
     return 0 if row is None else int(row[0])
 
 
-def landed_each_task_once(repo: Path) -> bool:
+def landed_each_task_once(repo: Path, tasks: str = "abcd") -> bool:
     found = merges(repo)
-    return all(found.count(f"plait: merge task {t}") == 1 for t in "abcd")
+    return all(found.count(f"plait: merge task {t}") == 1 for t in tasks)
 
 
+@pytest.mark.parametrize("schedule", ["batch", "ready"])
 def test_a_sigkilled_driver_is_taken_over_by_another_server_on_its_own_and_every_task_lands_once(
-    pg_schema_url: str, store: SqlEventStore, tmp_path: Path
+    pg_schema_url: str, store: SqlEventStore, tmp_path: Path, schedule: str
 ) -> None:
-    repo, gate, plan = make_project(tmp_path)
+    repo, gate, plan = make_project(tmp_path, schedule)
     # One hostname, two PID namespaces: the driver's PID means nothing to the other. A third
     # server competes for the takeover: exactly one of the two wins.
     with servers.servers(pg_schema_url, tmp_path, "twin", "twin", "other") as (
@@ -99,6 +102,35 @@ def test_a_sigkilled_driver_is_taken_over_by_another_server_on_its_own_and_every
     assert landed_each_task_once(repo)
     assert [e.type for e in run].count("TaskInterrupted") == 3
     assert attempts_alive(gate) == []
+
+
+def test_a_ready_run_taken_over_between_rounds_lands_the_rest_once_on_the_tip_already_landed(
+    pg_schema_url: str, store: SqlEventStore, tmp_path: Path
+) -> None:
+    # No batches: c starts once a has landed, while b still runs. The driver dies then.
+    repo, gate, plan = make_project(tmp_path, "ready", {"a": [], "b": [], "c": ["a"]})
+    with servers.servers(pg_schema_url, tmp_path, "alpha", "beta") as (first, _second):
+        project_id = register(first, repo, plan)
+        run_id = start(first, project_id)
+        wait_for("a and b running", lambda: set(started(gate)) == {"a", "b"})
+        (gate / "a.release").write_text("")
+        wait_for("c running on a's landing", lambda: set(started(gate)) == {"a", "b", "c"})
+        result = result_branch(run_id)  # where a round's green merge lands until the end
+        landed_before = git(repo, "rev-parse", result).strip()
+        assert "plait: merge task a" in git(repo, "log", "--format=%s", result)
+        first.kill_plait()
+        wait_for("the takeover", lambda: any(e.type == "RunResumed" for e in events(store, run_id)))
+        (gate / "release").write_text("")
+        ends = wait_for("the run's end", lambda: ended(store, project_id, run_id))
+        run = events(store, run_id)
+    assert [e.data["outcome"] for e in ends] == ["landed"], servers.dump(run)
+    assert landed_each_task_once(repo, "abc")
+    # What had landed stays: the new driver built on it, and main moved on from it.
+    git(repo, "merge-base", "--is-ancestor", landed_before, "main")
+    types = [e.type for e in run]
+    assert types.count("TaskInterrupted") == 2  # b and c; a's landing is not redone
+    assert list(gate.glob("*.overlap")) == []
+    assert attempts_alive(gate, "abc") == []
 
 
 @pytest.mark.parametrize("driver", ["serve", "run"])
@@ -142,10 +174,11 @@ def test_a_stop_sent_to_a_server_that_does_not_drive_the_run_stops_the_drivers_t
     assert [e.type for e in run].count("RunStopped") == 1
 
 
+@pytest.mark.parametrize("schedule", ["batch", "ready"])
 def test_a_driver_whose_lease_was_taken_writes_nothing_and_no_second_run_starts(
-    pg_schema_url: str, store: SqlEventStore, tmp_path: Path
+    pg_schema_url: str, store: SqlEventStore, tmp_path: Path, schedule: str
 ) -> None:
-    repo, gate, plan = make_project(tmp_path)
+    repo, gate, plan = make_project(tmp_path, schedule)
     with servers.servers(pg_schema_url, tmp_path, "alpha", "beta") as (first, _second):
         project_id = register(first, repo, plan)
         run_id = start(first, project_id)

@@ -47,3 +47,13 @@ def test_an_outage_tolerance_longer_than_the_lease_allows_is_refused(
     monkeypatch.setenv("PLAIT_OUTAGE_TOLERANCE", "60")
     with pytest.raises(UsageError, match="shorter than the lease TTL"):
         settings(argparse.Namespace())
+
+
+def test_tasks_get_pooled_repositories_unless_fresh_ones_are_asked_for() -> None:
+    from plait.cli import build_parser
+
+    parse = build_parser().parse_args
+    assert settings(parse(["run", "plan.yaml"])).reuse_worktrees
+    assert settings(parse(["run", "plan.yaml", "--reuse-worktrees"])).reuse_worktrees
+    assert not settings(parse(["run", "plan.yaml", "--fresh-worktrees"])).reuse_worktrees
+    assert not settings(parse(["serve", "--fresh-worktrees"])).reuse_worktrees

@@ -15,6 +15,8 @@ class WorktreeEntry:
     bare: bool = False
     locked: str | None = None  # the reason ("" when none was given); None when not locked
     prunable: str | None = None  # why git would prune it; None when it is fine
+    # A task repository plait made (found under the worktree root, not in git's own list)
+    own_repository: bool = False
 
     @property
     def branch_name(self) -> str | None:

@@ -104,6 +104,10 @@ async def clean_up(ctx: RunContext, batch: Batch, left_out: Mapping[str, str]) -
                             batch_id=batch.batch_id,
                         )
                     )
+                if not any(w.branch == branch for w in mine):
+                    # No worktree of this process has it (a pooled slot another process took
+                    # back moved on): the landed branch goes all the same.
+                    refs.append(f"refs/heads/{branch}")
             elif task_id in left_out and not _kept_already(ctx, task_id):
                 events.append(
                     WorkKept(

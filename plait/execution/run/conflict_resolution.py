@@ -34,6 +34,7 @@ from plait.execution.run.task_runner import reported
 from plait.execution.run.task_work import TaskIds, commit_work
 from plait.execution.runners.agent_output import LineFeed, parser_for
 from plait.execution.runners.agents import build_command, preset_of
+from plait.execution.worktrees import own_files
 from plait.execution.worktrees.manager import NestedRepository, Worktree, WorktreeError
 
 __all__ = ["Resolution", "can_resolve", "resolve_conflict"]
@@ -111,18 +112,22 @@ async def resolve_conflict(
     )
     reason = await _ask_agent(ctx, ids, task, worktree, conflicted, resume)
     commit = None
+    foreign = own_files.problem(worktree.path)  # then no git of plait's runs in it
+    if foreign is not None:
+        reason = str(own_files.ForeignRepository(worktree.path, foreign))
     if not reason:
         reason = _markers_left(worktree.path, conflicted)
     if not reason:
         try:
             commit = await commit_work(ctx, worktree, f"plait: resolve {task.id} onto the tip", ids)
-        except (GitError, OSError, NestedRepository) as exc:
+        except (GitError, OSError, NestedRepository, own_files.ForeignRepository) as exc:
             reason = f"plait could not commit the resolution: {exc}"
     if commit is None or reason:
         reason = reason or "the resolution changed nothing"
         # The task's own work is its branch's commit; the half-done merge goes, so the
         # branch can move on to the re-run.
-        await ctx.git.run("merge", "--abort", cwd=worktree.path, check=False)
+        if foreign is None:
+            await ctx.git.run("merge", "--abort", cwd=worktree.path, check=False)
         await ctx.recorder.record(ConflictResolutionFailed(**ids, reason=reason[:2000]))
         return Resolution(worktree, None, reason)
     await ctx.recorder.record(

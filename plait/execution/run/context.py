@@ -28,7 +28,8 @@ class RunContext:
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     # Every worktree this run created and has not removed, by worktree id.
     live_worktrees: dict[str, Worktree] = field(default_factory=dict)
-    # Settings.reuse_worktrees: task worktrees come from (and go back to) this pool.
+    # Settings.reuse_worktrees (the default): task repositories come from (and go back to)
+    # this pool.
     pool: WorktreePool | None = None
     # The agent CLIs the plan uses, by program, as checked when the run was launched.
     agents: dict[str, AgentInfo] = field(default_factory=dict)

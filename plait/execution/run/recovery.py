@@ -16,7 +16,7 @@ from plait.execution.run.context import RunContext
 from plait.execution.run.recorder import RunRecorder
 from plait.execution.run.task_work import commit_subject
 from plait.execution.runners.orphans import kill_process_groups, processes_inside
-from plait.execution.worktrees import isolated
+from plait.execution.worktrees import task_dirs
 from plait.execution.worktrees.manager import Worktree, WorktreeManager
 
 log = logging.getLogger(__name__)
@@ -139,7 +139,7 @@ async def _clear_unrecorded(
             attempt = path.name.removeprefix(f"{task.task_id}.")
             if attempt.isdigit() and int(attempt) > recorded:
                 log.warning("run %s: removing %s, never recorded", recorder.run_id, path)
-                await asyncio.to_thread(isolated.remove_quietly, path)
+                await asyncio.to_thread(task_dirs.remove_quietly, path)
         if recorded:
             continue
         ref = f"refs/heads/{worktrees.task_branch(recorder.run_id, task.task_id)}"

@@ -42,6 +42,7 @@ from plait.execution.runners.processes import (
     ProcessResult,
     preparation_env,
 )
+from plait.execution.worktrees import own_files
 from plait.execution.worktrees.manager import NestedRepository, Worktree, WorktreeError
 
 
@@ -164,6 +165,8 @@ async def run_attempt(
         if result is None:
             return await _interrupted(ctx, ids, worktree, "stopped")
         report = await reported(ctx, ids, command, feed)
+        # Before any git runs in its directory: is its repository still the one plait made?
+        own_files.check(worktree.path)
         after = guard.snapshot(common, exempt=exempt)
         changed_repo = guard.changes(before, after)
         for ref, tip in guard.moved_exempt(before, after).items():
@@ -194,6 +197,8 @@ async def run_attempt(
         changed = await ctx.worktrees.changed_files(worktree.base_commit, commit) if commit else []
     except NestedRepository as exc:
         return await _failed(ctx, ids, worktree, None, str(exc), will_retry, started)
+    except own_files.ForeignRepository as exc:  # never retried: the task did it on purpose
+        return await _failed(ctx, ids, worktree, None, str(exc), False, started)
     except (GitError, WorktreeError, OSError) as exc:
         await buffer.close()
         return await _failed(

@@ -14,6 +14,7 @@ from plait.domain.events import (
 from plait.execution.git.cli import Git, GitError
 from plait.execution.run.context import RunContext
 from plait.execution.worktrees.manager import Worktree, WorktreeError
+from plait.execution.worktrees.own_files import ForeignRepository
 
 
 class TaskIds(TypedDict):
@@ -64,7 +65,7 @@ async def keep_work(ctx: RunContext, ids: TaskIds, worktree: Worktree, why: str)
             excludes=await _excludes(ctx),
             drop=ctx.plan.copy_ignored,
         )
-    except (GitError, WorktreeError, OSError) as exc:
+    except (GitError, WorktreeError, OSError, ForeignRepository) as exc:
         await _record_kept(
             ctx, ids, "", "", f"plait could not commit it ({exc}); it stays in {worktree.path}"
         )

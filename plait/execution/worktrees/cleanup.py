@@ -23,6 +23,7 @@ from plait.domain.statuses import ENDED_RUN
 from plait.execution.git.cli import Git, GitError
 from plait.execution.git.merging import is_clean
 from plait.execution.git.porcelain import WorktreeEntry
+from plait.execution.worktrees import own_files
 from plait.execution.worktrees.manager import (
     INTEGRATION_DIR,
     LEGACY_ROOT,
@@ -123,7 +124,7 @@ async def _clean_run(
 
 
 async def _drain_pool(manager: WorktreeManager, report: CleanReport, dry_run: bool) -> None:
-    """The repository's idle pooled worktrees (`--reuse-worktrees` keeps them for the next
+    """The repository's idle pooled task repositories (`plait run` keeps them for the next
     run): detached, every commit on a ref, nothing of anyone's in them. A busy slot (a
     task's, or kept work) is left alone."""
     pool = WorktreePool(manager, max_idle=0)
@@ -140,6 +141,8 @@ async def _unlanded_worktree(
     """Why this worktree holds work the base does not have, or None if it holds none."""
     if not entry.path.exists():
         return None  # git's record of a directory that is gone
+    if entry.own_repository and (why := own_files.problem(entry.path)) is not None:
+        return f"it is not the repository plait made ({why}): no git runs in it"
     if not await is_clean(git, entry.path):
         return "it has changes nobody committed"
     if entry.head and not await on_base(entry.head):

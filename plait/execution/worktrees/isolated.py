@@ -20,6 +20,11 @@ The user's identity (user.name, user.email) and local ignore rules (info/exclude
 copied in, so an agent's own commits work as they did in a linked worktree. Where a file
 does what a git process would, plait writes or reads it (repo_files.py: one `git init` per
 directory, the objects, the fetch rule).
+
+`create` makes one; a pool slot is made anew the same way for its next task (pool_git.renew,
+its index and objects kept). Before any git runs in a task's directory after the task ran,
+own_files.py checks that it still holds the repository made here; task_dirs.py reads and
+removes them.
 """
 
 from __future__ import annotations
@@ -34,7 +39,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from plait.execution.git.cli import Git
-from plait.execution.worktrees import repo_files
+from plait.execution.worktrees import own_files, repo_files
+from plait.execution.worktrees.task_dirs import head_of
 
 __all__ = ["NestedRepository", "Saved", "create", "is_isolated", "nested_paths", "save"]
 
@@ -67,11 +73,30 @@ def is_isolated(path: Path) -> bool:
     return (path / ".git").is_dir()
 
 
-async def create(git: Git, path: Path, branch: str, sha: str, *, alias: str | None) -> None:
+async def create(
+    git: Git,
+    path: Path,
+    branch: str,
+    sha: str,
+    *,
+    alias: str | None,
+    sparse: Sequence[str] | None = None,
+) -> None:
     """A repository at `path` on `branch` at `sha`, reading the user's objects. `alias`
-    (the run's base branch) names `sha` too, so `git diff main` works in it."""
+    (the run's base branch) names `sha` too, so `git diff main` works in it. `sparse`:
+    non-cone sparse-checkout patterns (a pooled slot's), applied before the checkout."""
     common = await git.common_dir()
     path.parent.mkdir(parents=True, exist_ok=True)
+    await own_repository(git, common, path, branch, sha, alias)
+    await check_out(git, path, sparse)
+
+
+async def own_repository(
+    git: Git, common: Path, path: Path, branch: str, sha: str, alias: str | None
+) -> None:
+    """`git init` at `path` (again, for a pool slot's renewal, pool_git.renew: it fills in
+    what is missing), the user's objects as alternates, their ignore rules and identity, and
+    the branches."""
     await repo_files.init(git, path, branch)
     own = path / ".git"
     (own / "objects" / "info").mkdir(parents=True, exist_ok=True)
@@ -89,6 +114,12 @@ async def create(git: Git, path: Path, branch: str, sha: str, *, alias: str | No
         ref = own / "refs" / "heads" / name
         ref.parent.mkdir(parents=True, exist_ok=True)
         ref.write_text(f"{sha}\n")
+
+
+async def check_out(git: Git, path: Path, sparse: Sequence[str] | None) -> None:
+    """The checkout of HEAD (with the index a renewed slot kept: only differing files)."""
+    if sparse is not None:
+        await git.run("sparse-checkout", "set", "--no-cone", "--", *sparse, cwd=path)
     await git.run("reset", "--quiet", "--hard", cwd=path)
 
 
@@ -126,7 +157,9 @@ async def save(
 
     `drop`: paths never committed (copy_ignored secrets) unless the base tracks them.
     NestedRepository unless `allow_nested` (then gitlinks are left out instead).
+    ForeignRepository, before any git runs there: `path` no longer holds plait's repository.
     """
+    own_files.check(path)
     head, head_tree = await _head(git, path, base)
     objects = await repo_files.into_users_objects(git, path)
     # Saving a result stages it in the task's own index (its checkout then shows it
@@ -312,46 +345,3 @@ def _move_head(own: Path, commit: str) -> None:
     target = own / text.removeprefix("ref: ") if text.startswith("ref: refs/") else own / "HEAD"
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(f"{commit}\n")
-
-
-def remove_quietly(path: Path) -> None:
-    with contextlib.suppress(OSError):
-        remove(path)
-
-
-def head_of(path: Path) -> tuple[str | None, str | None]:
-    """(the full ref HEAD is on or None when detached, the sha HEAD names or None), read
-    from the files alone (recovery and `plait clean` look at many)."""
-    own = path / ".git"
-    try:
-        text = (own / "HEAD").read_text().strip()
-    except OSError:
-        return None, None
-    if not text.startswith("ref: "):
-        return None, text or None
-    ref = text.removeprefix("ref: ")
-    try:
-        return ref, (own / ref).read_text().strip() or None
-    except OSError:
-        pass
-    try:
-        packed = (own / "packed-refs").read_text().splitlines()
-    except OSError:
-        return ref, None
-    for line in packed:
-        sha, _, name = line.partition(" ")
-        if name == ref:
-            return ref, sha
-    return ref, None
-
-
-def remove(path: Path) -> None:
-    """Delete a task's repository and checkout (its kept work was fetched first)."""
-    shutil.rmtree(path, ignore_errors=False, onerror=_writable_then_retry)
-
-
-def _writable_then_retry(function: object, name: str, _info: object) -> None:
-    os.chmod(name, 0o700)
-    os.chmod(os.path.dirname(name), 0o700)
-    if callable(function):
-        function(name)

@@ -32,7 +32,7 @@ from plait.execution.git.cli import Git, GitError
 from plait.execution.git.copy import CopyReport, checked_relative, copy_paths
 from plait.execution.git.porcelain import WorktreeEntry, parse_worktree_list
 from plait.execution.git.refs import validate_ref_name
-from plait.execution.worktrees import isolated, saving
+from plait.execution.worktrees import isolated, saving, task_dirs
 from plait.execution.worktrees.clean_tree import clean_argv, remove_caches
 from plait.execution.worktrees.isolated import NestedRepository, Saved
 
@@ -50,6 +50,7 @@ __all__ = [
 ]
 
 INTEGRATION_DIR = "_integration"
+POOL_DIR = "_pool"  # the pool's slots (pool.py), task repositories like the runs' ones
 LEGACY_ROOT = "plait-worktrees"  # under the git common dir, before worktrees moved out
 _KEY_UNSAFE = re.compile(r"[^a-z0-9_.-]+")
 
@@ -157,22 +158,30 @@ class WorktreeManager:
         sha = await self.git.rev_parse(base_commit)
         if path.exists() and any(path.iterdir()):
             raise WorktreeError(f"{path} exists already; refusing to overwrite it")
-        ref = f"refs/heads/{branch}"
-        # Attempt 1 creates the branch (the all-zero old value refuses an existing one, which
-        # may hold someone's work); a later attempt moves it to its new base.
-        old = ("0" * 40,) if attempt == 1 else ()
-        made = await self.git.run("update-ref", ref, sha, *old, check=False)
-        if made.returncode != 0 and await self.git.ref_target(ref) != sha:
-            raise WorktreeError(f"branch {branch!r} already exists; refusing to reset it")
+        ref = await self.claim_branch(branch, sha, attempt)
         try:
             await isolated.create(self.git, path, branch, sha, alias=self.alias)
             saving.BRANCH_TIPS[(path, ref)] = sha
         except BaseException:
-            if attempt == 1:
-                await self.git.run("update-ref", "-d", ref, sha, check=False)
-            isolated.remove_quietly(path)
+            await self.unclaim_branch(ref, sha, attempt)
+            task_dirs.remove_quietly(path)
             raise
         return Worktree(path, branch, f"{run_id}/{path.name}", sha)
+
+    async def claim_branch(self, branch: str, sha: str, attempt: int) -> str:
+        """The task branch (its full ref) at `sha` in the user's repository, for a fresh or
+        pooled task repository: attempt 1 creates it (the all-zero old value refuses an
+        existing one, maybe someone's work), a later one moves it to its new base."""
+        ref = f"refs/heads/{branch}"
+        old = ("0" * 40,) if attempt == 1 else ()
+        made = await self.git.run("update-ref", ref, sha, *old, check=False)
+        if made.returncode != 0 and await self.git.ref_target(ref) != sha:
+            raise WorktreeError(f"branch {branch!r} already exists; refusing to reset it")
+        return ref
+
+    async def unclaim_branch(self, ref: str, sha: str, attempt: int) -> None:
+        if attempt == 1:  # the task's repository could not be made: the branch goes too
+            await self.git.run("update-ref", "-d", ref, sha, check=False)
 
     async def create_detached(self, path: Path, commit: str) -> Worktree:
         """A worktree with a detached HEAD at `commit` (the integration worktree)."""
@@ -225,7 +234,7 @@ class WorktreeManager:
         """Remove the worktree (even dirty or locked, e.g. by an interrupted add)."""
         if isolated.is_isolated(worktree.path):
             saving.BRANCH_TIPS.pop((worktree.path, f"refs/heads/{worktree.branch}"), None)
-            await asyncio.to_thread(isolated.remove, worktree.path)
+            await asyncio.to_thread(task_dirs.remove, worktree.path)
         else:
             await self._remove_linked(worktree)
         if delete_branch and worktree.branch:
@@ -255,12 +264,14 @@ class WorktreeManager:
     def _task_repositories(root: Path) -> list[WorktreeEntry]:
         found: list[WorktreeEntry] = []
         for run_dir in sorted(root.iterdir()) if root.is_dir() else ():
-            if not run_dir.is_dir() or run_dir.name.startswith("_"):
+            if not run_dir.is_dir() or (run_dir.name.startswith("_") and run_dir.name != POOL_DIR):
                 continue
             for path in sorted(run_dir.iterdir()):
                 if isolated.is_isolated(path):
-                    branch, head = isolated.head_of(path)
-                    found.append(WorktreeEntry(path, head, branch, detached=branch is None))
+                    branch, head = task_dirs.head_of(path)
+                    detached = branch is None
+                    entry = WorktreeEntry(path, head, branch, detached, own_repository=True)
+                    found.append(entry)
         return found
 
     async def write_excludes(self, path: Path, patterns: Sequence[str]) -> Path:

@@ -1,8 +1,13 @@
-"""A pool of task worktrees for one repository, reused across tasks and runs.
+"""A pool of task repositories for one repository, reused across tasks and runs.
 
-A fresh `git worktree add` writes every file of the repository; a pooled
-worktree is moved to the next task's base with a checkout that writes only the
-files that differ, then cleaned, so preparing a task costs a fraction of it.
+A slot is a task repository of its own, made as a fresh one is (isolated.py: `git init`,
+the user's objects read through alternates): the task's HEAD, refs, config and hooks are
+its alone, so a pooled task is contained exactly as a fresh one. What the pool saves is the
+checkout: a fresh task repository writes every file of the repository; a recycled slot is
+made anew (`pool_git.renew`: everything but its index and objects) and checked out at the
+next task's base, which writes only the files that differ, then cleaned. Its work is saved
+as a fresh one's is (saving.py: commit-tree, fetch into the user's repository,
+compare-and-swap of the task branch).
 
     pool = WorktreePool(WorktreeManager(git), max_idle=4)
     busy = await pool.recover()                # once, at start: idle slots come back;
@@ -15,36 +20,38 @@ files that differ, then cleaned, so preparing a task costs a fraction of it.
     await pool.drain()                         # when the service stops
 
 Guarantees:
-- Isolation: an acquired worktree is on `branch`, reset to `base_commit`, and
-  `git status` reports nothing: no file an earlier task created, modified or
-  deleted survives. Untracked and ignored files are deleted, but for the
-  `keep` paths (the plan's `keep_ignored`: a setup's .venv/, node_modules/),
-  which lose their bytecode and pytest caches (see clean_tree); with
-  `keep_ignored=True` every file the new base ignores stays, caches included.
-  A recycled worktree that fails this check is removed and replaced by a fresh
-  one (counted in `discarded`).
-- No lost commit: `release` keeps a worktree whose HEAD holds a commit that no
-  branch, tag or remote ref reaches (outcome KEPT: untouched, still leased, so
-  it can be released again once the commit is saved). Anything *uncommitted* is
-  discarded on release, as `WorktreeManager.remove` would: commit first.
-- Safe under concurrent acquire/release from asyncio tasks of one loop: the
-  pool's bookkeeping never awaits, each slot is leased to one caller, and
-  worktree add/remove go through `Git.run_admin`.
+- Isolation: an acquired slot is on `branch` (in its own repository, and the same branch in
+  the user's at `base_commit`), reset to `base_commit`, and `git status` reports nothing: no
+  file an earlier task created, modified or deleted survives, nor any ref, config, hook or
+  reflog of its. Untracked and ignored files are deleted, but for the `keep` paths (the
+  plan's `keep_ignored`: a setup's .venv/, node_modules/), which lose their bytecode and
+  pytest caches (see clean_tree); with `keep_ignored=True` every file the new base ignores
+  stays, caches included. A recycled slot that fails this check is removed and replaced by
+  a fresh one (counted in `discarded`), and so is one whose repository the previous task
+  replaced by a way into another (own_files): no git runs in that one.
+- No lost commit: `release` keeps a slot whose HEAD, branches, tags or reflog reach a commit
+  no ref of the user's repository reaches (outcome KEPT: untouched, still leased, so it can
+  be released again once the commit is saved), or whose repository is not plait's any more
+  (its files are the task's work). Anything *uncommitted* is discarded on release, as
+  `WorktreeManager.remove` would: commit first.
+- Safe under concurrent acquire/release from asyncio tasks of one loop: the pool's
+  bookkeeping never awaits and each slot is leased to one caller; slots share nothing but
+  the user's objects, which they only read.
 
-Layout: slots are `<worktree root>/_pool/<n>`, next to WorktreeManager's run
-directories (run ids cannot start with `_`), so `git worktree list` shows them
-and crash recovery finds them. A leased slot is on the task branch; an idle one
-is detached. Acquired worktrees keep the task's `worktree_id`
-(`<run_id>/<task_id>.<attempt>`); their path is the slot's.
+Layout: slots are `<worktree root>/_pool/<n>`, next to WorktreeManager's run directories
+(run ids cannot start with `_`), so `list_porcelain` lists them and crash recovery finds
+them. A leased slot is on the task branch; an idle one is detached. Acquired worktrees keep
+the task's `worktree_id` (`<run_id>/<task_id>.<attempt>`); their path is the slot's. A slot
+an older plait made as a linked worktree is removed when idle, never recycled.
 
-Sparse checkout: with `sparse_paths` (the task's declared files and
-directories) only those paths and root-level files are checked out; the slot
-remembers its patterns so the next task changes them only when they differ.
-git then sets `extensions.worktreeConfig` in the repository's config.
+Sparse checkout: with `sparse_paths` (the task's declared files and directories) only those
+paths and root-level files are checked out; the slot remembers its patterns, and the next
+task prefers a slot with the same ones.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import enum
 from collections.abc import Sequence
@@ -53,24 +60,28 @@ from pathlib import Path
 
 from plait.execution.git.cli import GitError
 from plait.execution.git.refs import validate_ref_name
+from plait.execution.worktrees import isolated, own_files, saving, task_dirs
 from plait.execution.worktrees import pool_git as ops
-from plait.execution.worktrees.manager import Worktree, WorktreeError, WorktreeManager
+from plait.execution.worktrees.manager import POOL_DIR, Worktree, WorktreeError, WorktreeManager
 
 __all__ = ["POOL_DIR", "Released", "WorktreePool"]
-
-POOL_DIR = "_pool"
 
 
 class Released(enum.Enum):
     POOLED = "pooled"  # idle in the pool, detached and clean
     REMOVED = "removed"  # the pool was full: the worktree is gone (its branch stays)
-    KEPT = "kept"  # HEAD holds commits no ref reaches: left as it is, still leased
+    KEPT = "kept"  # it holds commits no ref reaches, or not plait's repository: left as it
+    # is, still leased
 
 
 @dataclass
 class _Slot:
     path: Path
     sparse: tuple[str, ...] | None = None  # patterns applied now; None: full checkout
+    # A linked worktree an older plait made (as git's own list of worktrees says, not the
+    # files in it): removed once released, never recycled. Every other slot must hold
+    # plait's own repository (own_files), or no git runs in it.
+    linked: bool = False
 
 
 class WorktreePool:
@@ -113,58 +124,64 @@ class WorktreePool:
         """A worktree on `branch` (default plait/<run>/<task>) reset to `base_commit`.
 
         Same contract as `WorktreeManager.create`: attempt 1 refuses an existing
-        branch, a later attempt resets it, and the branch must not be checked
-        out in another worktree (release the previous attempt first).
+        branch, a later attempt resets it.
         """
         branch = branch or self.manager.task_branch(run_id, task_id)
         if validate_ref_name(branch).startswith("refs/"):
             raise WorktreeError(f"branch {branch!r}: give a short branch name, not a full ref")
         task_path = await self.manager.task_path(run_id, task_id, attempt)  # validates the ids
         sha = await self.git.rev_parse(base_commit)
-        if attempt == 1 and await self.git.ref_target(f"refs/heads/{branch}") is not None:
-            raise WorktreeError(f"branch {branch!r} already exists; refusing to reset it")
+        ref = await self.manager.claim_branch(branch, sha, attempt)
         sparse = ops.sparse_patterns(sparse_paths or ())
-        slot = await self._recycled(branch, sha, keep_ignored, tuple(keep), sparse)
-        if slot is None:
-            slot = await self._created(branch, sha, sparse)
+        try:
+            slot = await self._recycled(branch, sha, keep_ignored, tuple(keep), sparse)
+            if slot is None:
+                slot = await self._created(branch, sha, sparse)
+        except BaseException:
+            await self.manager.unclaim_branch(ref, sha, attempt)
+            raise
+        saving.BRANCH_TIPS[(slot.path, ref)] = sha
         self._leased[slot.path] = slot
         return Worktree(slot.path, branch, f"{run_id}/{task_path.name}", sha)
 
     async def release(self, worktree: Worktree) -> Released:
         """Take back a worktree from `acquire` (or `recover`) once its work is committed.
 
-        KEPT: its HEAD holds a commit no ref reaches; it stays leased and untouched.
+        KEPT: it holds a commit no ref reaches, or its repository is not plait's any more
+        (no git runs in it then); it stays leased and untouched.
         """
         slot = self._take(worktree)
+        saving.BRANCH_TIPS.pop((slot.path, f"refs/heads/{worktree.branch}"), None)
+        if not slot.linked and own_files.problem(slot.path) is not None:
+            self._leased[slot.path] = slot
+            return Released.KEPT
         try:
-            unsaved = await ops.unsaved_commits(self.git, slot.path)
+            unsaved = await ops.unsaved_commits(self.git, slot.path, linked=slot.linked)
         except BaseException:
             self._leased[slot.path] = slot
             raise
         if unsaved:
             self._leased[slot.path] = slot
             return Released.KEPT
-        try:
-            await ops.detach(self.git, slot.path)
-            await ops.clean(self.git, slot.path, keep_ignored=True)
-        except (GitError, OSError) as exc:
-            await self._discard(slot, f"release failed: {exc}")
+        if slot.linked or len(self._idle) >= self.max_idle:
+            await self._remove(slot)  # a linked slot of an older plait's: never pooled
             return Released.REMOVED
-        except BaseException:
-            self._idle.append(slot)  # half-released is fine: acquire cleans and verifies
-            raise
-        if len(self._idle) >= self.max_idle:
-            await self._remove(slot)
+        try:
+            ops.detach(slot.path)
+        except OSError as exc:
+            await self._discard(slot, f"release failed: {exc}")
             return Released.REMOVED
         self._idle.append(slot)
         return Released.POOLED
 
     async def remove(self, worktree: Worktree, *, delete_branch: bool = False) -> None:
         """Remove a leased worktree for good instead of pooling it (refused while it holds a
-        commit no ref reaches)."""
+        commit no ref reaches, or what is not plait's repository any more)."""
         slot = self._take(worktree)
         try:
-            if reason := await ops.unsaved_commits(self.git, slot.path):
+            if why := None if slot.linked else own_files.problem(slot.path):
+                raise WorktreeError(f"{worktree.path}: refusing to remove it, {why}")
+            if reason := await ops.unsaved_commits(self.git, slot.path, linked=slot.linked):
                 raise WorktreeError(f"{worktree.path}: refusing to remove it, {reason}")
             await self.manager.remove(worktree, delete_branch=delete_branch)
         except BaseException:
@@ -199,7 +216,9 @@ class WorktreePool:
         interrupted, which its run adopts again) is never recycled. Returns those kept."""
         kept = []
         for busy in await self.recover():
-            dirty = await ops.uncommitted_changes(self.git, busy.path)
+            linked = self._leased[busy.path].linked
+            foreign = not linked and own_files.problem(busy.path) is not None
+            dirty = foreign or await ops.uncommitted_changes(self.git, busy.path)
             if dirty or await self.release(busy) is Released.KEPT:
                 kept.append(busy)
         return kept
@@ -207,9 +226,11 @@ class WorktreePool:
     async def recover(self) -> list[Worktree]:
         """Take back the slots an earlier process left (after a restart or crash).
 
-        Detached slots whose HEAD every branch reaches become idle. The others are
-        returned and counted as leased: a task was running in them, or they hold
-        commits no ref reaches. The caller decides, then `release`s them (or removes them).
+        Detached slots holding no commit the user's repository lacks become idle (a linked
+        one an older plait made is removed instead). The others are returned and counted as
+        leased: a task was running in them, they hold commits no ref reaches, or what is not
+        plait's repository any more. The caller decides, then `release`s them (or removes
+        them).
         """
         directory = await self.directory()
         known = {s.path for s in self._idle} | set(self._leased) | self._reserved
@@ -220,11 +241,18 @@ class WorktreePool:
                 continue
             if entry.prunable is not None or entry.locked is not None:
                 continue
-            slot = _Slot(path, await self._sparse_of(path))
-            if entry.detached and not await ops.unsaved_commits(self.git, path):
-                self._idle.append(slot)
+            linked = not entry.own_repository
+            foreign = not linked and own_files.problem(path) is not None
+            idle = not foreign and entry.detached
+            if idle and not await ops.unsaved_commits(self.git, path, linked=linked):
+                slot = _Slot(path, await self._sparse_of(path), linked)
+                if linked:
+                    await self._remove(slot)
+                else:
+                    self._idle.append(slot)
                 continue
-            self._leased[path] = slot
+            sparse = None if foreign else await self._sparse_of(path)
+            self._leased[path] = _Slot(path, sparse, linked)
             busy.append(Worktree(path, entry.branch_name, f"{POOL_DIR}/{path.name}", entry.head))
         return busy
 
@@ -242,10 +270,10 @@ class WorktreePool:
         while self._idle:
             slot = self._pick(sparse)
             try:
-                if slot.sparse != sparse:
-                    await ops.set_sparse(self.git, slot.path, sparse)
-                    slot.sparse = sparse
-                await ops.move(self.git, slot.path, branch, sha)
+                await ops.renew(
+                    self.git, slot.path, branch, sha, alias=self.manager.alias, sparse=sparse
+                )
+                slot.sparse = sparse
                 await ops.clean(self.git, slot.path, keep_ignored=keep_ignored, keep=keep)
                 problems = await ops.isolation_problems(
                     self.git,
@@ -256,7 +284,7 @@ class WorktreePool:
                     sparse=sparse is not None,
                     keep=keep,
                 )
-            except (GitError, OSError) as exc:
+            except (GitError, OSError, own_files.ForeignRepository) as exc:
                 problems = [str(exc)]
             except BaseException:
                 await self._discard(slot, "acquire was interrupted")
@@ -276,7 +304,9 @@ class WorktreePool:
     async def _created(self, branch: str, sha: str, sparse: tuple[str, ...] | None) -> _Slot:
         path = self._reserve(await self.directory())
         try:
-            await ops.add(self.git, path, branch, sha, sparse)
+            await isolated.create(
+                self.git, path, branch, sha, alias=self.manager.alias, sparse=sparse
+            )
         except BaseException:
             with contextlib.suppress(GitError, OSError):
                 await self._remove(_Slot(path))
@@ -295,15 +325,24 @@ class WorktreePool:
         return path
 
     async def _discard(self, slot: _Slot, reason: str) -> None:
+        """A slot that failed recycling goes: its files are no task's work (a released slot
+        holds only what was saved), and removing it runs no git in it."""
         self.discarded.append((slot.path, reason))
         with contextlib.suppress(GitError, OSError):
             await self._remove(slot)
 
     async def _remove(self, slot: _Slot) -> None:
-        await self.manager.remove(Worktree(slot.path, None, slot.path.name, ""))
+        worktree = Worktree(slot.path, None, slot.path.name, "")
+        if slot.linked:
+            await self.manager.remove(worktree)  # `git worktree remove`: git knows of it
+        else:
+            await asyncio.to_thread(task_dirs.remove, slot.path)  # never git: plain files
 
-    async def _sparse_of(self, path: Path) -> tuple[str, ...] | None:
-        result = await self.git.run("sparse-checkout", "list", cwd=path, check=False)
-        if result.returncode != 0:
+    @staticmethod
+    async def _sparse_of(path: Path) -> tuple[str, ...] | None:
+        """The patterns the slot was checked out with (read from its files), None: full."""
+        try:
+            text = (path / ".git" / "info" / "sparse-checkout").read_text(encoding="utf-8")
+        except OSError:
             return None
-        return tuple(result.stdout.splitlines())
+        return tuple(text.splitlines())

@@ -1,18 +1,20 @@
-"""git primitives for recycling a worktree in place (used by `worktree_pool`).
+"""git primitives for recycling a pooled slot in place (used by pool.py).
 
-Every command here runs inside one worktree and touches only that worktree's
-index, HEAD and files, plus the ref of the branch it checks out; none of them
-adds or removes a worktree, so none needs the per-repository admin lock.
+A slot is a task repository of its own (isolated.py): every command here runs inside it and
+touches only its index, HEAD and files; none touches the user's repository.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
 from plait.domain.plan.paths import path_parts
 from plait.execution.git.cli import Git
+from plait.execution.worktrees import isolated, own_files, task_dirs
 from plait.execution.worktrees.clean_tree import anchored_pattern, clean_argv, remove_caches
 
 # Root-level files (build configuration, lockfiles) stay in every sparse
@@ -34,43 +36,34 @@ def sparse_patterns(paths: Sequence[str]) -> tuple[str, ...] | None:
     return (*_ROOT_FILES, *sorted(set(anchored))) if anchored else None
 
 
-async def add(git: Git, path: Path, branch: str, sha: str, sparse: Sequence[str] | None) -> None:
-    """A new worktree at `path` on `branch` reset to `sha`; sparse when patterns are given.
-
-    Always `-B`: an add that loses git's commondir race has already created the
-    branch, so only -B makes the retry idempotent.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if sparse is None:
-        await git.run_admin("worktree", "add", "--quiet", "-B", branch, "--", str(path), sha)
-        return
-    argv = ("worktree", "add", "--quiet", "--no-checkout", "-B", branch, "--", str(path), sha)
-    await git.run_admin(*argv)
-    await set_sparse(git, path, sparse)
-    await git.run("reset", "--quiet", "--hard", cwd=path)
-
-
-async def set_sparse(git: Git, path: Path, sparse: Sequence[str] | None) -> None:
-    """Apply sparse patterns to the worktree, or go back to a full checkout (None).
-
-    The first sparse worktree makes git set `extensions.worktreeConfig` in the
-    repository's config, so the patterns stay local to this worktree.
-    """
-    if sparse is None:
-        await git.run("sparse-checkout", "disable", cwd=path)
-    else:
-        await git.run("sparse-checkout", "set", "--no-cone", "--", *sparse, cwd=path)
-
-
-async def move(git: Git, path: Path, branch: str, sha: str) -> None:
-    """Check out `branch` reset to `sha`, discarding local changes; only files that differ
-    between the current and the new commit are written."""
-    await git.run("checkout", "--quiet", "--force", "-B", branch, sha, cwd=path)
+async def renew(
+    git: Git,
+    path: Path,
+    branch: str,
+    sha: str,
+    *,
+    alias: str | None,
+    sparse: Sequence[str] | None = None,
+) -> None:
+    """A pooled slot's repository made anew for its next task, as `isolated.create` makes one: its
+    HEAD, refs, reflogs, config, hooks and info are gone, its alternates written again, and
+    only its index and objects kept, so the checkout writes just the files that differ from
+    the previous task's (and `git clean` then takes what is left). ForeignRepository first,
+    when the previous task left a repository that is not plait's (see own_files)."""
+    own_files.check(path)
+    own = path / ".git"
+    for entry in list(os.scandir(own)):
+        if entry.name in _KEPT_ON_RENEW:
+            continue
+        if entry.is_dir(follow_symlinks=False):
+            shutil.rmtree(entry.path)
+        else:
+            os.unlink(entry.path)
+    await isolated.own_repository(git, await git.common_dir(), path, branch, sha, alias)
+    await isolated.check_out(git, path, sparse)
 
 
-async def detach(git: Git, path: Path) -> None:
-    """Detach HEAD where it is (freeing the branch); drop uncommitted changes to tracked files."""
-    await git.run("checkout", "--quiet", "--force", "--detach", cwd=path)
+_KEPT_ON_RENEW = ("index", "objects")
 
 
 async def clean(git: Git, path: Path, *, keep_ignored: bool, keep: Sequence[str] = ()) -> None:
@@ -84,15 +77,48 @@ async def clean(git: Git, path: Path, *, keep_ignored: bool, keep: Sequence[str]
         await asyncio.to_thread(remove_caches, path, keep)
 
 
-async def unsaved_commits(git: Git, path: Path) -> str | None:
-    """Why recycling the worktree could lose a commit, or None when every branch-less commit
-    is accounted for: HEAD must name a commit reachable from a branch, tag or remote ref."""
-    argv = ("rev-list", "--max-count=1", "HEAD", "--not", "--branches", "--tags", "--remotes")
-    result = await git.run(*argv, cwd=path, check=False)
+async def unsaved_commits(git: Git, path: Path, *, linked: bool = False) -> str | None:
+    """Why recycling the slot could lose a commit, or None when every commit it holds is
+    accounted for: HEAD must name a commit, and nothing its HEAD, branches, tags or HEAD's
+    reflog reach may be missing from every ref of the user's repository (plait's save
+    fetches the task's result and the commits it kept there). Run it only on a slot that
+    holds plait's own repository (own_files)."""
+    argv: tuple[str, ...]
+    given = None
+    if linked:  # a linked slot an older plait made shares the user's refs
+        argv = ("rev-list", "--max-count=1", "HEAD", "--not", "--branches", "--tags", "--remotes")
+    else:  # nothing its own refs, HEAD or reflog reach but the user's refs do not
+        argv = ("rev-list", "--max-count=1", "--stdin", "HEAD", "--branches", "--tags", "--reflog")
+        given = "".join(f"^{commit}\n" for commit in await _users_commits(git))
+    result = await git.run(*argv, cwd=path, check=False, input=given)
     if result.returncode != 0:
         return f"HEAD names no commit ({result.stderr.strip()})"
     commit = result.stdout.strip()
-    return f"commit {commit} is on no branch, tag or remote ref" if commit else None
+    return f"commit {commit} is on no branch, tag or ref of the repository" if commit else None
+
+
+async def _users_commits(git: Git) -> set[str]:
+    """The commits the user's repository's refs name (tags peeled); read there, not through
+    the slot's config (`--alternate-refs` would run its `core.alternateRefsCommand`)."""
+    fields = "%(objecttype):%(objectname):%(*objecttype):%(*objectname)"
+    listed = await git.run("for-each-ref", f"--format={fields}")
+    commits = set()
+    for line in listed.stdout.splitlines():
+        kind, sha, peeled_kind, peeled = line.split(":")
+        if kind == "commit":
+            commits.add(sha)
+        elif peeled_kind == "commit":
+            commits.add(peeled)
+    return commits
+
+
+def detach(path: Path) -> None:
+    """An idle slot's HEAD detached where it is (a file write: the repository is plait's),
+    so that a later process sees it idle (`recover`)."""
+    _, head = task_dirs.head_of(path)
+    if head is None:
+        raise OSError(f"{path}: HEAD names no commit")
+    (path / ".git" / "HEAD").write_text(f"{head}\n")
 
 
 async def uncommitted_changes(git: Git, path: Path) -> bool:

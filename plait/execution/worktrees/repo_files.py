@@ -108,6 +108,9 @@ async def init(git: Git, path: Path, branch: str) -> None:
     e.g. core.filemode, hold for the whole directory; only HEAD names another branch)."""
     made = _INIT_FILES.get(path.parent)
     own = path / ".git"
+    if os.path.lexists(own):  # a pool slot renewed (pool_git.renew): git fills in the rest
+        await git.run("init", "--quiet", "--template=", f"--initial-branch={branch}", str(path))
+        return
     if made is None:
         await git.run("init", "--quiet", "--template=", f"--initial-branch={branch}", str(path))
         _INIT_FILES[path.parent] = _read_init(own)

@@ -105,8 +105,8 @@ async def keep(
     if commit is None:
         return None
     lines = f"update {validate_ref_name(kept_ref)} {commit}\n"
-    # The task branch moves too, but not where a pooled (linked) worktree has it checked
-    # out: that worktree is left exactly as the task left it.
+    # The task branch moves too, but not where a linked worktree (a pool slot an older
+    # plait made) has it checked out: that worktree is left exactly as the task left it.
     if worktree.branch and isolated.is_isolated(worktree.path):
         lines += await _branch_update(git, worktree, commit)
     await git.run("update-ref", "--stdin", input=lines)
@@ -120,7 +120,7 @@ BRANCH_TIPS: dict[tuple[Path, str], str] = {}
 
 async def _branch_update(git: Git, worktree: Worktree, commit: str) -> str:
     """The compare-and-swap of the task branch, as an `update-ref --stdin` line: from
-    where it is now (its base, an earlier save, or a pooled worktree's own commits) to
+    where it is now (its base, an earlier save, or a linked worktree's own commits) to
     `commit`, whatever branch the task's HEAD is on."""
     ref = f"refs/heads/{validate_ref_name(worktree.branch or '')}"
     key = (worktree.path, ref)
