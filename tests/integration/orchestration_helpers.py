@@ -100,10 +100,11 @@ async def open_harness(
     *,
     repo: Path | None = None,
     stop_grace: float = 0.5,
-    reuse_worktrees: bool = False,
+    reuse_worktrees: bool = True,
     keep_pool: bool = False,
 ) -> AsyncIterator[Harness]:
-    """A started service on `sqlite:///<tmp>/plait.db` with a fresh repository (or `repo`)."""
+    """A started service on `sqlite:///<tmp>/plait.db` with a fresh repository (or `repo`).
+    Task repositories are pooled, as by default; `reuse_worktrees=False` makes fresh ones."""
     repo = repo or make_repo(tmp_path / "repo")
     store = SqlEventStore(f"sqlite:///{tmp_path}/plait.db")
     settings = Settings(

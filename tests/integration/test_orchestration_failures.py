@@ -10,8 +10,10 @@ from pathlib import Path
 import pytest
 
 from plait.eventstore import StoredEvent
+from plait.execution.worktrees.manager import POOL_DIR
 from tests.gitrepo import git
 from tests.integration.orchestration_helpers import (
+    WORKTREE_MODES,
     Harness,
     branch_tip,
     file_on,
@@ -126,9 +128,15 @@ async def test_a_task_that_keeps_failing_fails_its_batch_and_later_batches_never
     assert "good.txt" not in files_on(harness.repo, "main")
 
 
-async def test_a_successful_run_leaves_no_worktree_or_plait_branch_behind(
-    harness: Harness,
+@pytest.mark.parametrize("mode", WORKTREE_MODES)
+async def test_a_successful_run_leaves_no_task_repository_or_plait_branch_behind(
+    tmp_path: Path, mode: str
 ) -> None:
+    async with open_harness(tmp_path, reuse_worktrees=mode == "pooled") as harness:
+        await leaves_nothing_behind(harness, mode)
+
+
+async def leaves_nothing_behind(harness: Harness, mode: str) -> None:
     marker = shlex.quote(str(harness.shared / "failed-once"))
     done = await harness.run(
         plan(
@@ -142,7 +150,14 @@ async def test_a_successful_run_leaves_no_worktree_or_plait_branch_behind(
 
     assert done.result.status == "landed", done.result.error
     assert of_type(done.events, "MergeConflicted") != []
-    assert worktree_paths(harness.repo) == [harness.repo]
+    [checkout, *left] = worktree_paths(harness.repo)
+    assert checkout == harness.repo
+    if mode == "fresh":
+        assert left == []
+    else:  # only the pool's idle slots stay, each detached: on no branch of the run's
+        assert left != []
+        assert all(slot.parent.name == POOL_DIR for slot in left)
+        assert all(not (slot / ".git" / "HEAD").read_text().startswith("ref:") for slot in left)
     assert plait_branches(harness.repo) == []
     removed = {r["worktree_id"] for r in of_type(done.events, "WorktreeRemoved")}
     created = {c["worktree_id"] for c in of_type(done.events, "WorktreeCreated")}

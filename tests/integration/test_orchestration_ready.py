@@ -217,7 +217,7 @@ async def test_a_task_without_a_worktree_makes_the_run_fall_back_to_one_at_a_tim
     # `blocker` takes the directory `b`'s first worktree would get while `b` becomes ready,
     # and gives it back only once the run fell back; `b` then runs alone and lands. (Fresh
     # worktrees: a pooled one's directory is a slot's, not the task's.)
-    async with open_harness(tmp_path) as harness:
+    async with open_harness(tmp_path, reuse_worktrees=False) as harness:
         await falls_back_then_lands(harness)
 
 

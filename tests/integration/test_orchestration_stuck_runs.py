@@ -74,10 +74,19 @@ def fails_and_blocks_its_retry(shared: Path) -> str:
     )
 
 
+@pytest.fixture
+async def fresh_harness(tmp_path: Path) -> AsyncIterator[Harness]:
+    """Fresh task repositories: an attempt's directory is its own (`<task>.<attempt>`), so a
+    test can take it beforehand; a pooled attempt's is a slot's."""
+    async with open_harness(tmp_path, reuse_worktrees=False) as opened:
+        yield opened
+
+
 @pytest.mark.parametrize("on_task_failure", ["stop", "land"])
 async def test_a_retry_that_gets_no_worktree_fails_the_run_resumably(
-    harness: Harness, on_task_failure: str
+    fresh_harness: Harness, on_task_failure: str
 ) -> None:
+    harness = fresh_harness
     the_plan = plan(
         task("blocked", fails_and_blocks_its_retry(harness.shared)),
         task("other", write("other.txt", "other")),
