@@ -261,11 +261,21 @@ class Plait(ProjectService):
         if run_id is None:
             raise UnknownRun(f"project {project_id} has no run to resume")
         await check_repository(facts)
-        if (active := self.supervisor.driving(run_id)) is not None:
-            if action is run_actions.RESUME and active.recovered:
-                # Start-up already resumed it (a crash left it unfinished): that is the
-                # resume asked for, so the first `plait resume` after a crash succeeds.
-                return run_id
+        recovered = self.supervisor.recovered(run_id)
+        if (
+            action is run_actions.RESUME
+            and recovered is not None
+            and (
+                not recovered.task.done()
+                or recovered.ctx.recorder.state.status not in action.allowed
+            )
+        ):
+            # Start-up already resumed it (a crash left it unfinished), and it still runs or
+            # has already ended (a run one event short of its end lands in milliseconds):
+            # that is the resume asked for, so the first `plait resume` after a crash
+            # succeeds. One that has failed again since is resumed again below.
+            return run_id
+        if self.supervisor.driving(run_id) is not None:
             raise RunAlreadyActive(f"run {run_id} is running in this process", run_id)
         if facts.active_run not in (None, run_id):
             raise RunAlreadyActive(f"run {facts.active_run} is active", facts.active_run)

@@ -207,6 +207,30 @@ async def test_the_first_resume_after_a_crash_succeeds_though_start_up_recovered
         store.close()
 
 
+async def test_the_first_resume_after_a_crash_succeeds_though_start_up_already_landed_the_run(
+    killed_mid_batch: tuple[str, Path, Path, dict[str, int]], store_url: str, tmp_path: Path
+) -> None:
+    """The same, when the recovered run has ended before the resume is asked for (killed
+    one event before its end, it lands at once): not "run ... is landed", exit 2."""
+    run_id, _repo, gate, _orphans = killed_mid_batch
+    (gate / "release").write_text("")
+    store = SqlEventStore(store_url)
+    service = Plait(store, Settings(log_root=tmp_path / "logs"))
+    try:
+        assert await service.start() == [run_id]
+        assert (await service.wait_run(run_id)).status == "landed"
+        project_id = service.project_of_run(run_id)
+        assert project_id is not None
+        assert await service.resume_run(project_id, run_id) == run_id
+        assert (await service.wait_run(run_id)).status == "landed"
+        types = [e.type for e in store.read_stream(run_stream(run_id))]
+        assert types.count("RunResumed") == 1
+        assert types.count("RunCompleted") == 1
+    finally:
+        await service.close()
+        store.close()
+
+
 async def test_an_attempt_that_finished_before_its_driver_died_is_adopted_not_run_again(
     killed_mid_batch: tuple[str, Path, Path, dict[str, int]],
     store_url: str,
