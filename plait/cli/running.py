@@ -17,7 +17,6 @@ from rich.console import Console
 from rich.live import Live
 
 from plait.cli.common import hint, open_store, settings
-from plait.cli.demo import DEMO_MARKER, create_demo
 from plait.cli.errors import UsageError
 from plait.cli.planning import read_plan
 from plait.domain.events import RunCompleted, RunFailed, RunStopped
@@ -75,6 +74,8 @@ def default_demo_dir() -> Path:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    from plait.cli.demo import create_demo  # only here: it imports PyYAML (writes YAML)
+
     directory: Path = args.dir or default_demo_dir()
     _make_room(directory, replace=args.dir is None)
     repo, plan_path = create_demo(directory)
@@ -108,6 +109,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _make_room(directory: Path, *, replace: bool) -> None:
+    from plait.cli.demo import DEMO_MARKER
+
     if not directory.exists() or not any(directory.iterdir()):
         return
     if replace and (directory / DEMO_MARKER).exists():

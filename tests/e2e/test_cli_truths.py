@@ -453,6 +453,28 @@ def test_help_and_a_dry_run_load_neither_the_store_nor_git_nor_the_web_app(
             assert f"    {command}" in done.stdout
 
 
+def test_a_run_of_a_json_plan_on_a_current_store_loads_neither_yaml_nor_alembic(
+    tmp_path: Path, home: Path, db: str, repo: Path
+) -> None:
+    plan = write_plan(tmp_path / "plan.json", tasks=[writes("a", "a.txt")])
+    assert plait(home, db, "status").code == 0  # the store exists, its schema current
+    probe = (
+        "import sys\n"
+        "from plait.cli import main\n"
+        "code = main(sys.argv[1:])\n"
+        "loaded = [m for m in ('yaml', 'alembic', 'plait.cli.demo') if m in sys.modules]\n"
+        "print(code, loaded, file=sys.stderr)\n"
+    )
+    env = environment(home, {"XDG_CONFIG_HOME": str(home)})  # no user profiles file
+    done = subprocess.run(
+        [sys.executable, "-c", probe, "run", str(plan), "--repo", str(repo), "--db", db],
+        capture_output=True, text=True, check=False, timeout=120, env=env,
+    )  # fmt: skip
+
+    assert done.stderr.strip().splitlines()[-1] == "0 []", done.stderr
+    assert (repo / "a.txt").exists()
+
+
 # --- the demo -----------------------------------------------------------------------------
 
 

@@ -6,17 +6,19 @@ problem found; no parser or type error escapes.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Hashable
-from typing import Any
-
-import yaml
+from typing import TYPE_CHECKING, Any
 
 from plait.domain.errors import PlanError
 from plait.domain.plan.fields import show, type_name
 from plait.domain.plan.model import BUILTIN_AGENTS, Agent, Batch, Plan, Task
 from plait.domain.plan.reading import read_plan
 from plait.domain.plan.schema import TASK_ID_PATTERN
+
+if TYPE_CHECKING:
+    import yaml
 
 __all__ = [
     "BUILTIN_AGENTS",
@@ -83,25 +85,41 @@ def _json_problem(error: ValueError | RecursionError, source: str) -> str:
     return f"{source}: invalid JSON: {str(error)[:_MAX_DETAIL]}"
 
 
-class _StrictLoader(yaml.SafeLoader):
-    """SafeLoader that refuses duplicate keys: YAML keeps the last one, silently losing tasks."""
+@functools.cache
+def _strict_loader() -> type[yaml.SafeLoader]:
+    """SafeLoader that refuses duplicate keys: YAML keeps the last one, silently losing tasks.
 
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Hashable, Any]:
-        seen: set[object] = set()
-        for key_node, _ in node.value:
-            if isinstance(key_node, yaml.ScalarNode) and key_node.tag != "tag:yaml.org,2002:merge":
-                key = self.construct_object(key_node)
-                if key in seen:
-                    raise yaml.constructor.ConstructorError(
-                        None, None, f"duplicate key {show(key)}", key_node.start_mark
-                    )
-                seen.add(key)
-        return super().construct_mapping(node, deep)
+    Built on first use: PyYAML (19 modules, 10-20 ms of CPU, bench/RESULTS.md) is imported
+    only for YAML text, not by every start-up of a command given a JSON plan."""
+    import yaml
+
+    class StrictLoader(yaml.SafeLoader):
+        def construct_mapping(
+            self, node: yaml.MappingNode, deep: bool = False
+        ) -> dict[Hashable, Any]:
+            seen: set[object] = set()
+            for key_node, _ in node.value:
+                if (
+                    isinstance(key_node, yaml.ScalarNode)
+                    and key_node.tag != "tag:yaml.org,2002:merge"
+                ):
+                    key = self.construct_object(key_node)
+                    if key in seen:
+                        raise yaml.constructor.ConstructorError(
+                            None, None, f"duplicate key {show(key)}", key_node.start_mark
+                        )
+                    seen.add(key)
+            return super().construct_mapping(node, deep)
+
+    return StrictLoader
 
 
 def _load_yaml(text: str, source: str) -> object:
+    loader = _strict_loader()
+    import yaml  # imported by _strict_loader() already
+
     try:
-        return yaml.load(text, Loader=_StrictLoader)  # a SafeLoader subclass: no arbitrary objects
+        return yaml.load(text, Loader=loader)  # a SafeLoader subclass: no arbitrary objects
     except yaml.MarkedYAMLError as error:
         raise PlanError([_yaml_problem(error, source)]) from None
     except RecursionError:
