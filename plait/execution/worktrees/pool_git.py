@@ -82,7 +82,8 @@ async def unsaved_commits(git: Git, path: Path, *, linked: bool = False) -> str 
     accounted for: HEAD must name a commit, and nothing its HEAD, branches, tags or HEAD's
     reflog reach may be missing from every ref of the user's repository (plait's save
     fetches the task's result and the commits it kept there). Run it only on a slot that
-    holds plait's own repository (own_files)."""
+    holds plait's own repository (own_files). One git process when the slot's tips, read
+    from its files, are all reached in the user's repository (`_all_reached`); else two."""
     if not linked and await _all_reached(git, path):
         return None
     argv: tuple[str, ...]
