@@ -292,6 +292,19 @@ async def test_a_commit_only_a_packed_tag_of_the_slot_names_keeps_its_slot(
     assert await pool.release(first) is Released.KEPT
 
 
+async def test_a_commit_only_a_symbolic_ref_of_the_slot_reaches_keeps_its_slot(
+    repo: Path, pool: WorktreePool, head: str
+) -> None:
+    first = await pool.acquire("run1", "a", 1, head)
+    lost = commit_into_users_store(repo, first.path, "precious.txt")
+    git(first.path, "reset", "--quiet", "--hard", head)
+    (first.path / ".git" / "ORIG_HEAD").write_text(f"{lost}\n")
+    (first.path / ".git" / "refs" / "heads" / "pointer").write_text("ref: ORIG_HEAD\n")
+    shutil.rmtree(first.path / ".git" / "logs")
+
+    assert await pool.release(first) is Released.KEPT
+
+
 async def test_concurrent_acquires_get_distinct_worktrees(
     repo: Path, pool: WorktreePool, head: str
 ) -> None:

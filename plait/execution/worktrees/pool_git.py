@@ -114,7 +114,7 @@ async def _all_reached(git: Git, path: Path) -> bool:
     return result.returncode == 0 and not result.stdout.strip()
 
 
-_MAX_TIPS = 256  # more (a long reflog): the slot's own rev-list reads them, with --stdin
+_MAX_TIPS = 256  # more (a long reflog): the slot's own rev-list reads them, as before
 _HEX = frozenset("0123456789abcdef")
 
 
@@ -134,7 +134,9 @@ def _tips(own: Path) -> set[str] | None:
             return None
         tips.add(head)
         for top, kind in (("refs", "ref"), ("logs", "log")):
-            for directory, subdirs, names in os.walk(own / top):
+            if top == "logs" and not os.path.lexists(own / top):
+                continue  # no reflog at all (core.logAllRefUpdates=false)
+            for directory, subdirs, names in os.walk(own / top, onerror=_raise):
                 for name in (*subdirs, *names):
                     if os.path.islink(os.path.join(directory, name)):
                         return None
@@ -142,9 +144,8 @@ def _tips(own: Path) -> set[str] | None:
                     text = Path(directory, name).read_text(encoding="utf-8", errors="replace")
                     if kind == "ref":
                         text = text.strip()
-                        if text.startswith("ref: "):
-                            continue  # symbolic: its target is a ref of its own, or none
-                        if not _is_sha(text):
+                        if not _is_sha(text):  # a symbolic ref too: it may name a file
+                            # outside refs/ (ORIG_HEAD) that git would read for it
                             return None
                         tips.add(text)
                         continue
@@ -164,6 +165,10 @@ def _tips(own: Path) -> set[str] | None:
     except (OSError, ValueError):
         return None
     return tips if len(tips) <= _MAX_TIPS else None
+
+
+def _raise(error: OSError) -> None:
+    raise error  # a directory os.walk cannot read: its refs would go unseen
 
 
 def _is_sha(text: str) -> bool:
