@@ -15,6 +15,7 @@ import pytest
 from plait.execution.git.cli import Git
 from plait.execution.worktrees import repo_files
 from plait.execution.worktrees.manager import Worktree, WorktreeManager
+from plait.execution.worktrees.pool import Released, WorktreePool
 from tests.gitrepo import ENV, commit_file, git, make_repo
 
 
@@ -61,6 +62,29 @@ async def test_the_second_task_repository_of_a_run_is_made_as_git_init_made_the_
     assert git(second.path, "symbolic-ref", "HEAD") == f"refs/heads/{second.branch}"
     assert git(second.path, "status", "--porcelain") == ""
     git(second.path, "fsck", "--no-dangling")
+
+
+async def test_a_renewed_pool_slot_is_made_as_git_init_made_its_repository_first(
+    manager: WorktreeManager, head: str
+) -> None:
+    pool = WorktreePool(manager)
+    first = await pool.acquire("run1", "a", 1, head)
+    assert first.branch is not None
+    made_by_init = git_dir_files(first.path, first.branch)
+    git(first.path, "config", "alias.st", "status")
+    git(first.path, "tag", "mine")
+    git(first.path, "checkout", "--quiet", "-b", "elsewhere")
+    (first.path / ".git" / "description").write_text("the task's\n")
+    assert await pool.release(first) is Released.POOLED
+
+    renewed = await pool.acquire("run1", "b", 1, head)
+
+    assert renewed.path == first.path
+    assert renewed.branch is not None
+    assert git_dir_files(renewed.path, renewed.branch) == made_by_init
+    assert git(renewed.path, "symbolic-ref", "HEAD") == f"refs/heads/{renewed.branch}"
+    assert git(renewed.path, "status", "--porcelain") == ""
+    git(renewed.path, "fsck", "--no-dangling")
 
 
 def own_object_count(path: Path) -> int:

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
 
 from plait.execution.git.cli import Git
+from plait.execution.worktrees import repo_files
 from plait.execution.worktrees.manager import Worktree, WorktreeError, WorktreeManager
 from plait.execution.worktrees.pool import Released, WorktreePool
-from tests.gitrepo import commit_file, git, make_repo
+from tests.gitrepo import ENV, commit_file, git, make_repo
 
 
 @pytest.fixture
@@ -225,6 +227,82 @@ async def test_a_kept_worktree_is_pooled_once_its_commit_is_on_a_branch(
     git(repo, "fetch", "--quiet", str(first.path), f"{lost}:refs/heads/rescued")
 
     assert await pool.release(first) is Released.POOLED
+
+
+async def test_a_task_that_committed_then_reset_back_to_its_base_keeps_its_slot(
+    pool: WorktreePool, head: str
+) -> None:
+    first = await pool.acquire("run1", "a", 1, head)
+    lost = commit_file(first.path, "precious.txt", "only here\n")
+    git(first.path, "reset", "--quiet", "--hard", head)
+
+    assert await pool.release(first) is Released.KEPT
+    assert git(first.path, "cat-file", "-t", lost) == "commit"
+
+
+async def test_the_commit_a_task_reset_away_is_saved_at_its_kept_ref_and_the_slot_then_pooled(
+    repo: Path, manager: WorktreeManager, pool: WorktreePool, head: str
+) -> None:
+    first = await pool.acquire("run1", "a", 1, head)
+    lost = commit_file(first.path, "precious.txt", "only here\n")
+    git(first.path, "reset", "--quiet", "--hard", head)
+    saved = await manager.save(first, "task work", kept_ref="refs/plait/kept/run1/a/1")
+    assert saved.kept is not None
+
+    assert await pool.release(first) is Released.POOLED
+    git(repo, "merge-base", "--is-ancestor", lost, "refs/plait/kept/run1/a/1")
+
+
+def commit_into_users_store(repo: Path, slot: Path, name: str) -> str:
+    """A commit the task writes into the user's object store itself (not its own): the
+    slot's store stays empty, yet no ref of the user's reaches the commit."""
+    (slot / name).write_text("only here\n")
+    env = {
+        **ENV,
+        "GIT_OBJECT_DIRECTORY": str(repo / ".git" / "objects"),
+        "GIT_ALTERNATE_OBJECT_DIRECTORIES": str(slot / ".git" / "objects"),
+    }
+    for argv in (["add", "--", name], ["commit", "--quiet", "-m", f"change {name}"]):
+        subprocess.run(["git", *argv], cwd=slot, env=env, check=True, capture_output=True)
+    assert not repo_files.has_own_objects(slot)
+    return git(slot, "rev-parse", "HEAD")
+
+
+async def test_a_commit_the_task_wrote_into_the_users_store_and_reset_away_keeps_its_slot(
+    repo: Path, pool: WorktreePool, head: str
+) -> None:
+    first = await pool.acquire("run1", "a", 1, head)
+    lost = commit_into_users_store(repo, first.path, "precious.txt")
+    git(first.path, "reset", "--quiet", "--hard", head)
+
+    assert await pool.release(first) is Released.KEPT
+    assert git(repo, "cat-file", "-t", lost) == "commit"
+
+
+async def test_a_commit_only_a_packed_tag_of_the_slot_names_keeps_its_slot(
+    repo: Path, pool: WorktreePool, head: str
+) -> None:
+    first = await pool.acquire("run1", "a", 1, head)
+    commit_into_users_store(repo, first.path, "precious.txt")
+    git(first.path, "tag", "mine")
+    git(first.path, "reset", "--quiet", "--hard", head)
+    git(first.path, "pack-refs", "--all")
+    shutil.rmtree(first.path / ".git" / "logs")
+
+    assert await pool.release(first) is Released.KEPT
+
+
+async def test_a_commit_only_a_symbolic_ref_of_the_slot_reaches_keeps_its_slot(
+    repo: Path, pool: WorktreePool, head: str
+) -> None:
+    first = await pool.acquire("run1", "a", 1, head)
+    lost = commit_into_users_store(repo, first.path, "precious.txt")
+    git(first.path, "reset", "--quiet", "--hard", head)
+    (first.path / ".git" / "ORIG_HEAD").write_text(f"{lost}\n")
+    (first.path / ".git" / "refs" / "heads" / "pointer").write_text("ref: ORIG_HEAD\n")
+    shutil.rmtree(first.path / ".git" / "logs")
+
+    assert await pool.release(first) is Released.KEPT
 
 
 async def test_concurrent_acquires_get_distinct_worktrees(

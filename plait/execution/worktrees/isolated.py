@@ -94,8 +94,9 @@ async def create(
 async def own_repository(
     git: Git, common: Path, path: Path, branch: str, sha: str, alias: str | None
 ) -> None:
-    """`git init` at `path` (again, for a pool slot's renewal, pool_git.renew: it fills in
-    what is missing), the user's objects as alternates, their ignore rules and identity, and
+    """`git init` at `path` (repo_files.init: written as the directory's first one made;
+    again, for a pool slot's renewal, pool_git.renew, over the index and objects it kept),
+    the user's objects as alternates, their ignore rules and identity, and
     the branches."""
     await repo_files.init(git, path, branch)
     own = path / ".git"

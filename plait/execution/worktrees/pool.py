@@ -4,8 +4,9 @@ A slot is a task repository of its own, made as a fresh one is (isolated.py: `gi
 the user's objects read through alternates): the task's HEAD, refs, config and hooks are
 its alone, so a pooled task is contained exactly as a fresh one. What the pool saves is the
 checkout: a fresh task repository writes every file of the repository; a recycled slot is
-made anew (`pool_git.renew`: everything but its index and objects) and checked out at the
-next task's base, which writes only the files that differ, then cleaned. Its work is saved
+made anew (`pool_git.renew`: everything but its index and objects; its git dir written as
+the directory's first `git init` wrote it, repo_files.py) and checked out at the next
+task's base, which writes only the files that differ, then cleaned. Its work is saved
 as a fresh one's is (saving.py: commit-tree, fetch into the user's repository,
 compare-and-swap of the task branch).
 
@@ -32,7 +33,10 @@ Guarantees:
 - No lost commit: `release` keeps a slot whose HEAD, branches, tags or reflog reach a commit
   no ref of the user's repository reaches (outcome KEPT: untouched, still leased, so it can
   be released again once the commit is saved), or whose repository is not plait's any more
-  (its files are the task's work). Anything *uncommitted* is discarded on release, as
+  (its files are the task's work). Checked with one `rev-list` in the user's repository
+  when the slot's HEAD, refs and reflogs (read from its files) name only commits the user's
+  store has; otherwise in the slot's repository, against the user's refs
+  (pool_git.unsaved_commits). Anything *uncommitted* is discarded on release, as
   `WorktreeManager.remove` would: commit first.
 - Safe under concurrent acquire/release from asyncio tasks of one loop: the pool's
   bookkeeping never awaits and each slot is leased to one caller; slots share nothing but

@@ -82,7 +82,10 @@ async def unsaved_commits(git: Git, path: Path, *, linked: bool = False) -> str 
     accounted for: HEAD must name a commit, and nothing its HEAD, branches, tags or HEAD's
     reflog reach may be missing from every ref of the user's repository (plait's save
     fetches the task's result and the commits it kept there). Run it only on a slot that
-    holds plait's own repository (own_files)."""
+    holds plait's own repository (own_files). One git process when the slot's tips, read
+    from its files, are all reached in the user's repository (`_all_reached`); else two."""
+    if not linked and await _all_reached(git, path):
+        return None
     argv: tuple[str, ...]
     given = None
     if linked:  # a linked slot an older plait made shares the user's refs
@@ -95,6 +98,81 @@ async def unsaved_commits(git: Git, path: Path, *, linked: bool = False) -> str 
         return f"HEAD names no commit ({result.stderr.strip()})"
     commit = result.stdout.strip()
     return f"commit {commit} is on no branch, tag or ref of the repository" if commit else None
+
+
+async def _all_reached(git: Git, path: Path) -> bool:
+    """True when every commit the slot's HEAD, refs and reflogs name (read from its files,
+    see `_tips`) and everything they reach is reached by a ref of the user's repository: one
+    `rev-list` there instead of two git processes. False when that cannot be told (a tip
+    the user's store lacks, such as a commit the task made itself, or files plait cannot
+    read): then `unsaved_commits` asks the slot's own repository, as it always did."""
+    tips = _tips(path / ".git")
+    if tips is None:
+        return False
+    argv = ("rev-list", "--max-count=1", *sorted(tips), "--not", "--glob=refs/*")
+    result = await git.run(*argv, check=False)  # in the user's repository: no slot config
+    return result.returncode == 0 and not result.stdout.strip()
+
+
+_MAX_TIPS = 256  # more (a long reflog): the slot's own rev-list reads them, as before
+_HEX = frozenset("0123456789abcdef")
+
+
+def _tips(own: Path) -> set[str] | None:
+    """The commits the slot's HEAD, loose and packed refs and reflogs name, from its files:
+    a superset of what `rev-list HEAD --branches --tags --reflog` starts from there. None
+    when it may not be (HEAD names no commit, a linked worktree of its own, a symbolic
+    link, a file that is not what git's files backend writes), or too many."""
+    tips: set[str] = set()
+    try:
+        if os.path.lexists(own / "worktrees") or (own / "HEAD").is_symlink():
+            return None
+        head = (own / "HEAD").read_text(encoding="ascii").strip()
+        if head.startswith("ref: "):
+            head = task_dirs.head_of(own.parent)[1] or ""
+        if not _is_sha(head):
+            return None
+        tips.add(head)
+        for top, kind in (("refs", "ref"), ("logs", "log")):
+            if top == "logs" and not os.path.lexists(own / top):
+                continue  # no reflog at all (core.logAllRefUpdates=false)
+            for directory, subdirs, names in os.walk(own / top, onerror=_raise):
+                for name in (*subdirs, *names):
+                    if os.path.islink(os.path.join(directory, name)):
+                        return None
+                for name in names:
+                    text = Path(directory, name).read_text(encoding="utf-8", errors="replace")
+                    if kind == "ref":
+                        text = text.strip()
+                        if not _is_sha(text):  # a symbolic ref too: it may name a file
+                            # outside refs/ (ORIG_HEAD) that git would read for it
+                            return None
+                        tips.add(text)
+                        continue
+                    for line in text.splitlines():
+                        old, new, *_ = line.split(" ", 2)
+                        if not (_is_sha(old) and _is_sha(new)):
+                            return None
+                        tips.update(sha for sha in (old, new) if sha.strip("0"))
+        if os.path.lexists(own / "packed-refs"):
+            for line in (own / "packed-refs").read_text(encoding="utf-8").splitlines():
+                if line.startswith("#"):
+                    continue
+                sha = line.removeprefix("^").split(" ", 1)[0]
+                if not _is_sha(sha):
+                    return None
+                tips.add(sha)
+    except (OSError, ValueError):
+        return None
+    return tips if len(tips) <= _MAX_TIPS else None
+
+
+def _raise(error: OSError) -> None:
+    raise error  # a directory os.walk cannot read: its refs would go unseen
+
+
+def _is_sha(text: str) -> bool:
+    return len(text) in (40, 64) and set(text) <= _HEX
 
 
 async def _users_commits(git: Git) -> set[str]:

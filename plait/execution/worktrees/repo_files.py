@@ -3,10 +3,13 @@ process (worktrees/isolated.py uses them; bench/RESULTS.md counts the processes)
 
 - `init`: only the first task repository of a directory (a run's, the pool's) costs a
   `git init --template=`; the next ones get the same files, written directly, with HEAD
-  naming their own branch. Safe because what git writes there depends on git, the user's
-  configuration and git's probes of the file system (core.filemode and the like), all the
-  same for one directory within one process; tests/integration/test_task_repositories.py
-  compares the two.
+  naming their own branch, and so does a pool slot made anew for its next task
+  (pool_git.renew: its git dir holds only its index and objects then; a slot renewed
+  before any fresh repository of its directory was made in this process gets a real
+  init, whose files are not recorded: its objects are no part of them). Safe because what
+  git writes there depends on git, the user's configuration and git's probes of the file
+  system (core.filemode and the like), all the same for one directory within one process;
+  tests/integration/test_task_repositories.py compares the two (a renewed slot too).
 - `into_users_objects`: the environment that has plait's own git commands in a task
   repository (add, write-tree, commit-tree) write their objects straight into the user's
   object store, the task's own objects read as an alternate. `has_own_objects`: whether
@@ -108,12 +111,11 @@ async def init(git: Git, path: Path, branch: str) -> None:
     e.g. core.filemode, hold for the whole directory; only HEAD names another branch)."""
     made = _INIT_FILES.get(path.parent)
     own = path / ".git"
-    if os.path.lexists(own):  # a pool slot renewed (pool_git.renew): git fills in the rest
-        await git.run("init", "--quiet", "--template=", f"--initial-branch={branch}", str(path))
-        return
     if made is None:
+        renewed = os.path.lexists(own)  # a pool slot renewed (pool_git.renew)
         await git.run("init", "--quiet", "--template=", f"--initial-branch={branch}", str(path))
-        _INIT_FILES[path.parent] = _read_init(own)
+        if not renewed:  # a renewed slot's objects are its earlier tasks', not init's
+            _INIT_FILES[path.parent] = _read_init(own)
         return
     _write_init(own, made, f"ref: refs/heads/{branch}\n".encode())
 
@@ -137,6 +139,8 @@ def _read_init(own: Path) -> list[tuple[str, int, bytes | None]]:
 
 
 def _write_init(own: Path, made: list[tuple[str, int, bytes | None]], head: bytes) -> None:
+    """The files written over what is there: a renewed pool slot's git dir keeps only its
+    index and objects (pool_git.renew), whose directories are made as init makes them."""
     for relative, mode, data in made:
         target = own / relative
         if data is None:
