@@ -79,10 +79,8 @@ class Supervisor:
         return active if active is not None and not active.task.done() else None
 
     def recovered(self, run_id: str) -> ActiveRun | None:
-        """The run's driver in this process if start-up (or a takeover) resumed it, whether
-        it is still driving or has ended since."""
-        active = self._runs.get(run_id)
-        return active if active is not None and active.recovered else None
+        """The run's driver here if recovery resumed it, driving still or ended since."""
+        return active if (active := self._runs.get(run_id)) and active.recovered else None
 
     def project_of_driven(self, run_id: str) -> str | None:
         """The project of a run this process drives or drove, without reading the store."""

@@ -89,10 +89,24 @@ async def test_a_stream_that_falls_behind_catches_up_with_nothing_lost_or_repeat
     first = await asyncio.wait_for(take(slow, 1), timeout=30)
     assert first == [1]
     # The stream takes nothing while ten more events arrive: the channel lets it go.
-    keeper = asyncio.create_task(take(channel.follow(store.last_position()), 10))
-    for _ in range(10):  # one by one: the keeper keeps up, the slow stream does not
+    kept: list[int] = []
+    took = asyncio.Event()
+
+    async def keep(frames: AsyncIterator[tuple[int, str] | None]) -> None:
+        async for item in frames:
+            if item is not None:
+                kept.append(item[0])
+                took.set()
+                if len(kept) == 10:
+                    return
+
+    keeper = asyncio.create_task(keep(channel.follow(store.last_position())))
+    for count in range(1, 11):  # each taken before the next: the keeper keeps up
         await asyncio.to_thread(append, store, 1)
-    assert len(await asyncio.wait_for(keeper, timeout=30)) == 10
+        while len(kept) < count:
+            took.clear()
+            await asyncio.wait_for(took.wait(), timeout=30)
+    await asyncio.wait_for(keeper, timeout=30)
     assert len(let_go) == 1  # the slow stream, once
     rest = await asyncio.wait_for(take(slow, 11), timeout=30)
     assert rest == list(range(2, 13))
